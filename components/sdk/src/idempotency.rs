@@ -1,0 +1,140 @@
+//! Idempotency keys: the first response under a key is replayed for 5 minutes
+//! (config `idempotency_window_seconds`); the same key with another request is
+//! refused with IDEMPOTENCY_CONFLICT.
+//!
+//! A key is claimed before the work starts (a conditional put), so concurrent
+//! duplicates run the work once: the others see the claim and get
+//! CONCURRENT_MODIFICATION (retryable) until the first one finishes. The final
+//! response is written in the same transaction as the work's own records.
+//! Transient failures release the claim so that a retry runs again.
+
+use crate::kv::{self, Condition, Tx, TxError};
+use crate::{Reply, Result, ServiceError, config_or, now_ms};
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tacos_proto::common::v1::ErrorCode;
+use tacos_proto::internal::v1::IdempotencyRecord;
+
+/// How long a claim without a result blocks its key (a crashed call).
+const CLAIM_LEASE_MS: i64 = 30_000;
+
+/// The outcome of claiming a key.
+pub enum Claim {
+    /// The key was used before: this is the reply to give again.
+    Replay(Reply),
+    /// The key is ours; do the work and `finish`.
+    Fresh(Claimed),
+}
+
+/// A claimed key.
+pub struct Claimed {
+    key: String,
+    version: u64,
+    record: IdempotencyRecord,
+}
+
+fn window_ms() -> u64 {
+    config_or::<u64>("idempotency_window_seconds", 300) * 1000
+}
+
+/// Claim `key` of `user` for `request` in `scope` (e.g. "create").
+pub fn claim(scope: &str, user: &str, key: &str, request: &[u8]) -> Result<Claim> {
+    let kv_key = format!("idem:{scope}:{user}:{key}");
+    let hash = Sha256::digest(request).to_vec();
+    for _ in 0..4 {
+        let now = now_ms();
+        let existing = kv::get::<IdempotencyRecord>(&kv_key)?;
+        let condition = match &existing {
+            Some(rec) if rec.value.request_hash != hash => {
+                return Err(ServiceError::new(
+                    ErrorCode::IdempotencyConflict,
+                    "idempotency_key was already used with a different request",
+                ));
+            }
+            Some(rec) if rec.value.done => {
+                let r = rec.value.response.clone();
+                return Ok(Claim::Replay(if rec.value.error { Err(r) } else { Ok(r) }));
+            }
+            Some(rec) if now - rec.value.created_at_ms < CLAIM_LEASE_MS => {
+                return Err(ServiceError::new(
+                    ErrorCode::ConcurrentModification,
+                    "a request with this idempotency_key is in progress; retry shortly",
+                ));
+            }
+            Some(rec) => Condition::Version(rec.version),
+            None => Condition::Absent,
+        };
+        let record = IdempotencyRecord {
+            request_hash: hash.clone(),
+            created_at_ms: now,
+            ..Default::default()
+        };
+        let mut tx = Tx::new();
+        tx.put_ttl(&kv_key, &record, condition, window_ms());
+        match tx.commit() {
+            Ok(v) => {
+                return Ok(Claim::Fresh(Claimed {
+                    key: kv_key,
+                    version: v[0],
+                    record,
+                }));
+            }
+            Err(TxError::Conflict(_)) => continue,
+            Err(TxError::Failed(e)) => return Err(e),
+        }
+    }
+    Err(ServiceError::new(
+        ErrorCode::ConcurrentModification,
+        "idempotency_key is contended; retry",
+    ))
+}
+
+fn transient(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::Internal
+            | ErrorCode::Unavailable
+            | ErrorCode::Timeout
+            | ErrorCode::UpstreamTimeout
+            | ErrorCode::UpstreamError
+            | ErrorCode::ConcurrentModification
+    )
+}
+
+/// Record the outcome under the claimed key, together with the work's own
+/// writes in `tx`, and return the reply.
+pub fn finish<M: Message>(claim: Claimed, result: Result<(M, Tx)>) -> Reply {
+    let Claimed {
+        key,
+        version,
+        mut record,
+    } = claim;
+    match result {
+        Ok((response, mut tx)) => {
+            let bytes = response.encode_to_vec();
+            record.response = bytes.clone();
+            record.done = true;
+            tx.put_ttl(&key, &record, Condition::Version(version), window_ms());
+            match tx.commit() {
+                Ok(_) => Ok(bytes),
+                Err(e) => Err(ServiceError::from(e).encode()),
+            }
+        }
+        Err(e) if transient(e.code()) => {
+            let mut tx = Tx::new();
+            tx.delete(&key, Condition::Version(version));
+            let _ = tx.commit();
+            Err(e.encode())
+        }
+        Err(e) => {
+            let bytes = e.encode();
+            record.response = bytes.clone();
+            record.done = true;
+            record.error = true;
+            let mut tx = Tx::new();
+            tx.put_ttl(&key, &record, Condition::Version(version), window_ms());
+            let _ = tx.commit();
+            Err(bytes)
+        }
+    }
+}
