@@ -1,1 +1,5 @@
-fn main() {}
+//! The `tacos` binary.
+
+fn main() -> std::process::ExitCode {
+    tacos_host::cli::main()
+}

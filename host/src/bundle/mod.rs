@@ -1,0 +1,181 @@
+//! Bundles: which component serves which service, with what config and policy.
+//!
+//! A bundle manifest (`bundles/*.toml`) names, per service slot, its component
+//! file, the protobuf services it serves, the topics it consumes and its
+//! config; plus the policy file, store settings and demo events to seed.
+//! Component paths are relative to the manifest; `{components}` stands for the
+//! directory the build put the workspace's components in. The default bundle is
+//! compiled into the binary, so `tacos up` works from anywhere.
+
+use crate::policy::Policy;
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const DEFAULT_BUNDLE: &str = include_str!("../../../bundles/default.toml");
+const DEFAULT_POLICY: &str = include_str!("../../../policies/default.toml");
+
+/// Where the build put the components (see `host/build.rs`).
+pub const BUILT_COMPONENTS_DIR: &str = env!("TACOS_COMPONENTS_DIR");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    policy: String,
+    #[serde(default)]
+    store: StoreSettings,
+    services: BTreeMap<String, ServiceManifest>,
+    #[serde(default)]
+    events: Vec<DemoEvent>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceManifest {
+    component: String,
+    serves: Vec<String>,
+    #[serde(default)]
+    consumes: Vec<String>,
+    #[serde(default)]
+    config: BTreeMap<String, String>,
+}
+
+/// Which backend holds state.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    #[serde(default = "embedded")]
+    pub kind: String,
+}
+
+fn embedded() -> String {
+    "embedded".into()
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings { kind: embedded() }
+    }
+}
+
+/// An event created at start-up if it does not exist yet.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoEvent {
+    pub event_id: String,
+    pub name: String,
+    pub seat_count: i32,
+    pub price_amount: i64,
+    #[serde(default = "krw")]
+    pub currency: String,
+    #[serde(default = "hundred")]
+    pub admission_per_second: i32,
+}
+
+fn krw() -> String {
+    "KRW".into()
+}
+fn hundred() -> i32 {
+    100
+}
+
+/// One service slot of a bundle, resolved.
+#[derive(Debug, Clone)]
+pub struct ServiceSpec {
+    /// The slot (and component) name, e.g. `payment-sim`: it names the policy
+    /// entry and the kv namespace, and stays across versions.
+    pub name: String,
+    pub component: PathBuf,
+    pub serves: Vec<String>,
+    pub consumes: Vec<String>,
+    pub config: BTreeMap<String, String>,
+}
+
+/// A loaded bundle.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub origin: String,
+    pub policy: Policy,
+    pub store: StoreSettings,
+    pub services: Vec<ServiceSpec>,
+    pub events: Vec<DemoEvent>,
+}
+
+impl Bundle {
+    /// The bundle compiled into the binary (`bundles/default.toml`).
+    pub fn builtin(components_dir: &Path) -> anyhow::Result<Bundle> {
+        let policy = Policy::parse(DEFAULT_POLICY, "policies/default.toml (built in)")?;
+        Self::parse(DEFAULT_BUNDLE, "bundles/default.toml (built in)", None, components_dir, Some(policy))
+    }
+
+    /// Load a bundle manifest from a file.
+    pub fn load(path: &Path, components_dir: &Path) -> anyhow::Result<Bundle> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading bundle {}", path.display()))?;
+        Self::parse(&text, &path.display().to_string(), path.parent(), components_dir, None)
+    }
+
+    fn parse(
+        text: &str,
+        origin: &str,
+        base: Option<&Path>,
+        components_dir: &Path,
+        policy: Option<Policy>,
+    ) -> anyhow::Result<Bundle> {
+        let m: Manifest = toml::from_str(text).with_context(|| format!("parsing bundle {origin}"))?;
+        let resolve = |p: &str| -> PathBuf {
+            let expanded = p.replace("{components}", &components_dir.display().to_string());
+            match base {
+                Some(b) if Path::new(&expanded).is_relative() => b.join(expanded),
+                _ => PathBuf::from(expanded),
+            }
+        };
+        let policy = match policy {
+            Some(p) => p,
+            None => Policy::load(&resolve(&m.policy))?,
+        };
+        if m.store.kind != "embedded" {
+            bail!("bundle {origin}: store kind `{}` is not supported (only `embedded`)", m.store.kind);
+        }
+        let mut services = Vec::new();
+        for (name, s) in m.services {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+                bail!("bundle {origin}: service name `{name}` must be lowercase letters, digits and '-'");
+            }
+            if s.serves.is_empty() {
+                bail!("bundle {origin}: service `{name}` serves no protobuf service");
+            }
+            let component = resolve(&s.component);
+            if !component.is_file() {
+                bail!(
+                    "bundle {origin}: service `{name}`: component file {} does not exist (build it with `cargo build`)",
+                    component.display()
+                );
+            }
+            services.push(ServiceSpec {
+                name,
+                component,
+                serves: s.serves,
+                consumes: s.consumes,
+                config: s.config,
+            });
+        }
+        for (i, a) in services.iter().enumerate() {
+            for b in &services[..i] {
+                if let Some(dup) = a.serves.iter().find(|s| b.serves.contains(s)) {
+                    bail!("bundle {origin}: `{dup}` is served by both `{}` and `{}`", b.name, a.name);
+                }
+                if let Some(dup) = a.consumes.iter().find(|t| b.consumes.contains(t)) {
+                    bail!("bundle {origin}: topic `{dup}` is consumed by both `{}` and `{}`", b.name, a.name);
+                }
+            }
+        }
+        Ok(Bundle {
+            origin: origin.to_string(),
+            policy,
+            store: m.store,
+            services,
+            events: m.events,
+        })
+    }
+}

@@ -1,0 +1,61 @@
+//! `tacos:platform/webhook`: signed outbound webhooks to hosts the policy allows.
+//!
+//! The payload arrives as protobuf and leaves as proto3 JSON, signed the
+//! Standard Webhooks way with the tenant's key (which the component never
+//! sees). The call is bounded by 5 seconds and by the caller's deadline.
+//! Retrying is the caller's business: a consumer returns an error and the
+//! queue retries it with backoff.
+
+use super::CallState;
+use crate::runtime::bindings::platform::webhook::{self, Request};
+use bytes::Bytes;
+use http_body_util::Full;
+use std::time::Duration;
+
+const MAX_PAYLOAD: usize = 256 * 1024;
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+impl webhook::Host for CallState {
+    async fn deliver(&mut self, request: Request) -> wasmtime::Result<Result<u16, String>> {
+        Ok(self.deliver_webhook(request).await)
+    }
+}
+
+impl CallState {
+    async fn deliver_webhook(&mut self, request: Request) -> Result<u16, String> {
+        let uri: hyper::Uri = request.url.parse().map_err(|e| format!("invalid url: {e}"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err("only http:// webhook urls are supported by this host".into());
+        }
+        let host = uri.host().unwrap_or_default();
+        let port = uri.port_u16().unwrap_or(80);
+        if !self.version.policy.may_post_to(host, port) {
+            return Err(format!("component `{}` may not post to {host}:{port} (policy)", self.version.name));
+        }
+        if request.payload.len() > MAX_PAYLOAD {
+            return Err(format!("payload exceeds {MAX_PAYLOAD} bytes"));
+        }
+        if request.webhook_id.is_empty() || request.webhook_id.len() > 256 {
+            return Err("webhook-id must be 1 to 256 bytes".into());
+        }
+        let codec = &self.runtime.codec;
+        let desc = codec.message(&request.message_type).map_err(|e| e.to_string())?;
+        let body = codec.to_json(&desc, &request.payload).map_err(|e| e.to_string())?;
+        let timestamp = self.now_ms() / 1000;
+        let signature = crate::signature::sign(&self.ctx.tenant.webhook_key, &request.webhook_id, timestamp, &body);
+        let req = hyper::Request::post(uri)
+            .header("content-type", "application/json")
+            .header("webhook-id", &request.webhook_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .header("traceparent", crate::edge::traceparent(&self.ctx.trace_id))
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let budget = self.ctx.remaining().min(TIMEOUT);
+        match tokio::time::timeout(budget, self.runtime.http.request(req)).await {
+            Ok(Ok(resp)) => Ok(resp.status().as_u16()),
+            Ok(Err(e)) => Err(format!("delivery failed: {e}")),
+            Err(_) => Err(format!("no answer within {} ms", budget.as_millis())),
+        }
+    }
+}

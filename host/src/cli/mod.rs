@@ -1,0 +1,107 @@
+//! The command line: `tacos up` runs a host; `tacos bench` measures one.
+
+use crate::host::{Host, HostOptions};
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "tacos", version, about = "Run the ticketing services as sandboxed WebAssembly components")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a host: the bundle's components behind the REST/JSON edge.
+    Up(UpArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct UpArgs {
+    /// Bundle manifest (default: the built-in bundle of the five services).
+    #[arg(long, value_name = "FILE")]
+    bundle: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8000", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Where state lives (the embedded store, the compiled-component cache).
+    #[arg(long, default_value = "./.tacos", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Run on a virtual clock that only POST /admin/v1/clock/advance moves.
+    #[arg(long)]
+    virtual_clock: bool,
+    /// Compiled-component cache (default: <data-dir>/compiled).
+    #[arg(long, value_name = "DIR", env = "TACOS_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Require `Authorization: Bearer <token>` on admin routes.
+    #[arg(long, value_name = "TOKEN", env = "TACOS_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Do not create the bundle's demo events.
+    #[arg(long)]
+    no_demo: bool,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Up(args) => up(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TACOS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let mut opts = HostOptions::new(args.data_dir);
+    opts.bundle = args.bundle;
+    opts.listen = args.listen;
+    opts.virtual_clock = args.virtual_clock;
+    opts.cache_dir = args.cache_dir;
+    opts.admin_token = args.admin_token;
+    opts.seed_events = !args.no_demo;
+    let started = std::time::Instant::now();
+    let host = Host::start(opts.clone()).await?;
+    let url = host.url();
+    println!("tacos {} serving {} on {url} ({} ms to start)", env!("CARGO_PKG_VERSION"), host.bundle.origin, started.elapsed().as_millis());
+    println!("  data dir   {}", opts.data_dir.display());
+    println!("  clock      {}", if opts.virtual_clock { "virtual (POST /admin/v1/clock/advance)" } else { "system" });
+    for slot in host.runtime().slots() {
+        let v = slot.current.load();
+        println!("  {:<12} {}  serves {}", slot.name, v.short_hash(), slot.serves.join(", "));
+        if !slot.consumes.is_empty() {
+            println!("  {:<12} {:12}  consumes {}", "", "", slot.consumes.join(", "));
+        }
+    }
+    for e in &host.bundle.events {
+        if opts.seed_events {
+            println!("  demo event `{}`: {} seats; try: curl -s {url}/api/v1/events/{}/seats", e.event_id, e.seat_count, e.event_id);
+        }
+    }
+    println!("ready; Ctrl-C to stop");
+    tokio::signal::ctrl_c().await?;
+    println!("stopping");
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! Host routes that reach no component: health, readiness, the virtual clock,
+//! dead letters. Operator routes require `Authorization: Bearer <token>` when
+//! the host was started with an admin token.
+
+use super::{Body, Edge, errors, json};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::json as j;
+use std::time::Duration;
+use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
+
+/// How long a clock advance waits for the queue to settle.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(super) fn authorize(edge: &Edge, req: &Request<Incoming>, trace: &str) -> Result<(), ProtoError> {
+    let Some(token) = &edge.shared.admin_token else { return Ok(()) };
+    let given = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given == Some(token.as_str()) {
+        Ok(())
+    } else {
+        Err(errors::error(ErrorCode::Unauthenticated, "admin routes need Authorization: Bearer <admin token>", trace))
+    }
+}
+
+fn ok(value: serde_json::Value, trace: &str) -> Response<Body> {
+    json(StatusCode::OK, value.to_string().into_bytes(), trace)
+}
+
+/// Answer host routes; anything else is handed back.
+pub(super) async fn handle(edge: &Edge, req: Request<Incoming>, trace: &str) -> Result<Response<Body>, Request<Incoming>> {
+    let shared = &edge.shared;
+    let runtime = &shared.runtime;
+    let fail = |e: ProtoError| edge.error(&e);
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = match (&method, path.as_str()) {
+        (&Method::GET, "/healthz") => ok(j!({"status": "ok"}), trace),
+        (&Method::GET, "/readyz") => match runtime.queue.depth().await {
+            Ok(depth) => ok(j!({"status": "ready", "queue": depth}), trace),
+            Err(e) => fail(errors::error(ErrorCode::Unavailable, format!("store: {e}"), trace)),
+        },
+        (&Method::GET, "/admin/v1/clock") => ok(j!({"now_ms": runtime.clock.now_ms(), "virtual": runtime.clock.is_virtual()}), trace),
+        (&Method::POST, "/admin/v1/clock/advance") => match authorize(edge, &req, trace) {
+            Ok(()) => advance(edge, req, trace).await,
+            Err(e) => fail(e),
+        },
+        (&Method::GET, "/admin/v1/dead-letters") => {
+            if let Err(e) = authorize(edge, &req, trace) {
+                return Ok(fail(e));
+            }
+            match runtime.queue.dead_letters(&runtime.tenant.id, 1000).await {
+                Ok(list) => ok(j!({"dead_letters": list}), trace),
+                Err(e) => fail(errors::error(ErrorCode::Unavailable, e.to_string(), trace)),
+            }
+        }
+        _ => return Err(req),
+    };
+    Ok(resp)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Advance {
+    seconds: f64,
+}
+
+/// `POST /admin/v1/clock/advance {"seconds": N}`: move virtual time, then wait
+/// until the queue has delivered everything that became due.
+async fn advance(edge: &Edge, req: Request<Incoming>, trace: &str) -> Response<Body> {
+    let shared = &edge.shared;
+    let runtime = &shared.runtime;
+    let fail = |code, msg: String| edge.error(&errors::error(code, msg, trace));
+    if !runtime.clock.is_virtual() {
+        return fail(ErrorCode::FailedPrecondition, "the clock is not virtual; start the host with --virtual-clock".into());
+    }
+    let body = match Limited::new(req.into_body(), super::MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return fail(ErrorCode::InvalidArgument, format!("reading the request body: {e}")),
+    };
+    let seconds = serde_json::from_slice::<Advance>(&body).ok().map(|a| a.seconds);
+    let Some(seconds) = seconds.filter(|s| s.is_finite() && *s >= 0.0 && *s <= 86_400.0 * 365.0) else {
+        return fail(ErrorCode::InvalidArgument, "give {\"seconds\": N} with N from 0 to one year".into());
+    };
+    let now = match shared.advance_clock(Duration::from_secs_f64(seconds)).await {
+        Ok(now) => now,
+        Err(e) => return fail(ErrorCode::Unavailable, format!("{e:#}")),
+    };
+    let settled = shared.dispatcher.settle(SETTLE_TIMEOUT).await;
+    ok(j!({"now_ms": now, "settled": settled}), trace)
+}

@@ -1,0 +1,50 @@
+//! The contract's error shape on HTTP: `{"error": {"code": "ERROR_CODE_…",
+//! "message": …, "trace_id": …, "details": […]}}` with a fitting status.
+
+use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
+use hyper::StatusCode;
+
+pub fn status_of(code: i32) -> StatusCode {
+    match ErrorCode::try_from(code).unwrap_or(ErrorCode::Unspecified) {
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden | ErrorCode::Unauthorized => StatusCode::FORBIDDEN,
+        ErrorCode::InvalidArgument => StatusCode::BAD_REQUEST,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::AlreadyExists
+        | ErrorCode::FailedPrecondition
+        | ErrorCode::InventoryConflict
+        | ErrorCode::InsufficientInventory
+        | ErrorCode::ConcurrentModification => StatusCode::CONFLICT,
+        ErrorCode::IdempotencyConflict => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::IdempotencyRequired => StatusCode::PRECONDITION_REQUIRED,
+        ErrorCode::RateLimited | ErrorCode::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::ReservationExpired => StatusCode::GONE,
+        ErrorCode::PaymentNotApproved => StatusCode::PAYMENT_REQUIRED,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Timeout | ErrorCode::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorCode::UpstreamError => StatusCode::BAD_GATEWAY,
+        ErrorCode::Internal | ErrorCode::DataCorruption | ErrorCode::Unspecified => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+pub fn error(code: ErrorCode, message: impl Into<String>, trace_id: &str) -> ProtoError {
+    ProtoError {
+        code: code as i32,
+        message: message.into(),
+        trace_id: trace_id.to_string(),
+        details: Vec::new(),
+    }
+}
+
+/// `{"error": …}` as JSON bytes.
+pub fn body(codec: &crate::json::Codec, e: &ProtoError) -> Vec<u8> {
+    let rendered = codec
+        .message("common.v1.Error")
+        .and_then(|d| codec.to_json(&d, &prost::Message::encode_to_vec(e)))
+        .unwrap_or_else(|_| b"{}".to_vec());
+    let mut out = Vec::with_capacity(rendered.len() + 10);
+    out.extend_from_slice(b"{\"error\":");
+    out.extend_from_slice(&rendered);
+    out.push(b'}');
+    out
+}

@@ -1,0 +1,200 @@
+//! The REST/JSON edge (hyper, HTTP/1.1 and HTTP/2 on one port).
+//!
+//! A request is matched to a route, its JSON body parsed into the route's
+//! request message by the contract descriptors (unknown fields and wrong types
+//! refused), path and query parameters set, and the encoded message handed to
+//! the owning component. The response is rendered back to proto3 JSON; a
+//! failure becomes `{"error": {…}}` with a fitting status. Bodies over 64 KiB
+//! are refused before parsing. Every response carries `x-trace-id`; a W3C
+//! `traceparent` on the request is honoured.
+
+mod admin;
+pub mod errors;
+pub mod routes;
+
+use crate::host::Shared;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use routes::{Guard, Route};
+use std::sync::Arc;
+use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
+use tokio::net::TcpListener;
+
+/// The largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+pub type Body = Full<Bytes>;
+
+pub struct Edge {
+    shared: Arc<Shared>,
+    routes: Vec<Route>,
+}
+
+/// A fresh W3C trace id (32 hex digits).
+pub fn new_trace_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// A `traceparent` header for an outgoing request of this trace.
+pub fn traceparent(trace_id: &str) -> String {
+    format!("00-{trace_id}-{}-01", hex::encode(rand::random::<[u8; 8]>()))
+}
+
+fn trace_id_of<B>(req: &Request<B>) -> String {
+    req.headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let parts: Vec<&str> = v.split('-').collect();
+            (parts.len() == 4 && parts[1].len() == 32 && parts[1].bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| parts[1].to_ascii_lowercase())
+        })
+        .unwrap_or_else(new_trace_id)
+}
+
+pub fn json(status: StatusCode, body: Vec<u8>, trace_id: &str) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(trace_id) {
+        resp.headers_mut().insert("x-trace-id", v);
+    }
+    resp
+}
+
+impl Edge {
+    pub fn new(shared: Arc<Shared>) -> Arc<Edge> {
+        Arc::new(Edge {
+            shared,
+            routes: routes::table(),
+        })
+    }
+
+    /// Accept connections until `shutdown` resolves.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut stop = shutdown.clone();
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = stop.changed() => return,
+            };
+            let (stream, _) = match accepted {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let edge = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let edge = edge.clone();
+                    async move { Ok::<_, std::convert::Infallible>(edge.handle(req).await) }
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+    }
+
+    fn error(&self, e: &ProtoError) -> Response<Body> {
+        json(errors::status_of(e.code), errors::body(&self.shared.runtime.codec, e), &e.trace_id)
+    }
+
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let trace = trace_id_of(&req);
+        let req = match admin::handle(self, req, &trace).await {
+            Ok(resp) => return resp,
+            Err(req) => req,
+        };
+        let path = req.uri().path().to_string();
+        let method = req.method().clone();
+        let mut allowed_methods = false;
+        let found = self.routes.iter().find_map(|r| {
+            let captures = routes::capture(r.path, &path)?;
+            allowed_methods = true;
+            (r.method == method).then_some((r, captures))
+        });
+        let Some((route, captures)) = found else {
+            let (code, msg) = if allowed_methods {
+                (ErrorCode::InvalidArgument, format!("{method} is not allowed on {path}"))
+            } else {
+                (ErrorCode::NotFound, format!("no route for {method} {path}"))
+            };
+            let mut resp = self.error(&errors::error(code, msg, &trace));
+            if allowed_methods {
+                *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            }
+            return resp;
+        };
+        match self.dispatch(route, captures, req, &trace).await {
+            Ok(resp) => resp,
+            Err(e) => self.error(&e),
+        }
+    }
+
+    async fn dispatch(&self, route: &Route, captures: Vec<(&'static str, String)>, req: Request<Incoming>, trace: &str) -> Result<Response<Body>, ProtoError> {
+        let err = |code, msg: String| errors::error(code, msg, trace);
+        if route.guard == Guard::Admin {
+            admin::authorize(self, &req, trace)?;
+        }
+        let mut fields: Vec<(&str, String)> = captures;
+        if let Some(q) = req.uri().query() {
+            for (k, v) in routes::query_pairs(q) {
+                match route.query.iter().find(|(name, _)| *name == k) {
+                    Some((_, field)) => fields.push((field, v)),
+                    None => return Err(err(ErrorCode::InvalidArgument, format!("unknown query parameter `{k}`"))),
+                }
+            }
+        }
+        let headers = req.headers().clone();
+        if req.method() == Method::POST {
+            let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+            if !ct.starts_with("application/json") {
+                return Err(err(ErrorCode::InvalidArgument, format!("content-type must be application/json, not {ct}")));
+            }
+        }
+        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                let mut e = err(ErrorCode::InvalidArgument, format!("request body exceeds {MAX_BODY} bytes"));
+                e.details.push(tacos_proto::common::v1::ErrorDetail { field: "body".into(), reason: "too large".into(), value: String::new() });
+                return Err(e);
+            }
+            Err(e) => return Err(err(ErrorCode::InvalidArgument, format!("reading the request body: {e}"))),
+        };
+        let runtime = &self.shared.runtime;
+        if route.guard == Guard::SignedWebhook {
+            let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+            crate::signature::verify(
+                &runtime.tenant.webhook_key,
+                h("webhook-id"),
+                h("webhook-timestamp"),
+                h("webhook-signature"),
+                &body,
+                runtime.clock.now_ms() / 1000,
+            )
+            .map_err(|e| err(ErrorCode::Unauthenticated, format!("webhook signature: {e}")))?;
+        }
+        let codec = &runtime.codec;
+        let input = codec.message(route.input).map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        let output = codec.message(route.output).map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        let request = codec.from_json(&input, &body, &fields).map_err(|m| err(ErrorCode::InvalidArgument, m))?;
+        let ctx = runtime.context(trace.into(), std::time::Duration::from_secs(60));
+        match runtime.call(&ctx, route.service, route.rpc, &request).await {
+            Ok(bytes) => {
+                let rendered = codec.to_json(&output, &bytes).map_err(|e| err(ErrorCode::Internal, format!("{e:#}")))?;
+                Ok(json(StatusCode::OK, rendered, trace))
+            }
+            Err(e) => Err(e.to_proto(trace)),
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! A running host, assembled: store, clock, tenant, runtime, queue dispatcher,
+//! edge. `tacos up` and the integration tests start hosts the same way.
+
+use crate::bundle::{BUILT_COMPONENTS_DIR, Bundle};
+use crate::clock::{Clock, system_now_ms};
+use crate::edge::Edge;
+use crate::queue::Dispatcher;
+use crate::runtime::{CallError, Runtime, RuntimeParts, Settings};
+use crate::store::KvStore;
+use crate::store::embedded::EmbeddedStore;
+use crate::tenancy::{DEFAULT_TENANT, Tenant};
+use anyhow::Context;
+use prost::Message;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tacos_proto::common::v1::{ErrorCode, Money};
+use tacos_proto::internal::v1::CreateEventRequest;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+const VIRTUAL_NOW_KEY: &str = "clock/virtual_now_ms";
+
+/// How to start a host.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// A bundle manifest; the built-in default bundle when `None`.
+    pub bundle: Option<PathBuf>,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub virtual_clock: bool,
+    /// Compiled-component cache; `<data-dir>/compiled` when `None`.
+    pub cache_dir: Option<PathBuf>,
+    /// Where `{components}` in a bundle points; the build's output when `None`.
+    pub components_dir: Option<PathBuf>,
+    /// Required as a bearer token on admin routes when set.
+    pub admin_token: Option<String>,
+    /// Create the bundle's demo events at start-up.
+    pub seed_events: bool,
+}
+
+impl HostOptions {
+    pub fn new(data_dir: impl Into<PathBuf>) -> HostOptions {
+        HostOptions {
+            bundle: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            data_dir: data_dir.into(),
+            virtual_clock: false,
+            cache_dir: None,
+            components_dir: None,
+            admin_token: None,
+            seed_events: true,
+        }
+    }
+}
+
+/// What the edge and admin routes share.
+pub struct Shared {
+    pub runtime: Arc<Runtime>,
+    pub dispatcher: Arc<Dispatcher>,
+    pub store: EmbeddedStore,
+    pub admin_token: Option<String>,
+}
+
+impl Shared {
+    /// Advance the virtual clock, persist it, and wake the dispatcher.
+    pub async fn advance_clock(&self, by: Duration) -> anyhow::Result<u64> {
+        let now = self.runtime.clock.advance(by).context("the clock is not virtual")?;
+        self.store
+            .meta_put(VIRTUAL_NOW_KEY, now.to_le_bytes().to_vec())
+            .await
+            .context("persisting the virtual clock")?;
+        self.runtime.queue_wakeup.notify_one();
+        Ok(now)
+    }
+}
+
+/// A started host. Dropping it stops its tasks.
+pub struct Host {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    pub bundle: Bundle,
+    tasks: Vec<JoinHandle<()>>,
+    _shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Host {
+    pub async fn start(opts: HostOptions) -> anyhow::Result<Host> {
+        let components_dir = opts.components_dir.clone().unwrap_or_else(|| PathBuf::from(BUILT_COMPONENTS_DIR));
+        let bundle = match &opts.bundle {
+            Some(path) => Bundle::load(path, &components_dir)?,
+            None => Bundle::builtin(&components_dir)?,
+        };
+        let clock = Arc::new(if opts.virtual_clock { Clock::virtual_at(system_now_ms()) } else { Clock::system() });
+        let store = EmbeddedStore::open(&opts.data_dir, clock.clone())?;
+        if opts.virtual_clock {
+            if let Some(raw) = store.meta_get(VIRTUAL_NOW_KEY).await? {
+                let bytes: [u8; 8] = raw.as_slice().try_into().context("corrupt virtual clock record")?;
+                clock.set(u64::from_le_bytes(bytes));
+            }
+        }
+        let tenant = Arc::new(Tenant::load_or_create(&store, DEFAULT_TENANT).await?);
+        let listener = TcpListener::bind(opts.listen).await.with_context(|| format!("listening on {}", opts.listen))?;
+        let addr = listener.local_addr()?;
+        let runtime = Runtime::new(
+            &bundle,
+            RuntimeParts {
+                kv: Arc::new(store.clone()),
+                queue: Arc::new(store.clone()),
+                clock,
+                tenant,
+                settings: Settings {
+                    public_url: format!("http://{addr}"),
+                },
+                cache_dir: opts.cache_dir.clone().unwrap_or_else(|| opts.data_dir.join("compiled")),
+            },
+        )?;
+        let dispatcher = Dispatcher::start(runtime.clone());
+        let shared = Arc::new(Shared {
+            runtime: runtime.clone(),
+            dispatcher,
+            store: store.clone(),
+            admin_token: opts.admin_token.clone(),
+        });
+        let (shutdown, stop) = tokio::sync::watch::channel(false);
+        let mut tasks = vec![tokio::spawn(Edge::new(shared.clone()).serve(listener, stop))];
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                if let Err(e) = store.sweep_expired(10_000).await {
+                    tracing::warn!(error = %e, "sweeping expired keys failed");
+                }
+            }
+        }));
+        let host = Host {
+            addr,
+            shared,
+            bundle,
+            tasks,
+            _shutdown: shutdown,
+        };
+        if opts.seed_events {
+            host.seed_events().await?;
+        }
+        Ok(host)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.shared.runtime
+    }
+
+    async fn seed_events(&self) -> anyhow::Result<()> {
+        let runtime = self.runtime();
+        for e in &self.bundle.events {
+            let req = CreateEventRequest {
+                event_id: e.event_id.clone(),
+                name: e.name.clone(),
+                seat_count: e.seat_count,
+                price: Some(Money {
+                    amount: e.price_amount,
+                    currency: e.currency.clone(),
+                }),
+                admission_per_second: e.admission_per_second,
+                description: String::new(),
+            };
+            let ctx = runtime.context(crate::edge::new_trace_id().into(), Duration::from_secs(120));
+            match runtime.call(&ctx, "tacos.internal.v1.EventAdmin", "CreateEvent", &req.encode_to_vec()).await {
+                Ok(_) => tracing::info!(event_id = %e.event_id, seats = e.seat_count, "demo event created"),
+                Err(CallError::App(err)) if err.code == ErrorCode::AlreadyExists as i32 => {}
+                Err(err) => return Err(anyhow::anyhow!("creating demo event {}: {err}", e.event_id)),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,102 @@
+//! proto3 JSON ↔ protobuf bytes, driven by the contracts' descriptors.
+//!
+//! The edge and the webhook capability translate any message by name, with no
+//! per-message code: JSON names are the proto field names (snake_case, as the
+//! guide's TypeScript types), enums by full name, unknown fields refused,
+//! 64-bit integers as numbers, default values written out so clients always see
+//! every field.
+
+use anyhow::{Context, anyhow};
+use prost::Message;
+use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor, SerializeOptions, Value};
+
+#[derive(Clone)]
+pub struct Codec {
+    pool: DescriptorPool,
+}
+
+impl Codec {
+    pub fn new() -> anyhow::Result<Codec> {
+        let pool = DescriptorPool::decode(tacos_proto::FILE_DESCRIPTOR_SET).context("decoding the contract descriptors")?;
+        Ok(Codec { pool })
+    }
+
+    pub fn pool(&self) -> &DescriptorPool {
+        &self.pool
+    }
+
+    pub fn message(&self, name: &str) -> anyhow::Result<MessageDescriptor> {
+        self.pool.get_message_by_name(name).ok_or_else(|| anyhow!("unknown message type {name}"))
+    }
+
+    /// Parse JSON into a message (unknown fields refused), then set `extra`
+    /// string fields (path and query parameters; they win over the body).
+    pub fn from_json(&self, desc: &MessageDescriptor, body: &[u8], extra: &[(&str, String)]) -> Result<Vec<u8>, String> {
+        let mut msg = if body.iter().all(u8::is_ascii_whitespace) {
+            DynamicMessage::new(desc.clone())
+        } else {
+            let mut de = serde_json::Deserializer::from_slice(body);
+            let msg = DynamicMessage::deserialize_with_options(desc.clone(), &mut de, &DeserializeOptions::new().deny_unknown_fields(true))
+                .map_err(|e| format!("invalid JSON for {}: {e}", desc.full_name()))?;
+            de.end().map_err(|e| format!("invalid JSON: {e}"))?;
+            msg
+        };
+        for (field, value) in extra {
+            let f = desc
+                .get_field_by_name(field)
+                .ok_or_else(|| format!("{} has no field {field}", desc.full_name()))?;
+            msg.try_set_field(&f, Value::String(value.clone()))
+                .map_err(|e| format!("{field}: {e}"))?;
+        }
+        Ok(msg.encode_to_vec())
+    }
+
+    /// Render encoded `bytes` of message `desc` as JSON.
+    pub fn to_json(&self, desc: &MessageDescriptor, bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let mut msg = DynamicMessage::decode(desc.clone(), bytes).with_context(|| format!("decoding {}", desc.full_name()))?;
+        // Errors travel apart from payloads; never echo an empty `error`.
+        if let Some(f) = desc.get_field_by_name("error") {
+            if !msg.has_field(&f) {
+                msg.clear_field(&f);
+            }
+        }
+        let mut out = Vec::with_capacity(bytes.len() * 2 + 16);
+        let mut ser = serde_json::Serializer::new(&mut out);
+        let options = SerializeOptions::new()
+            .use_proto_field_name(true)
+            .stringify_64_bit_integers(false)
+            .skip_default_fields(false);
+        msg.serialize_with_options(&mut ser, &options)
+            .with_context(|| format!("rendering {} as JSON", desc.full_name()))?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tacos_proto::gateway::v1::{JoinQueueResponse, QueueStatus};
+
+    #[test]
+    fn snake_case_full_enum_names_and_unknown_fields() {
+        let c = Codec::new().unwrap();
+        let d = c.message("gateway.v1.JoinQueueResponse").unwrap();
+        let bytes = JoinQueueResponse {
+            waiting_token: "t".into(),
+            status: QueueStatus::Waiting as i32,
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let json: serde_json::Value = serde_json::from_slice(&c.to_json(&d, &bytes).unwrap()).unwrap();
+        assert_eq!(json["waiting_token"], "t");
+        assert_eq!(json["status"], "QUEUE_STATUS_WAITING");
+        assert_eq!(json["position_hint"], 0);
+        assert!(json.get("error").is_none(), "{json}");
+
+        let req = c.message("gateway.v1.JoinQueueRequest").unwrap();
+        assert!(c.from_json(&req, br#"{"event_id":"e","user_id":"u"}"#, &[]).is_ok());
+        assert!(c.from_json(&req, br#"{"event_id":"e","bogus":1}"#, &[]).is_err());
+        assert!(c.from_json(&req, br#"{"event_id":5}"#, &[]).is_err());
+        assert!(c.from_json(&req, br#"{"event_id":"e"} trailing"#, &[]).is_err());
+    }
+}

@@ -1,0 +1,365 @@
+//! The runtime: one engine, the component slots of a bundle, and the call path.
+//!
+//! A call resolves its service to a slot, takes the slot's current version
+//! (an `ArcSwap`, so a later swap never disturbs calls in flight), and runs it
+//! in a fresh `Store` and instance: isolation by construction, nothing kept
+//! between calls. The store carries the call's deadline (checked on epoch
+//! ticks), a memory limit, and the capabilities' view of the caller.
+//!
+//! Back-pressure: top-level calls (edge requests, queue deliveries) take a
+//! permit sized so that, with rpc chains at most [`engine::MAX_CALL_DEPTH`]
+//! deep, the instance pool can never run dry; excess callers wait.
+
+pub mod bindings;
+mod component;
+pub mod engine;
+
+pub use component::{ComponentVersion, LoadRequest, Prepared};
+
+use crate::bundle::Bundle;
+use crate::capabilities::CallState;
+use crate::clock::Clock;
+use crate::json::Codec;
+use crate::store::{KvStore, Leased, QueueStore};
+use crate::tenancy::Tenant;
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
+use tokio::sync::{Notify, Semaphore};
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+
+/// Where a call stands: tenant, trace, deadline, depth.
+#[derive(Clone)]
+pub struct CallContext {
+    pub tenant: Arc<Tenant>,
+    pub trace_id: Arc<str>,
+    pub deadline: Instant,
+    pub depth: u32,
+}
+
+impl CallContext {
+    pub fn new(tenant: Arc<Tenant>, trace_id: Arc<str>, timeout: Duration) -> CallContext {
+        CallContext {
+            tenant,
+            trace_id,
+            deadline: Instant::now() + timeout,
+            depth: 0,
+        }
+    }
+
+    /// The context of an rpc call made within this one.
+    pub fn child(&self) -> CallContext {
+        CallContext {
+            depth: self.depth + 1,
+            ..self.clone()
+        }
+    }
+
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// Why a call did not produce a response.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The component answered with an error of the contract.
+    #[error("{}", .0.message)]
+    App(ProtoError),
+    #[error("no service `{0}` in this bundle")]
+    UnknownService(String),
+    #[error("{0}")]
+    Denied(String),
+    #[error("`{component}` did not answer {method} within its deadline of {ms} ms")]
+    Timeout { component: String, method: String, ms: u128 },
+    #[error("`{component}` exceeded its memory limit of {mb} MiB")]
+    MemoryExceeded { component: String, mb: usize },
+    #[error("`{component}` failed: {message}")]
+    Trapped { component: String, message: String },
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl CallError {
+    /// The contract's error shape, with the trace id filled in.
+    pub fn to_proto(&self, trace_id: &str) -> ProtoError {
+        let code = match self {
+            CallError::App(e) => {
+                let mut e = e.clone();
+                if e.trace_id.is_empty() {
+                    e.trace_id = trace_id.to_string();
+                }
+                return e;
+            }
+            CallError::UnknownService(_) => ErrorCode::NotFound,
+            CallError::Denied(_) => ErrorCode::Forbidden,
+            CallError::Timeout { .. } => ErrorCode::Timeout,
+            CallError::MemoryExceeded { .. } => ErrorCode::QuotaExceeded,
+            CallError::Trapped { .. } | CallError::Internal(_) => ErrorCode::Internal,
+        };
+        ProtoError {
+            code: code as i32,
+            message: self.to_string(),
+            trace_id: trace_id.to_string(),
+            details: Vec::new(),
+        }
+    }
+}
+
+/// A named place in the bundle that a component version fills.
+pub struct Slot {
+    pub name: String,
+    pub serves: Vec<String>,
+    pub consumes: Vec<String>,
+    pub current: ArcSwap<ComponentVersion>,
+}
+
+/// Host settings components can see through `config`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How clients (and webhooks) reach this host, e.g. `http://127.0.0.1:8000`.
+    pub public_url: String,
+}
+
+pub struct Runtime {
+    pub engine: Engine,
+    linker: Linker<CallState>,
+    slots: Vec<Arc<Slot>>,
+    services: HashMap<String, Arc<Slot>>,
+    topics: HashMap<String, Arc<Slot>>,
+    pub kv: Arc<dyn KvStore>,
+    pub queue: Arc<dyn QueueStore>,
+    pub clock: Arc<Clock>,
+    pub tenant: Arc<Tenant>,
+    pub settings: Settings,
+    pub codec: Codec,
+    pub http: Client<HttpConnector, Full<Bytes>>,
+    /// Wakes the queue dispatcher (a message was sent, or time moved).
+    pub queue_wakeup: Arc<Notify>,
+    permits: Semaphore,
+}
+
+/// Everything the runtime is built from.
+pub struct RuntimeParts {
+    pub kv: Arc<dyn KvStore>,
+    pub queue: Arc<dyn QueueStore>,
+    pub clock: Arc<Clock>,
+    pub tenant: Arc<Tenant>,
+    pub settings: Settings,
+    pub cache_dir: std::path::PathBuf,
+}
+
+impl Runtime {
+    /// Compile, check and prepare every component of `bundle`.
+    pub fn new(bundle: &Bundle, parts: RuntimeParts) -> anyhow::Result<Arc<Runtime>> {
+        let engine = engine::build(&parts.cache_dir)?;
+        let mut linker: Linker<CallState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from).context("adding WASI to the linker")?;
+        bindings::consumer::Consumer::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+            .map_err(anyhow::Error::from)
+            .context("adding tacos:platform to the linker")?;
+
+        let mut slots = Vec::new();
+        let mut services = HashMap::new();
+        let mut topics = HashMap::new();
+        for spec in &bundle.services {
+            let version = component::load(
+                &engine,
+                &linker,
+                LoadRequest {
+                    name: &spec.name,
+                    path: &spec.component,
+                    policy: bundle.policy.for_component(&spec.name),
+                    config: spec.config.clone(),
+                    must_consume: !spec.consumes.is_empty(),
+                    now_ms: parts.clock.now_ms(),
+                },
+            )?;
+            let slot = Arc::new(Slot {
+                name: spec.name.clone(),
+                serves: spec.serves.clone(),
+                consumes: spec.consumes.clone(),
+                current: ArcSwap::from_pointee(version),
+            });
+            for s in &spec.serves {
+                services.insert(s.clone(), slot.clone());
+            }
+            for t in &spec.consumes {
+                topics.insert(t.clone(), slot.clone());
+            }
+            slots.push(slot);
+        }
+        let top_level = (engine::POOL_INSTANCES / (engine::MAX_CALL_DEPTH + 1)) as usize;
+        Ok(Arc::new(Runtime {
+            engine,
+            linker,
+            slots,
+            services,
+            topics,
+            kv: parts.kv,
+            queue: parts.queue,
+            clock: parts.clock,
+            tenant: parts.tenant,
+            settings: parts.settings,
+            codec: Codec::new()?,
+            http: Client::builder(hyper_util::rt::TokioExecutor::new()).build_http(),
+            queue_wakeup: Arc::new(Notify::new()),
+            permits: Semaphore::new(top_level),
+        }))
+    }
+
+    pub fn slots(&self) -> &[Arc<Slot>] {
+        &self.slots
+    }
+
+    pub fn slot_for_topic(&self, topic: &str) -> Option<&Arc<Slot>> {
+        self.topics.get(topic)
+    }
+
+    /// A new context for a top-level call of this host's tenant.
+    pub fn context(&self, trace_id: Arc<str>, timeout: Duration) -> CallContext {
+        CallContext::new(self.tenant.clone(), trace_id, timeout)
+    }
+
+    fn new_store(self: &Arc<Self>, version: &Arc<ComponentVersion>, ctx: CallContext) -> Store<CallState> {
+        let limits = version.policy.limits();
+        let deadline = ctx.deadline;
+        let state = CallState::new(self.clone(), version.clone(), ctx, limits.memory_bytes());
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
+        store.set_epoch_deadline(1);
+        // On every tick: trap if late, else let other tasks run and continue.
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+
+    /// Call `service`/`method` with an encoded request.
+    pub async fn call(self: &Arc<Self>, ctx: &CallContext, service: &str, method: &str, request: &[u8]) -> Result<Vec<u8>, CallError> {
+        let slot = self.services.get(service).ok_or_else(|| CallError::UnknownService(service.to_string()))?;
+        if ctx.depth > engine::MAX_CALL_DEPTH {
+            return Err(CallError::Denied(format!("rpc chain deeper than {}", engine::MAX_CALL_DEPTH)));
+        }
+        let _permit = match ctx.depth {
+            0 => Some(self.permits.acquire().await.map_err(|_| CallError::Internal("host is shutting down".into()))?),
+            _ => None,
+        };
+        let version = slot.current.load_full();
+        let mut ctx = ctx.clone();
+        ctx.deadline = ctx.deadline.min(Instant::now() + version.policy.limits().deadline());
+        let full = format!("{service}/{method}");
+        let started = Instant::now();
+        let mut store = self.new_store(&version, ctx.clone());
+        let outcome = match &version.prepared {
+            Prepared::Service(pre) => match pre.instantiate_async(&mut store).await {
+                Ok(i) => i.tacos_platform_handler().call_call(&mut store, &full, request).await,
+                Err(e) => Err(e),
+            },
+            Prepared::Consumer(pre) => match pre.instantiate_async(&mut store).await {
+                Ok(i) => i.tacos_platform_handler().call_call(&mut store, &full, request).await,
+                Err(e) => Err(e),
+            },
+        };
+        version.calls.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(err)) => Err(CallError::App(prost::Message::decode(err.as_slice()).unwrap_or_else(|_| ProtoError {
+                code: ErrorCode::Internal as i32,
+                message: format!("`{}` returned an undecodable error", version.name),
+                ..Default::default()
+            }))),
+            Err(trap) => {
+                version.failures.fetch_add(1, Ordering::Relaxed);
+                let err = self.contained(&version, &full, &store, trap, started.elapsed(), ctx.deadline);
+                tracing::warn!(component = %version.name, version = version.short_hash(), method = %full, trace_id = %ctx.trace_id, error = %err, "component call contained");
+                Err(err)
+            }
+        }
+    }
+
+    /// Describe a trapped call.
+    fn contained(&self, version: &ComponentVersion, method: &str, store: &Store<CallState>, trap: wasmtime::Error, took: Duration, deadline: Instant) -> CallError {
+        if store.data().memory_exceeded {
+            return CallError::MemoryExceeded {
+                component: version.name.clone(),
+                mb: version.policy.limits().memory_bytes() >> 20,
+            };
+        }
+        if trap.downcast_ref::<Trap>() == Some(&Trap::Interrupt) || Instant::now() >= deadline {
+            return CallError::Timeout {
+                component: version.name.clone(),
+                method: method.to_string(),
+                ms: took.as_millis(),
+            };
+        }
+        CallError::Trapped {
+            component: version.name.clone(),
+            message: format!("{trap:#}"),
+        }
+    }
+
+    /// Deliver a queue message to the component consuming its topic.
+    pub async fn deliver(self: &Arc<Self>, msg: &Leased, trace_id: Arc<str>) -> Result<(), String> {
+        let slot = self.topics.get(&msg.topic).ok_or_else(|| format!("no component consumes topic `{}`", msg.topic))?;
+        let _permit = self.permits.acquire().await.map_err(|_| "host is shutting down".to_string())?;
+        let version = slot.current.load_full();
+        let Prepared::Consumer(pre) = &version.prepared else {
+            return Err(format!("`{}` cannot consume messages", version.name));
+        };
+        let ctx = self.context(trace_id, version.policy.limits().deadline());
+        let deadline = ctx.deadline;
+        let started = Instant::now();
+        let mut store = self.new_store(&version, ctx);
+        let delivery = bindings::consumer::exports::tacos::platform::message_handler::Delivery {
+            id: format!("{:016x}", msg.id),
+            topic: msg.topic.clone(),
+            payload: msg.payload.clone(),
+            attempt: msg.attempt,
+        };
+        let outcome = match pre.instantiate_async(&mut store).await {
+            Ok(i) => i.tacos_platform_message_handler().call_handle(&mut store, &delivery).await,
+            Err(e) => Err(e),
+        };
+        version.calls.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Ok(result) => result,
+            Err(trap) => {
+                version.failures.fetch_add(1, Ordering::Relaxed);
+                let method = format!("message on {}", msg.topic);
+                Err(self.contained(&version, &method, &store, trap, started.elapsed(), deadline).to_string())
+            }
+        }
+    }
+
+    /// Make sure a component file loads (used by tests and future swaps).
+    pub fn check_component(&self, bundle: &Bundle, name: &str, path: &Path) -> anyhow::Result<()> {
+        component::load(
+            &self.engine,
+            &self.linker,
+            LoadRequest {
+                name,
+                path,
+                policy: bundle.policy.for_component(name),
+                config: Default::default(),
+                must_consume: false,
+                now_ms: self.clock.now_ms(),
+            },
+        )
+        .map(|_| ())
+    }
+}

@@ -1,0 +1,274 @@
+//! The embedded store: redb under `--data-dir`, the default backend.
+//!
+//! redb is a pure-Rust, ACID, copy-on-write B-tree store with MVCC: readers
+//! never block the writer and see committed data only (see
+//! `docs/adr/0002-embedded-store-redb.md`). All writes go through the
+//! group-commit [`writer`]; reads open their own read transaction.
+//!
+//! A kv value is stored as `version (u64 LE) | expires_at_ms (u64 LE, 0 = never) | bytes`.
+//! Versions keep counting through expiry, so a stale reader's version can never
+//! match a newer incarnation of the key.
+
+mod queue;
+mod writer;
+
+use super::{Entry, KvStore, Op, StoreError, StoreResult, validate_ops};
+use crate::clock::Clock;
+use anyhow::Context;
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use std::path::Path;
+use std::sync::Arc;
+pub use writer::WriterStats;
+use writer::Writer;
+
+const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
+const COUNTERS: TableDefinition<&str, i64> = TableDefinition::new("counters");
+const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const HEADER: usize = 16;
+
+/// The embedded store (kv and queue).
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    writer: Writer,
+    clock: Arc<Clock>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+struct Stored<'a> {
+    version: u64,
+    expires_at_ms: u64,
+    data: &'a [u8],
+}
+
+fn decode(raw: &[u8]) -> Option<Stored<'_>> {
+    if raw.len() < HEADER {
+        return None;
+    }
+    let version = u64::from_le_bytes(raw[0..8].try_into().ok()?);
+    let expires_at_ms = u64::from_le_bytes(raw[8..16].try_into().ok()?);
+    Some(Stored {
+        version,
+        expires_at_ms,
+        data: &raw[HEADER..],
+    })
+}
+
+fn encode(version: u64, expires_at_ms: u64, data: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(HEADER + data.len());
+    v.extend_from_slice(&version.to_le_bytes());
+    v.extend_from_slice(&expires_at_ms.to_le_bytes());
+    v.extend_from_slice(data);
+    v
+}
+
+fn live(s: &Stored<'_>, now_ms: u64) -> bool {
+    s.expires_at_ms == 0 || s.expires_at_ms > now_ms
+}
+
+fn entry_of(key: &str, raw: &[u8], now_ms: u64) -> Option<Entry> {
+    let s = decode(raw)?;
+    live(&s, now_ms).then(|| Entry {
+        key: key.to_string(),
+        value: s.data.to_vec(),
+        version: s.version,
+    })
+}
+
+impl EmbeddedStore {
+    /// Open (or create) the store in `dir`.
+    pub fn open(dir: &Path, clock: Arc<Clock>) -> anyhow::Result<EmbeddedStore> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
+        let path = dir.join("tacos.redb");
+        let db = Database::create(&path).with_context(|| format!("opening store {}", path.display()))?;
+        let txn = db.begin_write()?;
+        txn.open_table(KV)?;
+        txn.open_table(COUNTERS)?;
+        txn.open_table(EXPIRY)?;
+        txn.open_table(META)?;
+        queue::create_tables(&txn)?;
+        txn.commit()?;
+        let db = Arc::new(db);
+        let writer = Writer::start(db.clone()).context("starting store writer")?;
+        Ok(EmbeddedStore { db, writer, clock })
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.writer.stats
+    }
+
+    fn read(&self) -> StoreResult<redb::ReadTransaction> {
+        self.db.begin_read().map_err(unavailable)
+    }
+
+    /// Delete up to `max` expired values; returns how many went.
+    pub async fn sweep_expired(&self, max: usize) -> StoreResult<usize> {
+        let now = self.clock.now_ms();
+        self.writer
+            .write(move |txn| {
+                let mut index = txn.open_table(EXPIRY)?;
+                let mut kv = txn.open_table(KV)?;
+                let due: Vec<(u64, String)> = index
+                    .range(..(now, ""))?
+                    .take(max)
+                    .map(|r| r.map(|(k, _)| (k.value().0, k.value().1.to_string())))
+                    .collect::<Result<_, _>>()?;
+                let mut removed = 0;
+                for (at, key) in &due {
+                    let expired = kv
+                        .get(key.as_str())?
+                        .and_then(|raw| decode(raw.value()).map(|s| s.expires_at_ms == *at))
+                        .unwrap_or(false);
+                    if expired {
+                        kv.remove(key.as_str())?;
+                        removed += 1;
+                    }
+                    index.remove((*at, key.as_str()))?;
+                }
+                Ok(Ok(removed))
+            })
+            .await
+    }
+}
+
+fn apply_ops(txn: &WriteTransaction, ops: &[Op], now: u64) -> Result<StoreResult<Vec<u64>>, redb::Error> {
+    let mut kv = txn.open_table(KV)?;
+    // Check every condition before writing anything.
+    let mut versions = Vec::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        let (condition, key) = match op {
+            Op::Put { key, condition, .. } | Op::Delete { key, condition } | Op::Check { key, condition } => {
+                (*condition, key)
+            }
+            Op::Add { .. } => {
+                versions.push(0);
+                continue;
+            }
+        };
+        let (last, live_version) = match kv.get(key.as_str())? {
+            Some(raw) => match decode(raw.value()) {
+                Some(s) => (s.version, live(&s, now).then_some(s.version)),
+                None => (0, None),
+            },
+            None => (0, None),
+        };
+        if !condition.holds(live_version) {
+            return Ok(Err(StoreError::Conflict(i as u32)));
+        }
+        versions.push(last);
+    }
+    let mut counters = txn.open_table(COUNTERS)?;
+    let mut expiry = txn.open_table(EXPIRY)?;
+    let mut out = Vec::with_capacity(ops.len());
+    for (op, last) in ops.iter().zip(versions) {
+        match op {
+            Op::Put { key, value, expires_at_ms, .. } => {
+                let version = last + 1;
+                let exp = expires_at_ms.unwrap_or(0);
+                kv.insert(key.as_str(), encode(version, exp, value).as_slice())?;
+                if exp != 0 {
+                    expiry.insert((exp, key.as_str()), ())?;
+                }
+                out.push(version);
+            }
+            Op::Delete { key, .. } => {
+                kv.remove(key.as_str())?;
+                out.push(0);
+            }
+            Op::Check { .. } => out.push(0),
+            Op::Add { key, delta } => {
+                let current = counters.get(key.as_str())?.map(|v| v.value()).unwrap_or(0);
+                let next = current.saturating_add(*delta);
+                counters.insert(key.as_str(), next)?;
+                out.push(next as u64);
+            }
+        }
+    }
+    Ok(Ok(out))
+}
+
+#[async_trait]
+impl KvStore for EmbeddedStore {
+    async fn get(&self, key: &str) -> StoreResult<Option<Entry>> {
+        let table = self.read()?.open_table(KV).map_err(unavailable)?;
+        let now = self.clock.now_ms();
+        Ok(table
+            .get(key)
+            .map_err(unavailable)?
+            .and_then(|raw| entry_of(key, raw.value(), now)))
+    }
+
+    async fn get_many(&self, keys: &[String]) -> StoreResult<Vec<Option<Entry>>> {
+        let table = self.read()?.open_table(KV).map_err(unavailable)?;
+        let now = self.clock.now_ms();
+        keys.iter()
+            .map(|key| {
+                Ok(table
+                    .get(key.as_str())
+                    .map_err(unavailable)?
+                    .and_then(|raw| entry_of(key, raw.value(), now)))
+            })
+            .collect()
+    }
+
+    async fn scan(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StoreResult<Vec<Entry>> {
+        let table = self.read()?.open_table(KV).map_err(unavailable)?;
+        let now = self.clock.now_ms();
+        let start = match start_after {
+            Some(after) if after >= prefix => after,
+            _ => prefix,
+        };
+        let mut out = Vec::new();
+        for item in table.range(start..).map_err(unavailable)? {
+            let (k, v) = item.map_err(unavailable)?;
+            let key = k.value();
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if start_after == Some(key) {
+                continue;
+            }
+            if let Some(e) = entry_of(key, v.value(), now) {
+                out.push(e);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn transact(&self, ops: Vec<Op>) -> StoreResult<Vec<u64>> {
+        validate_ops(&ops)?;
+        let now = self.clock.now_ms();
+        self.writer.write(move |txn| apply_ops(txn, &ops, now)).await
+    }
+
+    async fn counter(&self, key: &str) -> StoreResult<i64> {
+        let table = self.read()?.open_table(COUNTERS).map_err(unavailable)?;
+        Ok(table.get(key).map_err(unavailable)?.map(|v| v.value()).unwrap_or(0))
+    }
+
+    async fn meta_get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let table = self.read()?.open_table(META).map_err(unavailable)?;
+        Ok(table.get(key).map_err(unavailable)?.map(|v| v.value().to_vec()))
+    }
+
+    async fn meta_put(&self, key: &str, value: Vec<u8>) -> StoreResult<()> {
+        let key = key.to_string();
+        self.writer
+            .write(move |txn| {
+                txn.open_table(META)?.insert(key.as_str(), value.as_slice())?;
+                Ok(Ok(()))
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests;

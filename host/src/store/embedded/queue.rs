@@ -1,0 +1,169 @@
+//! The embedded queue: one redb table ordered by `(due_at_ms, id)`.
+//!
+//! Leasing a due message re-keys it to `(lease_until_ms, id)` in the same
+//! commit, so a message being delivered is invisible until its lease runs out:
+//! if the host dies mid-delivery, the message simply becomes due again. Acking
+//! deletes it; a retry re-keys it to its backoff time; a dead letter moves it to
+//! the `dead` table. Everything is durable before it is acknowledged.
+
+use super::super::{DeadLetter, Leased, NewMessage, QueueDepth, QueueStore, StoreResult};
+use super::{EmbeddedStore, unavailable};
+use async_trait::async_trait;
+use prost::Message;
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+
+const QUEUE: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("queue");
+const DEAD: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("dead");
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Record {
+    #[prost(string, tag = "1")]
+    tenant: String,
+    #[prost(string, tag = "2")]
+    topic: String,
+    #[prost(bytes = "vec", tag = "3")]
+    payload: Vec<u8>,
+    /// Deliveries so far.
+    #[prost(uint32, tag = "4")]
+    attempts: u32,
+    #[prost(string, tag = "5")]
+    reason: String,
+}
+
+pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    txn.open_table(QUEUE)?;
+    txn.open_table(DEAD)?;
+    Ok(())
+}
+
+/// Take the leased message out of the queue table, if it is still ours.
+fn take(txn: &WriteTransaction, msg: &Leased) -> Result<Option<Record>, redb::Error> {
+    let mut q = txn.open_table(QUEUE)?;
+    let raw = q.remove((msg.lease_until_ms, msg.id))?.map(|v| v.value().to_vec());
+    Ok(raw.and_then(|r| Record::decode(r.as_slice()).ok()))
+}
+
+#[async_trait]
+impl QueueStore for EmbeddedStore {
+    async fn enqueue(&self, msg: NewMessage) -> StoreResult<u64> {
+        let id: u64 = rand::random();
+        let record = Record {
+            tenant: msg.tenant,
+            topic: msg.topic,
+            payload: msg.payload,
+            attempts: 0,
+            reason: String::new(),
+        }
+        .encode_to_vec();
+        let due = msg.due_at_ms;
+        self.writer
+            .write(move |txn| {
+                txn.open_table(QUEUE)?.insert((due, id), record.as_slice())?;
+                Ok(Ok(id))
+            })
+            .await
+    }
+
+    async fn lease_due(&self, now_ms: u64, lease_until_ms: u64, max: usize) -> StoreResult<Vec<Leased>> {
+        self.writer
+            .write(move |txn| {
+                let mut q = txn.open_table(QUEUE)?;
+                let due: Vec<((u64, u64), Vec<u8>)> = q
+                    .range(..=(now_ms, u64::MAX))?
+                    .take(max)
+                    .map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec())))
+                    .collect::<Result<_, _>>()?;
+                let mut leased = Vec::with_capacity(due.len());
+                for ((at, id), raw) in due {
+                    q.remove((at, id))?;
+                    let Ok(mut rec) = Record::decode(raw.as_slice()) else {
+                        tracing::error!(id, "dropping undecodable queue record");
+                        continue;
+                    };
+                    rec.attempts += 1;
+                    q.insert((lease_until_ms, id), rec.encode_to_vec().as_slice())?;
+                    leased.push(Leased {
+                        id,
+                        tenant: rec.tenant,
+                        topic: rec.topic,
+                        payload: rec.payload,
+                        attempt: rec.attempts,
+                        lease_until_ms,
+                    });
+                }
+                Ok(Ok(leased))
+            })
+            .await
+    }
+
+    async fn ack(&self, msg: &Leased) -> StoreResult<()> {
+        let msg = msg.clone();
+        self.writer
+            .write(move |txn| {
+                take(txn, &msg)?;
+                Ok(Ok(()))
+            })
+            .await
+    }
+
+    async fn retry(&self, msg: &Leased, due_at_ms: u64) -> StoreResult<()> {
+        let msg = msg.clone();
+        self.writer
+            .write(move |txn| {
+                if let Some(rec) = take(txn, &msg)? {
+                    txn.open_table(QUEUE)?.insert((due_at_ms, msg.id), rec.encode_to_vec().as_slice())?;
+                }
+                Ok(Ok(()))
+            })
+            .await
+    }
+
+    async fn dead_letter(&self, msg: &Leased, reason: &str) -> StoreResult<()> {
+        let msg = msg.clone();
+        let reason = reason.to_string();
+        self.writer
+            .write(move |txn| {
+                if let Some(mut rec) = take(txn, &msg)? {
+                    rec.reason = reason;
+                    txn.open_table(DEAD)?
+                        .insert((rec.tenant.as_str(), msg.id), rec.encode_to_vec().as_slice())?;
+                }
+                Ok(Ok(()))
+            })
+            .await
+    }
+
+    async fn next_due(&self) -> StoreResult<Option<u64>> {
+        let table = self.read()?.open_table(QUEUE).map_err(unavailable)?;
+        Ok(table.first().map_err(unavailable)?.map(|(k, _)| k.value().0))
+    }
+
+    async fn dead_letters(&self, tenant: &str, limit: usize) -> StoreResult<Vec<DeadLetter>> {
+        let table = self.read()?.open_table(DEAD).map_err(unavailable)?;
+        let mut out = Vec::new();
+        for item in table.range((tenant, 0)..=(tenant, u64::MAX)).map_err(unavailable)? {
+            let (k, v) = item.map_err(unavailable)?;
+            if let Ok(rec) = Record::decode(v.value()) {
+                out.push(DeadLetter {
+                    id: k.value().1,
+                    tenant: rec.tenant,
+                    topic: rec.topic,
+                    attempts: rec.attempts,
+                    reason: rec.reason,
+                    payload_bytes: rec.payload.len(),
+                });
+            }
+            if out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn depth(&self) -> StoreResult<QueueDepth> {
+        let txn = self.read()?;
+        let pending = txn.open_table(QUEUE).map_err(unavailable)?.len().map_err(unavailable)?;
+        let dead = txn.open_table(DEAD).map_err(unavailable)?.len().map_err(unavailable)?;
+        Ok(QueueDepth { pending, dead })
+    }
+}

@@ -1,0 +1,196 @@
+//! Storage behind the `kv` and `queue` capabilities.
+//!
+//! Two traits, [`KvStore`] and [`QueueStore`], state the semantics every backend
+//! must keep (the embedded store now; Redis and DynamoDB later run the same
+//! conformance tests): versioned values, all-or-nothing conditional
+//! transactions of at most [`MAX_TRANSACT_OPS`] operations, counters apart from
+//! values, time-to-live; and durable delayed messages that are leased, acked,
+//! retried or dead-lettered. Keys reaching a store are already scoped by tenant
+//! and component: scoping is the capability layer's job.
+
+pub mod embedded;
+
+use async_trait::async_trait;
+
+/// DynamoDB's `TransactWriteItems` limit, kept by every backend.
+pub const MAX_TRANSACT_OPS: usize = 100;
+/// The largest value (DynamoDB's item limit, less room for the key).
+pub const MAX_VALUE_BYTES: usize = 390 * 1024;
+/// The longest key, scope included.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// A stored value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub key: String,
+    pub value: Vec<u8>,
+    pub version: u64,
+}
+
+/// What must hold of a key for an operation to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    None,
+    Absent,
+    Exists,
+    Version(u64),
+}
+
+impl Condition {
+    /// Whether the condition holds for a key currently at `version` (None: absent).
+    pub fn holds(self, version: Option<u64>) -> bool {
+        match self {
+            Condition::None => true,
+            Condition::Absent => version.is_none(),
+            Condition::Exists => version.is_some(),
+            Condition::Version(v) => version == Some(v),
+        }
+    }
+}
+
+/// One operation of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Put {
+        key: String,
+        value: Vec<u8>,
+        condition: Condition,
+        /// Absolute expiry, milliseconds since the epoch (host clock).
+        expires_at_ms: Option<u64>,
+    },
+    Delete {
+        key: String,
+        condition: Condition,
+    },
+    Check {
+        key: String,
+        condition: Condition,
+    },
+    Add {
+        key: String,
+        delta: i64,
+    },
+}
+
+impl Op {
+    pub fn key(&self) -> &str {
+        match self {
+            Op::Put { key, .. } | Op::Delete { key, .. } | Op::Check { key, .. } | Op::Add { key, .. } => key,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The condition of operation N did not hold; nothing was written.
+    #[error("condition of operation {0} failed")]
+    Conflict(u32),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Check the shape of a transaction before it reaches a backend.
+pub fn validate_ops(ops: &[Op]) -> StoreResult<()> {
+    if ops.is_empty() {
+        return Err(StoreError::Invalid("a transaction needs at least one operation".into()));
+    }
+    if ops.len() > MAX_TRANSACT_OPS {
+        return Err(StoreError::Invalid(format!(
+            "a transaction may carry at most {MAX_TRANSACT_OPS} operations, got {}",
+            ops.len()
+        )));
+    }
+    for (i, op) in ops.iter().enumerate() {
+        if ops[..i].iter().any(|o| o.key() == op.key()) {
+            return Err(StoreError::Invalid(format!("key {} appears twice in one transaction", op.key())));
+        }
+        if let Op::Put { value, .. } = op {
+            if value.len() > MAX_VALUE_BYTES {
+                return Err(StoreError::Invalid(format!(
+                    "value of {} is {} bytes; the limit is {MAX_VALUE_BYTES}",
+                    op.key(),
+                    value.len()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Versioned key-value storage with conditional transactions.
+#[async_trait]
+pub trait KvStore: Send + Sync {
+    async fn get(&self, key: &str) -> StoreResult<Option<Entry>>;
+    async fn get_many(&self, keys: &[String]) -> StoreResult<Vec<Option<Entry>>>;
+    /// Entries whose key starts with `prefix`, in key order, strictly after
+    /// `start_after` if given, at most `limit`.
+    async fn scan(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StoreResult<Vec<Entry>>;
+    /// Apply all operations or none. Returns per operation the new version
+    /// (puts), the new counter value as u64 bits (adds) or 0.
+    async fn transact(&self, ops: Vec<Op>) -> StoreResult<Vec<u64>>;
+    async fn counter(&self, key: &str) -> StoreResult<i64>;
+    /// Host metadata (secrets, the virtual clock), outside every tenant's keys.
+    async fn meta_get(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    async fn meta_put(&self, key: &str, value: Vec<u8>) -> StoreResult<()>;
+}
+
+/// A message to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub tenant: String,
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub due_at_ms: u64,
+}
+
+/// A message leased to the dispatcher: invisible until `lease_until_ms`.
+#[derive(Debug, Clone)]
+pub struct Leased {
+    pub id: u64,
+    pub tenant: String,
+    pub topic: String,
+    pub payload: Vec<u8>,
+    /// 1 on the first delivery.
+    pub attempt: u32,
+    pub lease_until_ms: u64,
+}
+
+/// A message that ran out of attempts or had no consumer.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeadLetter {
+    pub id: u64,
+    pub tenant: String,
+    pub topic: String,
+    pub attempts: u32,
+    pub reason: String,
+    pub payload_bytes: usize,
+}
+
+/// Counts for metrics and `readyz`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct QueueDepth {
+    pub pending: u64,
+    pub dead: u64,
+}
+
+/// Durable delayed messages with leases (visibility timeouts).
+#[async_trait]
+pub trait QueueStore: Send + Sync {
+    async fn enqueue(&self, msg: NewMessage) -> StoreResult<u64>;
+    /// Lease up to `max` messages due at `now_ms`, hiding them until `lease_until_ms`.
+    async fn lease_due(&self, now_ms: u64, lease_until_ms: u64, max: usize) -> StoreResult<Vec<Leased>>;
+    /// Delivered: forget the message.
+    async fn ack(&self, msg: &Leased) -> StoreResult<()>;
+    /// Failed: deliver again at `due_at_ms`.
+    async fn retry(&self, msg: &Leased, due_at_ms: u64) -> StoreResult<()>;
+    /// Give up: keep it among the dead letters with `reason`.
+    async fn dead_letter(&self, msg: &Leased, reason: &str) -> StoreResult<()>;
+    /// When the earliest message (leased or not) becomes due.
+    async fn next_due(&self) -> StoreResult<Option<u64>>;
+    async fn dead_letters(&self, tenant: &str, limit: usize) -> StoreResult<Vec<DeadLetter>>;
+    async fn depth(&self) -> StoreResult<QueueDepth>;
+}
