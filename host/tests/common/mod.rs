@@ -1,0 +1,168 @@
+//! Test harness: a real host (real components, real store, real sockets) on a
+//! virtual clock, and a small JSON client.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tacos_host::host::{Host, HostOptions};
+
+pub type Http = Client<HttpConnector, Full<Bytes>>;
+
+/// Compiled components are shared by all tests (wasmtime's cache is safe to share).
+pub fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache")
+}
+
+pub fn http() -> Http {
+    Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+}
+
+pub struct TestHost {
+    pub host: Host,
+    pub url: String,
+    pub http: Http,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn options(dir: &std::path::Path) -> HostOptions {
+    let mut opts = HostOptions::new(dir);
+    opts.listen = "127.0.0.1:0".parse().unwrap();
+    opts.virtual_clock = true;
+    opts.cache_dir = Some(cache_dir());
+    opts.seed_events = false;
+    opts
+}
+
+pub async fn start() -> TestHost {
+    start_with(|_| {}).await
+}
+
+pub async fn start_with(configure: impl FnOnce(&mut HostOptions)) -> TestHost {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path());
+    configure(&mut opts);
+    let host = Host::start(opts).await.expect("host starts");
+    let url = host.url();
+    TestHost { host, url, http: http(), dir }
+}
+
+pub async fn request(http: &Http, method: &str, url: &str, body: Option<Vec<u8>>, headers: &[(&str, &str)]) -> (u16, Value) {
+    let mut req = hyper::Request::builder().method(method).uri(url);
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = http.request(req.body(Full::new(Bytes::from(body.unwrap_or_default()))).unwrap()).await.expect("request");
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, value)
+}
+
+impl TestHost {
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        request(&self.http, "POST", &format!("{}{path}", self.url), Some(body.to_string().into_bytes()), &[]).await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Value) {
+        request(&self.http, "POST", &format!("{}{path}", self.url), Some(body), headers).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        request(&self.http, "GET", &format!("{}{path}", self.url), None, &[]).await
+    }
+
+    pub async fn advance(&self, seconds: f64) -> Value {
+        let (status, body) = self.post("/admin/v1/clock/advance", json!({ "seconds": seconds })).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["settled"], true, "queue settled after advance: {body}");
+        body
+    }
+
+    pub async fn create_event(&self, event_id: &str, seats: i32, price: i64, admission_per_second: i32) {
+        let (status, body) = self
+            .post(
+                "/admin/v1/events",
+                json!({"event_id": event_id, "name": format!("Event {event_id}"), "seat_count": seats,
+                       "price": {"amount": price, "currency": "KRW"}, "admission_per_second": admission_per_second}),
+            )
+            .await;
+        assert_eq!(status, 200, "create event: {body}");
+    }
+
+    /// Join the waiting room and return the waiting token.
+    pub async fn join(&self, event: &str, user: &str) -> String {
+        let (status, body) = self.post("/api/v1/queue/join", json!({"event_id": event, "user_id": user, "session_id": format!("s-{user}")})).await;
+        assert_eq!(status, 200, "join: {body}");
+        body["waiting_token"].as_str().unwrap().to_string()
+    }
+
+    /// Exchange an admitted waiting token for a reservation token.
+    pub async fn enter(&self, waiting_token: &str) -> String {
+        let (status, body) = self.post("/api/v1/queue/enter", json!({ "waiting_token": waiting_token })).await;
+        assert_eq!(status, 200, "enter: {body}");
+        body["reservation_token"].as_str().unwrap().to_string()
+    }
+
+    /// Join and enter an event whose admission rate admits at once.
+    pub async fn admitted(&self, event: &str, user: &str) -> String {
+        let wt = self.join(event, user).await;
+        self.enter(&wt).await
+    }
+
+    pub async fn hold(&self, event: &str, user: &str, token: &str, seats: &[&str], key: &str) -> (u16, Value) {
+        self.post(
+            "/api/v1/reservations",
+            json!({"event_id": event, "seat_ids": seats, "user_id": user, "reservation_token": token, "idempotency_key": key}),
+        )
+        .await
+    }
+
+    pub async fn pay(&self, reservation: &Value, user: &str, scenario: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/api/v1/payments/intent",
+                json!({"reservation_id": reservation["reservation_id"], "user_id": user,
+                       "amount": reservation["total_amount"], "scenario": scenario}),
+            )
+            .await;
+        assert_eq!(status, 200, "payment intent: {body}");
+        body["payment_intent_id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn reservation(&self, id: &str) -> Value {
+        let (status, body) = self.get(&format!("/api/v1/reservations/{id}")).await;
+        assert_eq!(status, 200, "get reservation: {body}");
+        body["reservation"].clone()
+    }
+
+    /// Seat id → SEAT_STATUS_… of an event.
+    pub async fn seats(&self, event: &str) -> HashMap<String, String> {
+        let (status, body) = self.get(&format!("/api/v1/events/{event}/seats")).await;
+        assert_eq!(status, 200, "seats: {body}");
+        body["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["seats"].as_array().unwrap().iter())
+            .map(|s| (s["id"].as_str().unwrap().to_string(), s["status"].as_str().unwrap().to_string()))
+            .collect()
+    }
+}
+
+/// The error code of an error body.
+pub fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<no error>")
+}
+
+pub fn shared<T>(t: T) -> Arc<T> {
+    Arc::new(t)
+}
