@@ -66,7 +66,11 @@ pub struct Shared {
 impl Shared {
     /// Advance the virtual clock, persist it, and wake the dispatcher.
     pub async fn advance_clock(&self, by: Duration) -> anyhow::Result<u64> {
-        let now = self.runtime.clock.advance(by).context("the clock is not virtual")?;
+        let now = self
+            .runtime
+            .clock
+            .advance(by)
+            .context("the clock is not virtual")?;
         self.store
             .meta_put(VIRTUAL_NOW_KEY, now.to_le_bytes().to_vec())
             .await
@@ -95,21 +99,41 @@ impl Drop for Host {
 
 impl Host {
     pub async fn start(opts: HostOptions) -> anyhow::Result<Host> {
-        let components_dir = opts.components_dir.clone().unwrap_or_else(|| PathBuf::from(BUILT_COMPONENTS_DIR));
+        let components_dir = opts
+            .components_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(BUILT_COMPONENTS_DIR));
         let bundle = match &opts.bundle {
             Some(path) => Bundle::load(path, &components_dir)?,
             None => Bundle::builtin(&components_dir)?,
         };
-        let clock = Arc::new(if opts.virtual_clock { Clock::virtual_at(system_now_ms()) } else { Clock::system() });
+        let clock = Arc::new(if opts.virtual_clock {
+            Clock::virtual_at(system_now_ms())
+        } else {
+            Clock::system()
+        });
         let store = EmbeddedStore::open(&opts.data_dir, clock.clone())?;
         if opts.virtual_clock {
-            if let Some(raw) = store.meta_get(VIRTUAL_NOW_KEY).await? {
-                let bytes: [u8; 8] = raw.as_slice().try_into().context("corrupt virtual clock record")?;
-                clock.set(u64::from_le_bytes(bytes));
+            // Virtual time continues where it stopped, so due times keep their meaning.
+            match store.meta_get(VIRTUAL_NOW_KEY).await? {
+                Some(raw) => {
+                    let bytes: [u8; 8] = raw
+                        .as_slice()
+                        .try_into()
+                        .context("corrupt virtual clock record")?;
+                    clock.set(u64::from_le_bytes(bytes));
+                }
+                None => {
+                    store
+                        .meta_put(VIRTUAL_NOW_KEY, clock.now_ms().to_le_bytes().to_vec())
+                        .await?
+                }
             }
         }
         let tenant = Arc::new(Tenant::load_or_create(&store, DEFAULT_TENANT).await?);
-        let listener = TcpListener::bind(opts.listen).await.with_context(|| format!("listening on {}", opts.listen))?;
+        let listener = TcpListener::bind(opts.listen)
+            .await
+            .with_context(|| format!("listening on {}", opts.listen))?;
         let addr = listener.local_addr()?;
         let runtime = Runtime::new(
             &bundle,
@@ -121,7 +145,10 @@ impl Host {
                 settings: Settings {
                     public_url: format!("http://{addr}"),
                 },
-                cache_dir: opts.cache_dir.clone().unwrap_or_else(|| opts.data_dir.join("compiled")),
+                cache_dir: opts
+                    .cache_dir
+                    .clone()
+                    .unwrap_or_else(|| opts.data_dir.join("compiled")),
             },
         )?;
         let dispatcher = Dispatcher::start(runtime.clone());
@@ -132,7 +159,9 @@ impl Host {
             admin_token: opts.admin_token.clone(),
         });
         let (shutdown, stop) = tokio::sync::watch::channel(false);
-        let mut tasks = vec![tokio::spawn(Edge::new(shared.clone()).serve(listener, stop))];
+        let mut tasks = vec![tokio::spawn(
+            Edge::new(shared.clone()).serve(listener, stop),
+        )];
         tasks.push(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(10)).await;
@@ -177,10 +206,22 @@ impl Host {
                 description: String::new(),
             };
             let ctx = runtime.context(crate::edge::new_trace_id().into(), Duration::from_secs(120));
-            match runtime.call(&ctx, "tacos.internal.v1.EventAdmin", "CreateEvent", &req.encode_to_vec()).await {
-                Ok(_) => tracing::info!(event_id = %e.event_id, seats = e.seat_count, "demo event created"),
+            match runtime
+                .call(
+                    &ctx,
+                    "tacos.internal.v1.EventAdmin",
+                    "CreateEvent",
+                    &req.encode_to_vec(),
+                )
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(event_id = %e.event_id, seats = e.seat_count, "demo event created")
+                }
                 Err(CallError::App(err)) if err.code == ErrorCode::AlreadyExists as i32 => {}
-                Err(err) => return Err(anyhow::anyhow!("creating demo event {}: {err}", e.event_id)),
+                Err(err) => {
+                    return Err(anyhow::anyhow!("creating demo event {}: {err}", e.event_id));
+                }
             }
         }
         Ok(())

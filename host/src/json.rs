@@ -8,7 +8,9 @@
 
 use anyhow::{Context, anyhow};
 use prost::Message;
-use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor, SerializeOptions, Value};
+use prost_reflect::{
+    DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor, SerializeOptions, Value,
+};
 
 #[derive(Clone)]
 pub struct Codec {
@@ -17,7 +19,8 @@ pub struct Codec {
 
 impl Codec {
     pub fn new() -> anyhow::Result<Codec> {
-        let pool = DescriptorPool::decode(tacos_proto::FILE_DESCRIPTOR_SET).context("decoding the contract descriptors")?;
+        let pool = DescriptorPool::decode(tacos_proto::FILE_DESCRIPTOR_SET)
+            .context("decoding the contract descriptors")?;
         Ok(Codec { pool })
     }
 
@@ -26,18 +29,29 @@ impl Codec {
     }
 
     pub fn message(&self, name: &str) -> anyhow::Result<MessageDescriptor> {
-        self.pool.get_message_by_name(name).ok_or_else(|| anyhow!("unknown message type {name}"))
+        self.pool
+            .get_message_by_name(name)
+            .ok_or_else(|| anyhow!("unknown message type {name}"))
     }
 
     /// Parse JSON into a message (unknown fields refused), then set `extra`
     /// string fields (path and query parameters; they win over the body).
-    pub fn from_json(&self, desc: &MessageDescriptor, body: &[u8], extra: &[(&str, String)]) -> Result<Vec<u8>, String> {
+    pub fn from_json(
+        &self,
+        desc: &MessageDescriptor,
+        body: &[u8],
+        extra: &[(&str, String)],
+    ) -> Result<Vec<u8>, String> {
         let mut msg = if body.iter().all(u8::is_ascii_whitespace) {
             DynamicMessage::new(desc.clone())
         } else {
             let mut de = serde_json::Deserializer::from_slice(body);
-            let msg = DynamicMessage::deserialize_with_options(desc.clone(), &mut de, &DeserializeOptions::new().deny_unknown_fields(true))
-                .map_err(|e| format!("invalid JSON for {}: {e}", desc.full_name()))?;
+            let msg = DynamicMessage::deserialize_with_options(
+                desc.clone(),
+                &mut de,
+                &DeserializeOptions::new().deny_unknown_fields(true),
+            )
+            .map_err(|e| format!("invalid JSON for {}: {e}", desc.full_name()))?;
             de.end().map_err(|e| format!("invalid JSON: {e}"))?;
             msg
         };
@@ -53,13 +67,8 @@ impl Codec {
 
     /// Render encoded `bytes` of message `desc` as JSON.
     pub fn to_json(&self, desc: &MessageDescriptor, bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let mut msg = DynamicMessage::decode(desc.clone(), bytes).with_context(|| format!("decoding {}", desc.full_name()))?;
-        // Errors travel apart from payloads; never echo an empty `error`.
-        if let Some(f) = desc.get_field_by_name("error") {
-            if !msg.has_field(&f) {
-                msg.clear_field(&f);
-            }
-        }
+        let msg = DynamicMessage::decode(desc.clone(), bytes)
+            .with_context(|| format!("decoding {}", desc.full_name()))?;
         let mut out = Vec::with_capacity(bytes.len() * 2 + 16);
         let mut ser = serde_json::Serializer::new(&mut out);
         let options = SerializeOptions::new()
@@ -87,16 +96,26 @@ mod tests {
             ..Default::default()
         }
         .encode_to_vec();
-        let json: serde_json::Value = serde_json::from_slice(&c.to_json(&d, &bytes).unwrap()).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&c.to_json(&d, &bytes).unwrap()).unwrap();
         assert_eq!(json["waiting_token"], "t");
         assert_eq!(json["status"], "QUEUE_STATUS_WAITING");
         assert_eq!(json["position_hint"], 0);
         assert!(json.get("error").is_none(), "{json}");
 
         let req = c.message("gateway.v1.JoinQueueRequest").unwrap();
-        assert!(c.from_json(&req, br#"{"event_id":"e","user_id":"u"}"#, &[]).is_ok());
-        assert!(c.from_json(&req, br#"{"event_id":"e","bogus":1}"#, &[]).is_err());
+        assert!(
+            c.from_json(&req, br#"{"event_id":"e","user_id":"u"}"#, &[])
+                .is_ok()
+        );
+        assert!(
+            c.from_json(&req, br#"{"event_id":"e","bogus":1}"#, &[])
+                .is_err()
+        );
         assert!(c.from_json(&req, br#"{"event_id":5}"#, &[]).is_err());
-        assert!(c.from_json(&req, br#"{"event_id":"e"} trailing"#, &[]).is_err());
+        assert!(
+            c.from_json(&req, br#"{"event_id":"e"} trailing"#, &[])
+                .is_err()
+        );
     }
 }

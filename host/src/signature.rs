@@ -25,7 +25,10 @@ fn mac(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> Hmac<Sha256> {
 
 /// The `webhook-signature` header value.
 pub fn sign(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String {
-    format!("v1,{}", B64.encode(mac(key, id, timestamp, body).finalize().into_bytes()))
+    format!(
+        "v1,{}",
+        B64.encode(mac(key, id, timestamp, body).finalize().into_bytes())
+    )
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -58,7 +61,9 @@ pub fn verify(
         return Err(VerifyError::Stale);
     }
     for sig in sigs.split_whitespace() {
-        let Some(b64) = sig.strip_prefix("v1,") else { continue };
+        let Some(b64) = sig.strip_prefix("v1,") else {
+            continue;
+        };
         let Ok(raw) = B64.decode(b64) else { continue };
         if mac(key, id, ts, body).verify_slice(&raw).is_ok() {
             return Ok(());
@@ -75,14 +80,45 @@ mod tests {
     fn round_trip_and_refusals() {
         let key = b"secret-key";
         let sig = sign(key, "wh_1", 1_700_000_000, b"{}");
-        let ok = verify(key, Some("wh_1"), Some("1700000000"), Some(&sig), b"{}", 1_700_000_010);
+        let ok = verify(
+            key,
+            Some("wh_1"),
+            Some("1700000000"),
+            Some(&sig),
+            b"{}",
+            1_700_000_010,
+        );
         assert_eq!(ok, Ok(()));
-        let forged = verify(key, Some("wh_1"), Some("1700000000"), Some(&sig), b"{\"x\":1}", 1_700_000_010);
+        let forged = verify(
+            key,
+            Some("wh_1"),
+            Some("1700000000"),
+            Some(&sig),
+            b"{\"x\":1}",
+            1_700_000_010,
+        );
         assert_eq!(forged, Err(VerifyError::Mismatch));
-        let stale = verify(key, Some("wh_1"), Some("1700000000"), Some(&sig), b"{}", 1_700_000_400);
+        let stale = verify(
+            key,
+            Some("wh_1"),
+            Some("1700000000"),
+            Some(&sig),
+            b"{}",
+            1_700_000_400,
+        );
         assert_eq!(stale, Err(VerifyError::Stale));
-        let other_key = verify(b"k2", Some("wh_1"), Some("1700000000"), Some(&sig), b"{}", 1_700_000_000);
+        let other_key = verify(
+            b"k2",
+            Some("wh_1"),
+            Some("1700000000"),
+            Some(&sig),
+            b"{}",
+            1_700_000_000,
+        );
         assert_eq!(other_key, Err(VerifyError::Mismatch));
-        assert_eq!(verify(key, None, None, None, b"", 0), Err(VerifyError::MissingHeaders));
+        assert_eq!(
+            verify(key, None, None, None, b"", 0),
+            Err(VerifyError::MissingHeaders)
+        );
     }
 }

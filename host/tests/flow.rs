@@ -16,7 +16,9 @@ async fn approved_payment_confirms_and_sells() {
     assert_eq!(status["status"], "QUEUE_STATUS_READY", "{status}");
     let token = t.enter(&wt).await;
 
-    let (code_, res) = t.hold("concert", "alice", &token, &["A-1", "A-2"], "k1").await;
+    let (code_, res) = t
+        .hold("concert", "alice", &token, &["A-1", "A-2"], "k1")
+        .await;
     assert_eq!(code_, 200, "{res}");
     assert_eq!(res["status"], "RESERVATION_STATUS_HOLD");
     assert_eq!(res["total_amount"]["amount"], 60_000);
@@ -58,7 +60,13 @@ async fn failed_payment_releases_the_seats() {
     assert_eq!(t.seats("concert").await["A-5"], "SEAT_STATUS_AVAILABLE");
     // Confirming with the failed payment is refused.
     let (status, body) = t
-        .post(&format!("/api/v1/reservations/{}/confirm", res["reservation_id"].as_str().unwrap()), json!({"payment_intent_id": "pi_x", "user_id": "bob"}))
+        .post(
+            &format!(
+                "/api/v1/reservations/{}/confirm",
+                res["reservation_id"].as_str().unwrap()
+            ),
+            json!({"payment_intent_id": "pi_x", "user_id": "bob"}),
+        )
         .await;
     assert_eq!(status, 409, "{body}");
 }
@@ -68,11 +76,16 @@ async fn unpaid_hold_expires_after_sixty_seconds() {
     let t = start().await;
     t.create_event("concert", 10, 30_000, 1000).await;
     let token = t.admitted("concert", "carol").await;
-    let (_, res) = t.hold("concert", "carol", &token, &["A-7", "A-8"], "k1").await;
+    let (_, res) = t
+        .hold("concert", "carol", &token, &["A-7", "A-8"], "k1")
+        .await;
     let id = res["reservation_id"].as_str().unwrap().to_string();
 
     t.advance(59.0).await;
-    assert_eq!(t.reservation(&id).await["status"], "RESERVATION_STATUS_HOLD");
+    assert_eq!(
+        t.reservation(&id).await["status"],
+        "RESERVATION_STATUS_HOLD"
+    );
     t.advance(2.0).await;
     let r = t.reservation(&id).await;
     assert_eq!(r["status"], "RESERVATION_STATUS_EXPIRED", "{r}");
@@ -81,9 +94,16 @@ async fn unpaid_hold_expires_after_sixty_seconds() {
     assert_eq!(seats["A-8"], "SEAT_STATUS_AVAILABLE");
     // A late confirmation is refused as expired.
     let (status, body) = t
-        .post(&format!("/api/v1/reservations/{id}/confirm"), json!({"payment_intent_id": "pi_late", "user_id": "carol"}))
+        .post(
+            &format!("/api/v1/reservations/{id}/confirm"),
+            json!({"payment_intent_id": "pi_late", "user_id": "carol"}),
+        )
         .await;
-    assert_eq!((status, code(&body)), (410, "ERROR_CODE_RESERVATION_EXPIRED"), "{body}");
+    assert_eq!(
+        (status, code(&body)),
+        (410, "ERROR_CODE_RESERVATION_EXPIRED"),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,17 +120,34 @@ async fn cancel_releases_and_queue_admits_at_the_set_rate() {
         }
         positions.push(s["position"].as_i64().unwrap());
     }
-    assert_eq!(ready, 1, "only the first is admitted at once: {positions:?}");
-    assert!(positions.windows(2).all(|w| w[0] <= w[1]), "positions grow: {positions:?}");
+    assert_eq!(
+        ready, 1,
+        "only the first is admitted at once: {positions:?}"
+    );
+    assert!(
+        positions.windows(2).all(|w| w[0] <= w[1]),
+        "positions grow: {positions:?}"
+    );
     // Entering before admission is refused.
-    let (status, body) = t.post("/api/v1/queue/enter", json!({"waiting_token": tokens[5]})).await;
-    assert_eq!((status, code(&body)), (409, "ERROR_CODE_FAILED_PRECONDITION"), "{body}");
+    let (status, body) = t
+        .post("/api/v1/queue/enter", json!({"waiting_token": tokens[5]}))
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (409, "ERROR_CODE_FAILED_PRECONDITION"),
+        "{body}"
+    );
     t.advance(3.0).await;
     let token = t.enter(&tokens[5]).await;
 
     let (_, res) = t.hold("slow", "user-5", &token, &["A-1"], "k").await;
     let id = res["reservation_id"].as_str().unwrap();
-    let (status, body) = t.post(&format!("/api/v1/reservations/{id}/cancel"), json!({"user_id": "user-5"})).await;
+    let (status, body) = t
+        .post(
+            &format!("/api/v1/reservations/{id}/cancel"),
+            json!({"user_id": "user-5"}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "RESERVATION_STATUS_CANCELLED");
     assert_eq!(t.seats("slow").await["A-1"], "SEAT_STATUS_AVAILABLE");

@@ -26,10 +26,16 @@ impl bindings::exports::tacos::platform::handler::Guest for Inventory {
         match method.as_str() {
             "reservation.v1.Inventory/CheckAvailability" => reply(decode(&request).and_then(check)),
             "reservation.v1.Inventory/ReserveSeat" => reply(decode(&request).and_then(reserve)),
-            "reservation.v1.Inventory/CommitReservation" => reply(decode(&request).and_then(commit)),
+            "reservation.v1.Inventory/CommitReservation" => {
+                reply(decode(&request).and_then(commit))
+            }
             "reservation.v1.Inventory/ReleaseHold" => reply(decode(&request).and_then(release)),
-            "reservation.v1.Inventory/GetInventoryStatus" => reply(decode(&request).and_then(status)),
-            "tacos.internal.v1.EventAdmin/CreateEvent" => reply(decode(&request).and_then(create_event)),
+            "reservation.v1.Inventory/GetInventoryStatus" => {
+                reply(decode(&request).and_then(status))
+            }
+            "tacos.internal.v1.EventAdmin/CreateEvent" => {
+                reply(decode(&request).and_then(create_event))
+            }
             other => Err(ServiceError::invalid(format!("unknown method {other}")).encode()),
         }
     }
@@ -46,8 +52,17 @@ fn event_key(event_id: &str) -> String {
 fn seat_prefix(event_id: &str) -> String {
     format!("seat:{event_id}:")
 }
+/// `A-7` is stored as `seat:{event}:A-000007`, so that seats list in number order.
 fn seat_key(event_id: &str, seat_id: &str) -> String {
-    format!("seat:{event_id}:{seat_id}")
+    match seat_id.split_once('-') {
+        Some((section, n))
+            if !n.is_empty() && n.len() <= 6 && n.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            let n: u32 = n.parse().unwrap_or(0);
+            format!("seat:{event_id}:{section}-{n:06}")
+        }
+        _ => format!("seat:{event_id}:{seat_id}"),
+    }
 }
 fn remaining_key(event_id: &str) -> String {
     format!("remaining:{event_id}")
@@ -58,8 +73,15 @@ fn hold_key(reservation_id: &str) -> String {
 
 fn valid_id(field: &str, id: &str) -> Result<()> {
     require(field, id)?;
-    if id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(ServiceError::invalid_field(field, "must be 1-64 characters of A-Z, a-z, 0-9, '-', '_'"));
+    if id.len() > 64
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ServiceError::invalid_field(
+            field,
+            "must be 1-64 characters of A-Z, a-z, 0-9, '-', '_'",
+        ));
     }
     Ok(())
 }
@@ -68,7 +90,9 @@ fn load_event(event_id: &str) -> Result<Versioned<EventRecord>> {
     require("event_id", event_id)?;
     match kv::get::<EventRecord>(&event_key(event_id))? {
         Some(e) if e.value.ready => Ok(e),
-        _ => Err(ServiceError::not_found(format!("event {event_id} not found"))),
+        _ => Err(ServiceError::not_found(format!(
+            "event {event_id} not found"
+        ))),
     }
 }
 
@@ -84,21 +108,44 @@ fn create_event(req: CreateEventRequest) -> Result<CreateEventResponse> {
     valid_id("event_id", &req.event_id)?;
     require("name", &req.name)?;
     if req.seat_count <= 0 || req.seat_count > MAX_SEATS_PER_EVENT {
-        return Err(ServiceError::invalid_field("seat_count", "must be between 1 and 200000"));
+        return Err(ServiceError::invalid_field(
+            "seat_count",
+            "must be between 1 and 200000",
+        ));
     }
     let price = req.price.clone().unwrap_or_default();
     if price.amount < 0 {
-        return Err(ServiceError::invalid_field("price.amount", "must not be negative"));
+        return Err(ServiceError::invalid_field(
+            "price.amount",
+            "must not be negative",
+        ));
     }
-    let currency = if price.currency.is_empty() { "KRW".to_string() } else { price.currency.clone() };
+    let currency = if price.currency.is_empty() {
+        "KRW".to_string()
+    } else {
+        price.currency.clone()
+    };
     if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
-        return Err(ServiceError::invalid_field("price.currency", "must be an ISO 4217 code such as KRW"));
+        return Err(ServiceError::invalid_field(
+            "price.currency",
+            "must be an ISO 4217 code such as KRW",
+        ));
     }
-    let rate = if req.admission_per_second == 0 { 100 } else { req.admission_per_second };
+    let rate = if req.admission_per_second == 0 {
+        100
+    } else {
+        req.admission_per_second
+    };
     if rate < 0 {
-        return Err(ServiceError::invalid_field("admission_per_second", "must be positive"));
+        return Err(ServiceError::invalid_field(
+            "admission_per_second",
+            "must be positive",
+        ));
     }
-    let price = Money { amount: price.amount, currency };
+    let price = Money {
+        amount: price.amount,
+        currency,
+    };
     let record = EventRecord {
         event: Some(Event {
             id: req.event_id.clone(),
@@ -125,7 +172,10 @@ fn create_event(req: CreateEventRequest) -> Result<CreateEventResponse> {
         Some(existing) if existing.value != record => {
             return Err(ServiceError::new(
                 ErrorCode::AlreadyExists,
-                format!("event {} is being created with other settings", req.event_id),
+                format!(
+                    "event {} is being created with other settings",
+                    req.event_id
+                ),
             ));
         }
         Some(existing) => existing.version,
@@ -176,7 +226,10 @@ fn create_event(req: CreateEventRequest) -> Result<CreateEventResponse> {
     // The counter is written once, with the flip to ready, so a resumed creation
     // cannot count twice.
     let current = kv::counter(&remaining_key(&req.event_id))?;
-    tx.add(&remaining_key(&req.event_id), i64::from(req.seat_count) - current);
+    tx.add(
+        &remaining_key(&req.event_id),
+        i64::from(req.seat_count) - current,
+    );
     tx.commit()?;
 
     let _: ConfigureEventResponse = tacos_guest::call(
@@ -254,20 +307,32 @@ fn seat_list(field: &str, seat_ids: &[String], quantity: i32) -> Result<()> {
     let max: i32 = config_or("max_seats_per_reservation", 10);
     if seat_ids.is_empty() {
         if quantity <= 0 || quantity > max {
-            return Err(ServiceError::invalid_field("quantity", &format!("must be between 1 and {max} when no seat_ids are given")));
+            return Err(ServiceError::invalid_field(
+                "quantity",
+                &format!("must be between 1 and {max} when no seat_ids are given"),
+            ));
         }
         return Ok(());
     }
     if seat_ids.len() > max as usize {
-        return Err(ServiceError::invalid_field(field, &format!("at most {max} seats per reservation")));
+        return Err(ServiceError::invalid_field(
+            field,
+            &format!("at most {max} seats per reservation"),
+        ));
     }
     if quantity != 0 && quantity as usize != seat_ids.len() {
-        return Err(ServiceError::invalid_field("quantity", "must match the number of seat_ids"));
+        return Err(ServiceError::invalid_field(
+            "quantity",
+            "must match the number of seat_ids",
+        ));
     }
     for (i, id) in seat_ids.iter().enumerate() {
         require(field, id)?;
         if seat_ids[..i].contains(id) {
-            return Err(ServiceError::invalid_field(field, &format!("seat {id} is listed twice")));
+            return Err(ServiceError::invalid_field(
+                field,
+                &format!("seat {id} is listed twice"),
+            ));
         }
     }
     Ok(())
@@ -278,7 +343,11 @@ fn load_seats(event_id: &str, seat_ids: &[String]) -> Result<Vec<Versioned<SeatR
     kv::get_many::<SeatRecord>(&keys)?
         .into_iter()
         .zip(seat_ids)
-        .map(|(rec, id)| rec.ok_or_else(|| ServiceError::not_found(format!("seat {id} not found in event {event_id}"))))
+        .map(|(rec, id)| {
+            rec.ok_or_else(|| {
+                ServiceError::not_found(format!("seat {id} not found in event {event_id}"))
+            })
+        })
         .collect()
 }
 
@@ -312,7 +381,8 @@ fn check(req: CheckAvailabilityRequest) -> Result<CheckAvailabilityResponse> {
     };
     for rec in load_seats(&req.event_id, &req.seat_ids)? {
         if seat_status(&rec.value) == SeatStatus::Available {
-            resp.available_seats.push(with_status(&rec.value, SeatStatus::Available));
+            resp.available_seats
+                .push(with_status(&rec.value, SeatStatus::Available));
         } else if let Some(s) = &rec.value.seat {
             resp.unavailable_seat_ids.push(s.id.clone());
         }
@@ -321,39 +391,50 @@ fn check(req: CheckAvailabilityRequest) -> Result<CheckAvailabilityResponse> {
     Ok(resp)
 }
 
-/// Up to `quantity` available seats, scanning from a random place so that
-/// concurrent quantity-only holds rarely pick the same seats.
+/// Up to `quantity` available seats, scanning from a random seat to the end
+/// and then from the start, so that concurrent quantity-only holds rarely pick
+/// the same seats.
 fn pick_seats(event: &EventRecord, event_id: &str, quantity: usize) -> Result<Vec<String>> {
-    let total = event.event.as_ref().map(|e| e.total_seats).unwrap_or(0).max(1) as u64;
-    let start = format!("{SECTION}-{}", 1 + tacos_guest::random_below(total));
+    const PAGE: u32 = 256;
+    let total = event
+        .event
+        .as_ref()
+        .map(|e| e.total_seats)
+        .unwrap_or(0)
+        .max(1) as u64;
+    let start = seat_key(
+        event_id,
+        &format!("{SECTION}-{}", 1 + tacos_guest::random_below(total)),
+    );
     let prefix = seat_prefix(event_id);
     let mut picked = Vec::new();
-    let mut after = Some(seat_key(event_id, &start));
-    let mut wrapped = false;
-    loop {
-        let page = kv::scan::<SeatRecord>(&prefix, after.as_deref(), 256)?;
-        for (_, rec) in &page {
-            if seat_status(&rec.value) == SeatStatus::Available {
-                if let Some(s) = &rec.value.seat {
-                    picked.push(s.id.clone());
+    for (mut after, until) in [(Some(start.clone()), None), (None, Some(start))] {
+        loop {
+            let page = kv::scan::<SeatRecord>(&prefix, after.as_deref(), PAGE)?;
+            for (key, rec) in &page {
+                if until.as_ref().is_some_and(|u| key > u) {
+                    break;
+                }
+                if let (SeatStatus::Available, Some(seat)) =
+                    (seat_status(&rec.value), &rec.value.seat)
+                {
+                    picked.push(seat.id.clone());
                     if picked.len() == quantity {
                         return Ok(picked);
                     }
                 }
             }
-        }
-        match page.last() {
-            Some((last, _)) if page.len() == 256 => after = Some(last.clone()),
-            _ if !wrapped => {
-                wrapped = true;
-                after = None;
+            match page.last() {
+                Some((last, _))
+                    if page.len() == PAGE as usize && until.as_ref().is_none_or(|u| last < u) =>
+                {
+                    after = Some(last.clone())
+                }
+                _ => break,
             }
-            _ => return Ok(picked),
-        }
-        if wrapped && after.as_deref().is_some_and(|a| a >= seat_key(event_id, &start).as_str()) {
-            return Ok(picked);
         }
     }
+    Ok(picked)
 }
 
 fn reserve(req: ReserveSeatRequest) -> Result<ReserveSeatResponse> {
@@ -372,11 +453,17 @@ fn reserve(req: ReserveSeatRequest) -> Result<ReserveSeatResponse> {
         let seat_ids = if by_quantity {
             let remaining = kv::counter(&remaining_key(&req.event_id))?;
             if remaining < i64::from(req.quantity) {
-                return Err(ServiceError::new(ErrorCode::InsufficientInventory, format!("only {remaining} seats left")));
+                return Err(ServiceError::new(
+                    ErrorCode::InsufficientInventory,
+                    format!("only {remaining} seats left"),
+                ));
             }
             let picked = pick_seats(&event.value, &req.event_id, req.quantity as usize)?;
             if picked.len() < req.quantity as usize {
-                return Err(ServiceError::new(ErrorCode::InsufficientInventory, format!("only {} seats left", picked.len())));
+                return Err(ServiceError::new(
+                    ErrorCode::InsufficientInventory,
+                    format!("only {} seats left", picked.len()),
+                ));
             }
             picked
         } else {
@@ -392,7 +479,10 @@ fn reserve(req: ReserveSeatRequest) -> Result<ReserveSeatResponse> {
             if by_quantity {
                 continue;
             }
-            return Err(ServiceError::new(ErrorCode::InventoryConflict, format!("seats not available: {}", taken.join(", "))));
+            return Err(ServiceError::new(
+                ErrorCode::InventoryConflict,
+                format!("seats not available: {}", taken.join(", ")),
+            ));
         }
         let mut tx = Tx::new();
         let mut reserved = Vec::with_capacity(seats.len());
@@ -403,11 +493,18 @@ fn reserve(req: ReserveSeatRequest) -> Result<ReserveSeatResponse> {
             next.seat = Some(seat);
             next.reservation_id = req.reservation_id.clone();
             next.hold_expires_at_ms = hold_expires_at_ms;
-            tx.put(&seat_key(&req.event_id, id), &next, Condition::Version(rec.version));
+            tx.put(
+                &seat_key(&req.event_id, id),
+                &next,
+                Condition::Version(rec.version),
+            );
         }
         tx.put(
             &hold_key(&req.reservation_id),
-            &HoldRecord { event_id: req.event_id.clone(), seat_ids: seat_ids.clone() },
+            &HoldRecord {
+                event_id: req.event_id.clone(),
+                seat_ids: seat_ids.clone(),
+            },
             Condition::Absent,
         );
         tx.add(&remaining_key(&req.event_id), -(seat_ids.len() as i64));
@@ -422,20 +519,32 @@ fn reserve(req: ReserveSeatRequest) -> Result<ReserveSeatResponse> {
                 });
             }
             Err(TxError::Conflict(i)) if (i as usize) == seat_ids.len() => {
-                return Err(ServiceError::new(ErrorCode::AlreadyExists, "this reservation already holds seats"));
+                return Err(ServiceError::new(
+                    ErrorCode::AlreadyExists,
+                    "this reservation already holds seats",
+                ));
             }
             Err(TxError::Conflict(_)) if by_quantity => continue,
             Err(TxError::Conflict(_)) => {
-                return Err(ServiceError::new(ErrorCode::InventoryConflict, "seats were taken by another reservation"));
+                return Err(ServiceError::new(
+                    ErrorCode::InventoryConflict,
+                    "seats were taken by another reservation",
+                ));
             }
             Err(TxError::Failed(e)) => return Err(e),
         }
     }
-    Err(ServiceError::new(ErrorCode::InventoryConflict, "seats were taken by other reservations; retry"))
+    Err(ServiceError::new(
+        ErrorCode::InventoryConflict,
+        "seats were taken by other reservations; retry",
+    ))
 }
 
 /// The seats a reservation holds, from its hold record.
-fn held_seats(reservation_id: &str) -> Result<Option<(Versioned<HoldRecord>, Vec<Versioned<SeatRecord>>)>> {
+/// A hold and the seats it names.
+type Held = (Versioned<HoldRecord>, Vec<Versioned<SeatRecord>>);
+
+fn held_seats(reservation_id: &str) -> Result<Option<Held>> {
     require("reservation_id", reservation_id)?;
     let Some(hold) = kv::get::<HoldRecord>(&hold_key(reservation_id))? else {
         return Ok(None);
@@ -446,22 +555,40 @@ fn held_seats(reservation_id: &str) -> Result<Option<(Versioned<HoldRecord>, Vec
 
 fn commit(req: CommitReservationRequest) -> Result<CommitReservationResponse> {
     let Some((hold, seats)) = held_seats(&req.reservation_id)? else {
-        return Err(ServiceError::new(ErrorCode::InventoryConflict, "no seats are held for this reservation"));
+        return Err(ServiceError::new(
+            ErrorCode::InventoryConflict,
+            "no seats are held for this reservation",
+        ));
     };
     let ours = |s: &Versioned<SeatRecord>| s.value.reservation_id == req.reservation_id;
     // Already committed (a retry): answer as the first time.
-    if seats.iter().all(|s| ours(s) && seat_status(&s.value) == SeatStatus::Sold) {
-        let order_id = seats.first().map(|s| s.value.order_id.clone()).unwrap_or_default();
+    if seats
+        .iter()
+        .all(|s| ours(s) && seat_status(&s.value) == SeatStatus::Sold)
+    {
+        let order_id = seats
+            .first()
+            .map(|s| s.value.order_id.clone())
+            .unwrap_or_default();
         return Ok(CommitReservationResponse {
             order_id,
-            sold_seats: seats.iter().map(|s| with_status(&s.value, SeatStatus::Sold)).collect(),
+            sold_seats: seats
+                .iter()
+                .map(|s| with_status(&s.value, SeatStatus::Sold))
+                .collect(),
             status: CommitStatus::Success as i32,
             committed_at: Some(timestamp_ms(now_ms())),
             error: None,
         });
     }
-    if !seats.iter().all(|s| ours(s) && seat_status(&s.value) == SeatStatus::Reserved) {
-        return Err(ServiceError::new(ErrorCode::InventoryConflict, "seats are no longer held for this reservation"));
+    if !seats
+        .iter()
+        .all(|s| ours(s) && seat_status(&s.value) == SeatStatus::Reserved)
+    {
+        return Err(ServiceError::new(
+            ErrorCode::InventoryConflict,
+            "seats are no longer held for this reservation",
+        ));
     }
     let order_id = tacos_guest::new_id("ord");
     let mut tx = Tx::new();
@@ -472,7 +599,11 @@ fn commit(req: CommitReservationRequest) -> Result<CommitReservationResponse> {
         sold.push(seat.clone());
         next.seat = Some(seat);
         next.order_id = order_id.clone();
-        tx.put(&seat_key(&hold.value.event_id, id), &next, Condition::Version(rec.version));
+        tx.put(
+            &seat_key(&hold.value.event_id, id),
+            &next,
+            Condition::Version(rec.version),
+        );
     }
     match tx.commit() {
         Ok(_) => Ok(CommitReservationResponse {
@@ -482,7 +613,10 @@ fn commit(req: CommitReservationRequest) -> Result<CommitReservationResponse> {
             committed_at: Some(timestamp_ms(now_ms())),
             error: None,
         }),
-        Err(TxError::Conflict(_)) => Err(ServiceError::new(ErrorCode::InventoryConflict, "seats changed while committing; retry")),
+        Err(TxError::Conflict(_)) => Err(ServiceError::new(
+            ErrorCode::InventoryConflict,
+            "seats changed while committing; retry",
+        )),
         Err(TxError::Failed(e)) => Err(e),
     }
 }
@@ -490,7 +624,11 @@ fn commit(req: CommitReservationRequest) -> Result<CommitReservationResponse> {
 fn release(req: ReleaseHoldRequest) -> Result<ReleaseHoldResponse> {
     let now = Some(timestamp_ms(now_ms()));
     let Some((hold, seats)) = held_seats(&req.reservation_id)? else {
-        return Ok(ReleaseHoldResponse { status: ReleaseStatus::NotFound as i32, released_at: now, ..Default::default() });
+        return Ok(ReleaseHoldResponse {
+            status: ReleaseStatus::NotFound as i32,
+            released_at: now,
+            ..Default::default()
+        });
     };
     let ours: Vec<(&String, &Versioned<SeatRecord>)> = hold
         .value
@@ -499,12 +637,25 @@ fn release(req: ReleaseHoldRequest) -> Result<ReleaseHoldResponse> {
         .zip(&seats)
         .filter(|(_, s)| s.value.reservation_id == req.reservation_id)
         .collect();
-    if ours.iter().any(|(_, s)| seat_status(&s.value) == SeatStatus::Sold) {
-        return Err(ServiceError::new(ErrorCode::FailedPrecondition, "the reservation is already committed"));
+    if ours
+        .iter()
+        .any(|(_, s)| seat_status(&s.value) == SeatStatus::Sold)
+    {
+        return Err(ServiceError::new(
+            ErrorCode::FailedPrecondition,
+            "the reservation is already committed",
+        ));
     }
-    let held: Vec<_> = ours.into_iter().filter(|(_, s)| seat_status(&s.value) == SeatStatus::Reserved).collect();
+    let held: Vec<_> = ours
+        .into_iter()
+        .filter(|(_, s)| seat_status(&s.value) == SeatStatus::Reserved)
+        .collect();
     if held.is_empty() {
-        return Ok(ReleaseHoldResponse { status: ReleaseStatus::AlreadyReleased as i32, released_at: now, ..Default::default() });
+        return Ok(ReleaseHoldResponse {
+            status: ReleaseStatus::AlreadyReleased as i32,
+            released_at: now,
+            ..Default::default()
+        });
     }
     let mut tx = Tx::new();
     let mut released = Vec::with_capacity(held.len());
@@ -513,7 +664,11 @@ fn release(req: ReleaseHoldRequest) -> Result<ReleaseHoldResponse> {
         next.seat = Some(with_status(&next, SeatStatus::Available));
         next.reservation_id.clear();
         next.hold_expires_at_ms = 0;
-        tx.put(&seat_key(&hold.value.event_id, id), &next, Condition::Version(rec.version));
+        tx.put(
+            &seat_key(&hold.value.event_id, id),
+            &next,
+            Condition::Version(rec.version),
+        );
         released.push((*id).clone());
     }
     tx.add(&remaining_key(&hold.value.event_id), held.len() as i64);
@@ -521,7 +676,10 @@ fn release(req: ReleaseHoldRequest) -> Result<ReleaseHoldResponse> {
         Ok(_) => {
             tacos_guest::info(
                 "hold released",
-                &[("reservation_id", &req.reservation_id), ("reason", &req.reason)],
+                &[
+                    ("reservation_id", &req.reservation_id),
+                    ("reason", &req.reason),
+                ],
             );
             Ok(ReleaseHoldResponse {
                 released_seats: released,
@@ -530,7 +688,10 @@ fn release(req: ReleaseHoldRequest) -> Result<ReleaseHoldResponse> {
                 error: None,
             })
         }
-        Err(TxError::Conflict(_)) => Err(ServiceError::new(ErrorCode::ConcurrentModification, "seats changed while releasing; retry")),
+        Err(TxError::Conflict(_)) => Err(ServiceError::new(
+            ErrorCode::ConcurrentModification,
+            "seats changed while releasing; retry",
+        )),
         Err(TxError::Failed(e)) => Err(e),
     }
 }

@@ -18,7 +18,9 @@ use tacos_guest::proto::gateway::v1::{
 use tacos_guest::proto::internal::v1::{Marker, PaymentCompletion};
 use tacos_guest::proto::payment::v1::*;
 use tacos_guest::proto::timestamp_ms;
-use tacos_guest::{Message, Reply, Result, ServiceError, config_or, decode, now_ms, random_below, reply, require};
+use tacos_guest::{
+    Message, Reply, Result, ServiceError, config_or, decode, now_ms, random_below, reply, require,
+};
 
 tacos_guest::component_bindings!("../../wit", "tacos:platform/consumer");
 
@@ -32,15 +34,20 @@ impl bindings::exports::tacos::platform::handler::Guest for PaymentSim {
             "payment.v1.PaymentService/ProcessPayment" => reply(decode(&request).and_then(process)),
             "payment.v1.PaymentService/CancelPayment" => reply(decode(&request).and_then(cancel)),
             "payment.v1.PaymentService/ListPayments" => reply(decode(&request).and_then(list)),
-            "payment.v1.PaymentService/SimulateWebhook" => reply(decode(&request).and_then(simulate)),
+            "payment.v1.PaymentService/SimulateWebhook" => {
+                reply(decode(&request).and_then(simulate))
+            }
             other => Err(ServiceError::invalid(format!("unknown method {other}")).encode()),
         }
     }
 }
 
 impl bindings::exports::tacos::platform::message_handler::Guest for PaymentSim {
-    fn handle(message: bindings::exports::tacos::platform::message_handler::Delivery) -> core::result::Result<(), String> {
-        let completion = PaymentCompletion::decode(message.payload.as_slice()).map_err(|e| format!("bad payload: {e}"))?;
+    fn handle(
+        message: bindings::exports::tacos::platform::message_handler::Delivery,
+    ) -> core::result::Result<(), String> {
+        let completion = PaymentCompletion::decode(message.payload.as_slice())
+            .map_err(|e| format!("bad payload: {e}"))?;
         complete(completion, message.attempt).map_err(|e| e.0.message)
     }
 }
@@ -59,7 +66,10 @@ fn load(id: &str, user_id: &str) -> Result<Versioned<Payment>> {
     let p = kv::get::<Payment>(&pay_key(id))?
         .ok_or_else(|| ServiceError::not_found(format!("payment intent {id} not found")))?;
     if !user_id.is_empty() && p.value.user_id != user_id {
-        return Err(ServiceError::new(ErrorCode::Forbidden, "payment intent belongs to another user"));
+        return Err(ServiceError::new(
+            ErrorCode::Forbidden,
+            "payment intent belongs to another user",
+        ));
     }
     Ok(p)
 }
@@ -71,7 +81,8 @@ fn status_of(p: &Payment) -> PaymentStatus {
 fn scenario_of(value: i32) -> PaymentScenario {
     match PaymentScenario::try_from(value).unwrap_or(PaymentScenario::Unspecified) {
         PaymentScenario::Unspecified => {
-            let name: String = config_or("default_scenario", "PAYMENT_SCENARIO_APPROVE".to_string());
+            let name: String =
+                config_or("default_scenario", "PAYMENT_SCENARIO_APPROVE".to_string());
             PaymentScenario::from_str_name(&name)
                 .or_else(|| PaymentScenario::from_str_name(&format!("PAYMENT_SCENARIO_{name}")))
                 .unwrap_or(PaymentScenario::Approve)
@@ -93,10 +104,19 @@ fn delay_ms(scenario: PaymentScenario) -> i64 {
 }
 
 fn schedule(id: &str, target: PaymentStatus, force: bool, delay: i64) -> Result<()> {
-    let msg = PaymentCompletion { payment_intent_id: id.to_string(), target_status: target as i32, force };
+    let msg = PaymentCompletion {
+        payment_intent_id: id.to_string(),
+        target_status: target as i32,
+        force,
+    };
     tacos_guest::queue::send(TOPIC, &msg.encode_to_vec(), delay.max(0) as u64)
         .map(|_| ())
-        .map_err(|e| ServiceError::new(ErrorCode::Unavailable, format!("cannot schedule payment processing: {e}")))
+        .map_err(|e| {
+            ServiceError::new(
+                ErrorCode::Unavailable,
+                format!("cannot schedule payment processing: {e}"),
+            )
+        })
 }
 
 fn create(request: &[u8]) -> Reply {
@@ -104,15 +124,28 @@ fn create(request: &[u8]) -> Reply {
     let validated = (|| -> Result<()> {
         require("reservation_id", &req.reservation_id)?;
         require("user_id", &req.user_id)?;
-        let amount = req.amount.as_ref().ok_or_else(|| ServiceError::invalid_field("amount", "is required"))?;
+        let amount = req
+            .amount
+            .as_ref()
+            .ok_or_else(|| ServiceError::invalid_field("amount", "is required"))?;
         if amount.amount <= 0 {
-            return Err(ServiceError::invalid_field("amount.amount", "must be positive"));
+            return Err(ServiceError::invalid_field(
+                "amount.amount",
+                "must be positive",
+            ));
         }
         if amount.currency.len() != 3 {
-            return Err(ServiceError::invalid_field("amount.currency", "must be an ISO 4217 code"));
+            return Err(ServiceError::invalid_field(
+                "amount.currency",
+                "must be an ISO 4217 code",
+            ));
         }
-        if !req.webhook_url.is_empty() && !(req.webhook_url.starts_with("http://") || req.webhook_url.starts_with("https://")) {
-            return Err(ServiceError::invalid_field("webhook_url", "must be an http(s) URL"));
+        let url = &req.webhook_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ServiceError::invalid_field(
+                "webhook_url",
+                "must be an http(s) URL",
+            ));
         }
         Ok(())
     })();
@@ -132,7 +165,10 @@ fn create(request: &[u8]) -> Reply {
     match claim {
         Some(c) => idempotency::finish(c, result),
         None => match result {
-            Ok((resp, tx)) => tx.commit().map(|_| resp.encode_to_vec()).map_err(|e| ServiceError::from(e).encode()),
+            Ok((resp, tx)) => tx
+                .commit()
+                .map(|_| resp.encode_to_vec())
+                .map_err(|e| ServiceError::from(e).encode()),
             Err(e) => Err(e.encode()),
         },
     }
@@ -142,7 +178,6 @@ fn new_intent(req: CreatePaymentIntentRequest) -> Result<(CreatePaymentIntentRes
     let now = now_ms();
     let id = tacos_guest::new_id("pi");
     let scenario = scenario_of(req.scenario);
-    let webhook_url = if req.webhook_url.is_empty() { config_or("default_webhook_url", String::new()) } else { req.webhook_url.clone() };
     // Scheduled before the record is written: a message for an intent that was
     // never stored is dropped, while a stored intent always gets its outcome.
     schedule(&id, PaymentStatus::Unspecified, false, delay_ms(scenario))?;
@@ -156,14 +191,22 @@ fn new_intent(req: CreatePaymentIntentRequest) -> Result<(CreatePaymentIntentRes
         method: req.method,
         created_at: Some(timestamp_ms(now)),
         updated_at: Some(timestamp_ms(now)),
-        metadata: req.metadata.as_ref().map(|m| m.attributes.clone()).unwrap_or_default(),
+        metadata: req
+            .metadata
+            .as_ref()
+            .map(|m| m.attributes.clone())
+            .unwrap_or_default(),
         scenario: scenario as i32,
-        webhook_url,
+        // Empty means the host's own receiver, resolved at delivery time.
+        webhook_url: req.webhook_url.clone(),
         ..Default::default()
     };
     let mut tx = Tx::new();
-    tx.put(&pay_key(&id), &payment, Condition::Absent)
-        .put(&format!("byuser:{}:{}", req.user_id, id), &Marker {}, Condition::None);
+    tx.put(&pay_key(&id), &payment, Condition::Absent).put(
+        &format!("byuser:{}:{}", req.user_id, id),
+        &Marker {},
+        Condition::None,
+    );
     let base: String = config_or("public_url", String::new());
     let resp = CreatePaymentIntentResponse {
         payment_intent_id: id.clone(),
@@ -177,7 +220,10 @@ fn new_intent(req: CreatePaymentIntentRequest) -> Result<(CreatePaymentIntentRes
 }
 
 fn get(req: GetPaymentStatusRequest) -> Result<GetPaymentStatusResponse> {
-    Ok(GetPaymentStatusResponse { payment: Some(load(&req.payment_intent_id, &req.user_id)?.value), error: None })
+    Ok(GetPaymentStatusResponse {
+        payment: Some(load(&req.payment_intent_id, &req.user_id)?.value),
+        error: None,
+    })
 }
 
 fn process(req: ProcessPaymentRequest) -> Result<ProcessPaymentResponse> {
@@ -185,7 +231,11 @@ fn process(req: ProcessPaymentRequest) -> Result<ProcessPaymentResponse> {
     if status_of(&p.value) == PaymentStatus::Pending {
         schedule(&req.payment_intent_id, PaymentStatus::Unspecified, false, 0)?;
     }
-    Ok(ProcessPaymentResponse { status: p.value.status, transaction_id: p.value.transaction_id, error: None })
+    Ok(ProcessPaymentResponse {
+        status: p.value.status,
+        transaction_id: p.value.transaction_id,
+        error: None,
+    })
 }
 
 fn cancel(req: CancelPaymentRequest) -> Result<CancelPaymentResponse> {
@@ -197,27 +247,49 @@ fn cancel(req: CancelPaymentRequest) -> Result<CancelPaymentResponse> {
             next.status = PaymentStatus::Cancelled as i32;
             next.updated_at = Some(timestamp_ms(now_ms()));
             let mut tx = Tx::new();
-            tx.put(&pay_key(&next.payment_intent_id), &next, Condition::Version(p.version));
+            tx.put(
+                &pay_key(&next.payment_intent_id),
+                &next,
+                Condition::Version(p.version),
+            );
             tx.commit()?;
         }
-        s => return Err(ServiceError::new(ErrorCode::FailedPrecondition, format!("payment is {}", s.as_str_name()))),
+        s => {
+            return Err(ServiceError::new(
+                ErrorCode::FailedPrecondition,
+                format!("payment is {}", s.as_str_name()),
+            ));
+        }
     }
-    Ok(CancelPaymentResponse { status: PaymentStatus::Cancelled as i32, cancelled_at: Some(timestamp_ms(now_ms())), error: None })
+    Ok(CancelPaymentResponse {
+        status: PaymentStatus::Cancelled as i32,
+        cancelled_at: Some(timestamp_ms(now_ms())),
+        error: None,
+    })
 }
 
 fn list(req: ListPaymentsRequest) -> Result<ListPaymentsResponse> {
     require("user_id", &req.user_id)?;
     let prefix = format!("byuser:{}:", req.user_id);
     let keys = kv::scan::<Marker>(&prefix, None, 1000)?;
-    let ids: Vec<String> = keys.iter().map(|(k, _)| pay_key(&k[prefix.len()..])).collect();
+    let ids: Vec<String> = keys
+        .iter()
+        .map(|(k, _)| pay_key(&k[prefix.len()..]))
+        .collect();
     let payments: Vec<Payment> = kv::get_many::<Payment>(&ids)?
         .into_iter()
         .flatten()
         .map(|p| p.value)
-        .filter(|p| (req.reservation_id.is_empty() || p.reservation_id == req.reservation_id) && (req.status == 0 || p.status == req.status))
+        .filter(|p| {
+            (req.reservation_id.is_empty() || p.reservation_id == req.reservation_id)
+                && (req.status == 0 || p.status == req.status)
+        })
         .collect();
     Ok(ListPaymentsResponse {
-        page_info: Some(PageInfo { total_count: payments.len() as i32, ..Default::default() }),
+        page_info: Some(PageInfo {
+            total_count: payments.len() as i32,
+            ..Default::default()
+        }),
         payments,
         error: None,
     })
@@ -226,11 +298,20 @@ fn list(req: ListPaymentsRequest) -> Result<ListPaymentsResponse> {
 fn simulate(req: SimulateWebhookRequest) -> Result<SimulateWebhookResponse> {
     let p = load(&req.payment_intent_id, "")?;
     let target = PaymentStatus::try_from(req.target_status).unwrap_or(PaymentStatus::Unspecified);
-    if !matches!(target, PaymentStatus::Completed | PaymentStatus::Failed | PaymentStatus::Unspecified) {
-        return Err(ServiceError::invalid_field("target_status", "must be COMPLETED or FAILED"));
+    if !matches!(
+        target,
+        PaymentStatus::Completed | PaymentStatus::Failed | PaymentStatus::Unspecified
+    ) {
+        return Err(ServiceError::invalid_field(
+            "target_status",
+            "must be COMPLETED or FAILED",
+        ));
     }
     if status_of(&p.value) != PaymentStatus::Pending && !req.force_trigger {
-        return Err(ServiceError::new(ErrorCode::FailedPrecondition, "payment already processed; set force_trigger to resend"));
+        return Err(ServiceError::new(
+            ErrorCode::FailedPrecondition,
+            "payment already processed; set force_trigger to resend",
+        ));
     }
     let delay = i64::from(req.delay_seconds.max(0)) * 1000;
     schedule(&req.payment_intent_id, target, req.force_trigger, delay)?;
@@ -252,7 +333,9 @@ fn complete(c: PaymentCompletion, attempt: u32) -> Result<()> {
         return Ok(()); // never stored: the create failed after scheduling
     };
     let target = PaymentStatus::try_from(c.target_status).unwrap_or(PaymentStatus::Unspecified);
-    if status_of(&p.value) == PaymentStatus::Pending || (c.force && target != PaymentStatus::Unspecified) {
+    if status_of(&p.value) == PaymentStatus::Pending
+        || (c.force && target != PaymentStatus::Unspecified)
+    {
         let now = now_ms();
         let outcome = match (target, scenario_of(p.value.scenario)) {
             (PaymentStatus::Completed | PaymentStatus::Failed, _) => target,
@@ -266,22 +349,46 @@ fn complete(c: PaymentCompletion, attempt: u32) -> Result<()> {
         next.updated_at = Some(timestamp_ms(now));
         next.processed_at = Some(timestamp_ms(now));
         next.transaction_id = tacos_guest::new_id("txn");
-        next.payment_id = next.payment_id.is_empty().then(|| tacos_guest::new_id("pay")).unwrap_or(next.payment_id);
+        if next.payment_id.is_empty() {
+            next.payment_id = tacos_guest::new_id("pay");
+        }
         next.result = Some(PaymentResult {
             success: outcome == PaymentStatus::Completed,
-            failure_code: if outcome == PaymentStatus::Completed { String::new() } else { "card_declined".into() },
+            failure_code: if outcome == PaymentStatus::Completed {
+                String::new()
+            } else {
+                "card_declined".into()
+            },
             failure_reason: match outcome {
                 PaymentStatus::Completed => String::new(),
                 PaymentStatus::Expired => "payment timed out".into(),
                 _ => "declined by scenario".into(),
             },
-            authorization_code: if outcome == PaymentStatus::Completed { tacos_guest::new_id("auth") } else { String::new() },
+            authorization_code: if outcome == PaymentStatus::Completed {
+                tacos_guest::new_id("auth")
+            } else {
+                String::new()
+            },
         });
         let mut tx = Tx::new();
-        tx.put(&pay_key(&next.payment_intent_id), &next, Condition::Version(p.version));
+        tx.put(
+            &pay_key(&next.payment_intent_id),
+            &next,
+            Condition::Version(p.version),
+        );
         match tx.commit() {
-            Ok(v) => p = Versioned { value: next, version: v[0] },
-            Err(TxError::Conflict(_)) => return Err(ServiceError::new(ErrorCode::ConcurrentModification, "payment changed; retry")),
+            Ok(v) => {
+                p = Versioned {
+                    value: next,
+                    version: v[0],
+                }
+            }
+            Err(TxError::Conflict(_)) => {
+                return Err(ServiceError::new(
+                    ErrorCode::ConcurrentModification,
+                    "payment changed; retry",
+                ));
+            }
             Err(TxError::Failed(e)) => return Err(e),
         }
     }
@@ -292,11 +399,21 @@ fn announce(p: &Payment, attempt: u32) -> Result<()> {
     let status = status_of(p);
     let (event_type, hook_status) = match status {
         PaymentStatus::Completed => (PaymentWebhookType::Approved, PaymentWebhookStatus::Approved),
-        PaymentStatus::Failed | PaymentStatus::Expired => (PaymentWebhookType::Failed, PaymentWebhookStatus::Failed),
-        PaymentStatus::Cancelled => (PaymentWebhookType::Cancelled, PaymentWebhookStatus::Cancelled),
+        PaymentStatus::Failed | PaymentStatus::Expired => {
+            (PaymentWebhookType::Failed, PaymentWebhookStatus::Failed)
+        }
+        PaymentStatus::Cancelled => (
+            PaymentWebhookType::Cancelled,
+            PaymentWebhookStatus::Cancelled,
+        ),
         _ => return Ok(()),
     };
-    if p.webhook_url.is_empty() {
+    let url = if p.webhook_url.is_empty() {
+        config_or("default_webhook_url", String::new())
+    } else {
+        p.webhook_url.clone()
+    };
+    if url.is_empty() {
         return Ok(());
     }
     let id = webhook_id(&p.payment_intent_id, status);
@@ -309,8 +426,14 @@ fn announce(p: &Payment, attempt: u32) -> Result<()> {
             transaction_id: p.transaction_id.clone(),
             status: hook_status as i32,
             amount: p.amount.clone(),
-            failure_reason: p.result.as_ref().map(|r| r.failure_reason.clone()).unwrap_or_default(),
-            metadata: [("user_id".to_string(), p.user_id.clone())].into_iter().collect(),
+            failure_reason: p
+                .result
+                .as_ref()
+                .map(|r| r.failure_reason.clone())
+                .unwrap_or_default(),
+            metadata: [("user_id".to_string(), p.user_id.clone())]
+                .into_iter()
+                .collect(),
             processed_at: p.processed_at,
         }),
         timestamp: Some(timestamp_ms(now_ms())),
@@ -319,14 +442,20 @@ fn announce(p: &Payment, attempt: u32) -> Result<()> {
         attempt: attempt as i32,
     };
     let request = tacos_guest::webhook::Request {
-        url: p.webhook_url.clone(),
+        url,
         webhook_id: id,
         message_type: "gateway.v1.PaymentWebhookRequest".into(),
         payload: body.encode_to_vec(),
     };
     match tacos_guest::webhook::deliver(&request) {
         Ok(status) if (200..300).contains(&status) => Ok(()),
-        Ok(status) => Err(ServiceError::new(ErrorCode::UpstreamError, format!("webhook receiver answered {status}"))),
-        Err(e) => Err(ServiceError::new(ErrorCode::UpstreamError, format!("webhook not delivered: {e}"))),
+        Ok(status) => Err(ServiceError::new(
+            ErrorCode::UpstreamError,
+            format!("webhook receiver answered {status}"),
+        )),
+        Err(e) => Err(ServiceError::new(
+            ErrorCode::UpstreamError,
+            format!("webhook not delivered: {e}"),
+        )),
     }
 }

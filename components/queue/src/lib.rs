@@ -10,13 +10,13 @@
 //! signed, so checking it needs no scan of the room (the original scanned keys
 //! and saturated Redis at 10k RPS).
 
+use tacos_guest::kv::{self, Condition, Tx, TxError};
 use tacos_guest::proto::gateway::v1::*;
 use tacos_guest::proto::internal::v1::{
     AdmissionAnchor, AdmissionGrant, ConfigureEventRequest, ConfigureEventResponse, Marker,
     QueueEventConfig, WaitingTicket,
 };
 use tacos_guest::proto::{common::v1::ErrorCode, timestamp_ms};
-use tacos_guest::kv::{self, Condition, Tx, TxError};
 use tacos_guest::{Reply, Result, ServiceError, config_or, decode, now_ms, reply, require, token};
 
 tacos_guest::component_bindings!("../../wit", "tacos:platform/service");
@@ -31,7 +31,9 @@ impl bindings::exports::tacos::platform::handler::Guest for Queue {
             "gateway.v1.QueueService/RequestAdmission" => reply(decode(&request).and_then(admit)),
             "gateway.v1.QueueService/LeaveQueue" => reply(decode(&request).and_then(leave)),
             "gateway.v1.QueueService/GetQueueStats" => reply(decode(&request).and_then(stats)),
-            "tacos.internal.v1.QueueAdmin/ConfigureEvent" => reply(decode(&request).and_then(configure)),
+            "tacos.internal.v1.QueueAdmin/ConfigureEvent" => {
+                reply(decode(&request).and_then(configure))
+            }
             other => Err(ServiceError::invalid(format!("unknown method {other}")).encode()),
         }
     }
@@ -49,7 +51,10 @@ fn event_key(event_id: &str) -> String {
 fn configure(req: ConfigureEventRequest) -> Result<ConfigureEventResponse> {
     require("event_id", &req.event_id)?;
     if req.admission_per_second <= 0 {
-        return Err(ServiceError::invalid_field("admission_per_second", "must be positive"));
+        return Err(ServiceError::invalid_field(
+            "admission_per_second",
+            "must be positive",
+        ));
     }
     let mut tx = Tx::new();
     tx.put(
@@ -66,7 +71,9 @@ fn configure(req: ConfigureEventRequest) -> Result<ConfigureEventResponse> {
 fn rate_of(event_id: &str) -> Result<i64> {
     match kv::get::<QueueEventConfig>(&event_key(event_id))? {
         Some(c) => Ok(i64::from(c.value.admission_per_second.max(1))),
-        None => Err(ServiceError::not_found(format!("event {event_id} not found"))),
+        None => Err(ServiceError::not_found(format!(
+            "event {event_id} not found"
+        ))),
     }
 }
 
@@ -86,7 +93,14 @@ fn due_time(event_id: &str, position: i64, rate: i64, now: i64) -> Result<i64> {
             None => Condition::Absent,
         };
         let mut tx = Tx::new();
-        tx.put(&key, &AdmissionAnchor { position, at_ms: now }, condition);
+        tx.put(
+            &key,
+            &AdmissionAnchor {
+                position,
+                at_ms: now,
+            },
+            condition,
+        );
         match tx.commit() {
             Ok(_) => return Ok(now),
             Err(TxError::Conflict(_)) => continue,
@@ -144,10 +158,20 @@ fn join(req: JoinQueueRequest) -> Result<JoinQueueResponse> {
     let mut tx = Tx::new();
     tx.put_ttl(&user_key, &ticket, Condition::None, ttl);
     tx.commit()?;
-    Ok(join_response(&ticket, token::sign(&ticket, &secret), rate, now))
+    Ok(join_response(
+        &ticket,
+        token::sign(&ticket, &secret),
+        rate,
+        now,
+    ))
 }
 
-fn join_response(t: &WaitingTicket, waiting_token: String, rate: i64, now: i64) -> JoinQueueResponse {
+fn join_response(
+    t: &WaitingTicket,
+    waiting_token: String,
+    rate: i64,
+    now: i64,
+) -> JoinQueueResponse {
     let (status, position_hint, eta_seconds) = waiting_view(t, rate, now);
     JoinQueueResponse {
         waiting_token,
@@ -194,10 +218,16 @@ fn status(req: GetQueueStatusRequest) -> Result<GetQueueStatusResponse> {
 fn admit(req: RequestAdmissionRequest) -> Result<RequestAdmissionResponse> {
     let t = ticket_of(&req.waiting_token)?;
     if !req.event_id.is_empty() && req.event_id != t.event_id {
-        return Err(ServiceError::invalid_field("event_id", "does not match the waiting token"));
+        return Err(ServiceError::invalid_field(
+            "event_id",
+            "does not match the waiting token",
+        ));
     }
     if !req.user_id.is_empty() && req.user_id != t.user_id {
-        return Err(ServiceError::invalid_field("user_id", "does not match the waiting token"));
+        return Err(ServiceError::invalid_field(
+            "user_id",
+            "does not match the waiting token",
+        ));
     }
     let now = now_ms();
     let (status, ahead, eta, _) = standing(&t, now)?;
@@ -210,10 +240,16 @@ fn admit(req: RequestAdmissionRequest) -> Result<RequestAdmissionResponse> {
             ));
         }
         QueueStatus::Expired => {
-            return Err(ServiceError::new(ErrorCode::FailedPrecondition, "waiting token expired"));
+            return Err(ServiceError::new(
+                ErrorCode::FailedPrecondition,
+                "waiting token expired",
+            ));
         }
         _ => {
-            return Err(ServiceError::new(ErrorCode::FailedPrecondition, "left the waiting room"));
+            return Err(ServiceError::new(
+                ErrorCode::FailedPrecondition,
+                "left the waiting room",
+            ));
         }
     }
     let ttl_seconds: i64 = config_or("reservation_token_ttl_seconds", 30);
@@ -225,8 +261,13 @@ fn admit(req: RequestAdmissionRequest) -> Result<RequestAdmissionResponse> {
     };
     // Count each ticket's first admission only.
     let mut tx = Tx::new();
-    tx.put_ttl(&format!("admitted:{}", t.id), &Marker {}, Condition::Absent, TICKET_GRACE_MS as u64)
-        .add(&format!("admitted:{}", t.event_id), 1);
+    tx.put_ttl(
+        &format!("admitted:{}", t.id),
+        &Marker {},
+        Condition::Absent,
+        TICKET_GRACE_MS as u64,
+    )
+    .add(&format!("admitted:{}", t.event_id), 1);
     match tx.commit() {
         Ok(_) | Err(TxError::Conflict(_)) => {}
         Err(e) => return Err(e.into()),

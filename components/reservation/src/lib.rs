@@ -13,10 +13,14 @@ use tacos_guest::proto::internal::v1::{
     AdmissionGrant, ExpireReservationRequest, ExpireReservationResponse, FailReservationRequest,
     FailReservationResponse, Marker,
 };
-use tacos_guest::proto::payment::v1::{GetPaymentStatusRequest, GetPaymentStatusResponse, PaymentStatus};
+use tacos_guest::proto::payment::v1::{
+    GetPaymentStatusRequest, GetPaymentStatusResponse, PaymentStatus,
+};
 use tacos_guest::proto::reservation::v1::*;
 use tacos_guest::proto::{timestamp_ms, timestamp_to_ms};
-use tacos_guest::{Message, Reply, Result, ServiceError, config_or, decode, now_ms, reply, require, token};
+use tacos_guest::{
+    Message, Reply, Result, ServiceError, config_or, decode, now_ms, reply, require, token,
+};
 
 tacos_guest::component_bindings!("../../wit", "tacos:platform/service");
 
@@ -26,13 +30,27 @@ impl bindings::exports::tacos::platform::handler::Guest for Reservations {
     fn call(method: String, request: Vec<u8>) -> Reply {
         match method.as_str() {
             "reservation.v1.ReservationService/CreateReservation" => create(&request),
-            "reservation.v1.ReservationService/GetReservation" => reply(decode(&request).and_then(get)),
-            "reservation.v1.ReservationService/ConfirmReservation" => reply(decode(&request).and_then(confirm)),
-            "reservation.v1.ReservationService/CancelReservation" => reply(decode(&request).and_then(cancel)),
-            "reservation.v1.ReservationService/ListReservations" => reply(decode(&request).and_then(list)),
-            "reservation.v1.ReservationService/ExtendHold" => reply(decode(&request).and_then(extend)),
-            "tacos.internal.v1.ReservationLifecycle/ExpireReservation" => reply(decode(&request).and_then(expire)),
-            "tacos.internal.v1.ReservationLifecycle/FailReservation" => reply(decode(&request).and_then(fail)),
+            "reservation.v1.ReservationService/GetReservation" => {
+                reply(decode(&request).and_then(get))
+            }
+            "reservation.v1.ReservationService/ConfirmReservation" => {
+                reply(decode(&request).and_then(confirm))
+            }
+            "reservation.v1.ReservationService/CancelReservation" => {
+                reply(decode(&request).and_then(cancel))
+            }
+            "reservation.v1.ReservationService/ListReservations" => {
+                reply(decode(&request).and_then(list))
+            }
+            "reservation.v1.ReservationService/ExtendHold" => {
+                reply(decode(&request).and_then(extend))
+            }
+            "tacos.internal.v1.ReservationLifecycle/ExpireReservation" => {
+                reply(decode(&request).and_then(expire))
+            }
+            "tacos.internal.v1.ReservationLifecycle/FailReservation" => {
+                reply(decode(&request).and_then(fail))
+            }
             other => Err(ServiceError::invalid(format!("unknown method {other}")).encode()),
         }
     }
@@ -61,7 +79,10 @@ fn load(id: &str) -> Result<Versioned<Reservation>> {
 fn load_owned(id: &str, user_id: &str) -> Result<Versioned<Reservation>> {
     let r = load(id)?;
     if !user_id.is_empty() && r.value.user_id != user_id {
-        return Err(ServiceError::new(ErrorCode::Forbidden, "reservation belongs to another user"));
+        return Err(ServiceError::new(
+            ErrorCode::Forbidden,
+            "reservation belongs to another user",
+        ));
     }
     Ok(r)
 }
@@ -76,46 +97,73 @@ fn save(r: &Reservation, version: u64) -> core::result::Result<u64, TxError> {
 
 fn create(request: &[u8]) -> Reply {
     let req: CreateReservationRequest = decode(request).map_err(|e| e.encode())?;
-    let key = req.idempotency_key.clone();
-    let user = req.user_id.clone();
-    if let Err(e) = validate_create(&req) {
+    if let Err(e) = validate_shape(&req) {
         return Err(e.encode());
     }
-    let claim = match idempotency::claim("create", &user, &key, request) {
+    // Replay comes before the token check: a retry after the token expired
+    // still gets the first answer.
+    let claim = match idempotency::claim("create", &req.user_id, &req.idempotency_key, request) {
         Ok(Claim::Replay(reply)) => return reply,
         Ok(Claim::Fresh(claim)) => claim,
         Err(e) => return Err(e.encode()),
     };
-    let result = hold(req).map(|(resp, rec)| {
-        let mut tx = Tx::new();
-        tx.put(&res_key(&rec.reservation_id), &rec, Condition::Absent)
-            .put(&format!("byuser:{}:{}", rec.user_id, rec.reservation_id), &Marker {}, Condition::None);
-        (resp, tx)
-    });
+    let result = check_token(&req)
+        .and_then(|_| hold(req))
+        .map(|(resp, rec)| {
+            let mut tx = Tx::new();
+            tx.put(&res_key(&rec.reservation_id), &rec, Condition::Absent)
+                .put(
+                    &format!("byuser:{}:{}", rec.user_id, rec.reservation_id),
+                    &Marker {},
+                    Condition::None,
+                );
+            (resp, tx)
+        });
     idempotency::finish(claim, result)
 }
 
-fn validate_create(req: &CreateReservationRequest) -> Result<AdmissionGrant> {
+fn validate_shape(req: &CreateReservationRequest) -> Result<()> {
     require("event_id", &req.event_id)?;
     require("user_id", &req.user_id)?;
     if req.idempotency_key.is_empty() {
-        return Err(ServiceError::new(ErrorCode::IdempotencyRequired, "idempotency_key is required"));
+        return Err(ServiceError::new(
+            ErrorCode::IdempotencyRequired,
+            "idempotency_key is required",
+        ));
     }
     require("idempotency_key", &req.idempotency_key)?;
     require("reservation_token", &req.reservation_token)?;
+    if req.seat_ids.is_empty() && req.quantity <= 0 {
+        return Err(ServiceError::invalid_field(
+            "quantity",
+            "give seat_ids or a positive quantity",
+        ));
+    }
+    Ok(())
+}
+
+fn check_token(req: &CreateReservationRequest) -> Result<AdmissionGrant> {
     let grant: AdmissionGrant = token::verify(&req.reservation_token, &token::secret())
-        .ok_or_else(|| ServiceError::new(ErrorCode::Unauthenticated, "reservation_token is not valid"))?;
+        .ok_or_else(|| {
+            ServiceError::new(ErrorCode::Unauthenticated, "reservation_token is not valid")
+        })?;
     if grant.event_id != req.event_id {
-        return Err(ServiceError::new(ErrorCode::Forbidden, "reservation_token was issued for another event"));
+        return Err(ServiceError::new(
+            ErrorCode::Forbidden,
+            "reservation_token was issued for another event",
+        ));
     }
     if grant.user_id != req.user_id {
-        return Err(ServiceError::new(ErrorCode::Forbidden, "reservation_token was issued to another user"));
+        return Err(ServiceError::new(
+            ErrorCode::Forbidden,
+            "reservation_token was issued to another user",
+        ));
     }
     if now_ms() >= grant.expires_at_ms {
-        return Err(ServiceError::new(ErrorCode::Unauthenticated, "reservation_token has expired; request admission again"));
-    }
-    if req.seat_ids.is_empty() && req.quantity <= 0 {
-        return Err(ServiceError::invalid_field("quantity", "give seat_ids or a positive quantity"));
+        return Err(ServiceError::new(
+            ErrorCode::Unauthenticated,
+            "reservation_token has expired; request admission again",
+        ));
     }
     Ok(grant)
 }
@@ -133,8 +181,17 @@ fn hold(req: CreateReservationRequest) -> Result<(CreateReservationResponse, Res
         expired_at: Some(timestamp_ms(expires)),
         ..Default::default()
     };
-    tacos_guest::queue::send(EXPIRY_TOPIC, &expiry.encode_to_vec(), (hold_seconds * 1000) as u64)
-        .map_err(|e| ServiceError::new(ErrorCode::Unavailable, format!("cannot schedule expiry: {e}")))?;
+    tacos_guest::queue::send(
+        EXPIRY_TOPIC,
+        &expiry.encode_to_vec(),
+        (hold_seconds * 1000) as u64,
+    )
+    .map_err(|e| {
+        ServiceError::new(
+            ErrorCode::Unavailable,
+            format!("cannot schedule expiry: {e}"),
+        )
+    })?;
 
     let held: ReserveSeatResponse = tacos_guest::call(
         INVENTORY,
@@ -162,7 +219,11 @@ fn hold(req: CreateReservationRequest) -> Result<(CreateReservationResponse, Res
         created_at: Some(timestamp_ms(now)),
         updated_at: Some(timestamp_ms(now)),
         hold_expires_at: Some(timestamp_ms(expires)),
-        metadata: req.metadata.as_ref().map(|m| m.attributes.clone()).unwrap_or_default(),
+        metadata: req
+            .metadata
+            .as_ref()
+            .map(|m| m.attributes.clone())
+            .unwrap_or_default(),
         ..Default::default()
     };
     let response = CreateReservationResponse {
@@ -183,7 +244,11 @@ fn total_of(seats: &[Seat]) -> Money {
         .find_map(|s| s.price.as_ref().map(|p| p.currency.clone()))
         .unwrap_or_else(|| "KRW".to_string());
     Money {
-        amount: seats.iter().filter_map(|s| s.price.as_ref()).map(|p| p.amount).sum(),
+        amount: seats
+            .iter()
+            .filter_map(|s| s.price.as_ref())
+            .map(|p| p.amount)
+            .sum(),
         currency,
     }
 }
@@ -192,13 +257,20 @@ fn total_of(seats: &[Seat]) -> Money {
 
 fn get(req: GetReservationRequest) -> Result<GetReservationResponse> {
     let r = load_owned(&req.reservation_id, &req.user_id)?;
-    Ok(GetReservationResponse { reservation: Some(r.value), error: None })
+    Ok(GetReservationResponse {
+        reservation: Some(r.value),
+        error: None,
+    })
 }
 
 fn list(req: ListReservationsRequest) -> Result<ListReservationsResponse> {
     require("user_id", &req.user_id)?;
     let page = req.pagination.clone().unwrap_or_default();
-    let size = if page.page_size <= 0 { 20 } else { page.page_size.min(100) } as usize;
+    let size = if page.page_size <= 0 {
+        20
+    } else {
+        page.page_size.min(100)
+    } as usize;
     let prefix = format!("byuser:{}:", req.user_id);
     let after = (!page.cursor.is_empty()).then(|| format!("{prefix}{}", page.cursor));
     let mut out = Vec::new();
@@ -208,10 +280,15 @@ fn list(req: ListReservationsRequest) -> Result<ListReservationsResponse> {
         let keys = kv::scan::<Marker>(&prefix, cursor.as_deref(), 100)?;
         let Some((last, _)) = keys.last() else { break };
         cursor = Some(last.clone());
-        let ids: Vec<String> = keys.iter().map(|(k, _)| res_key(&k[prefix.len()..])).collect();
+        let ids: Vec<String> = keys
+            .iter()
+            .map(|(k, _)| res_key(&k[prefix.len()..]))
+            .collect();
         for r in kv::get_many::<Reservation>(&ids)?.into_iter().flatten() {
             let r = r.value;
-            if (req.status != 0 && r.status != req.status) || (!req.event_id.is_empty() && r.event_id != req.event_id) {
+            if (req.status != 0 && r.status != req.status)
+                || (!req.event_id.is_empty() && r.event_id != req.event_id)
+            {
                 continue;
             }
             if out.len() == size {
@@ -224,7 +301,13 @@ fn list(req: ListReservationsRequest) -> Result<ListReservationsResponse> {
             break;
         }
     }
-    let next_cursor = if more { out.last().map(|r| r.reservation_id.clone()).unwrap_or_default() } else { String::new() };
+    let next_cursor = if more {
+        out.last()
+            .map(|r| r.reservation_id.clone())
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
     Ok(ListReservationsResponse {
         page_info: Some(tacos_guest::proto::common::v1::PageInfo {
             total_count: out.len() as i32,
@@ -253,8 +336,14 @@ fn confirmed_response(r: &Reservation) -> ConfirmReservationResponse {
 fn refuse_unless_held(r: &Reservation) -> Result<()> {
     match status_of(r) {
         ReservationStatus::Hold => Ok(()),
-        ReservationStatus::Expired => Err(ServiceError::new(ErrorCode::ReservationExpired, "the hold has expired")),
-        s => Err(ServiceError::new(ErrorCode::FailedPrecondition, format!("reservation is {}", s.as_str_name()))),
+        ReservationStatus::Expired => Err(ServiceError::new(
+            ErrorCode::ReservationExpired,
+            "the hold has expired",
+        )),
+        s => Err(ServiceError::new(
+            ErrorCode::FailedPrecondition,
+            format!("reservation is {}", s.as_str_name()),
+        )),
     }
 }
 
@@ -265,28 +354,51 @@ fn confirm(req: ConfirmReservationRequest) -> Result<ConfirmReservationResponse>
         if r.value.payment_intent_id == req.payment_intent_id {
             return Ok(confirmed_response(&r.value));
         }
-        return Err(ServiceError::new(ErrorCode::FailedPrecondition, "reservation was confirmed with another payment"));
+        return Err(ServiceError::new(
+            ErrorCode::FailedPrecondition,
+            "reservation was confirmed with another payment",
+        ));
     }
     refuse_unless_held(&r.value)?;
-    let expires = r.value.hold_expires_at.as_ref().map(timestamp_to_ms).unwrap_or(0);
+    let expires = r
+        .value
+        .hold_expires_at
+        .as_ref()
+        .map(timestamp_to_ms)
+        .unwrap_or(0);
     if now_ms() >= expires {
-        return Err(ServiceError::new(ErrorCode::ReservationExpired, "the hold has expired"));
+        return Err(ServiceError::new(
+            ErrorCode::ReservationExpired,
+            "the hold has expired",
+        ));
     }
 
     let payment: GetPaymentStatusResponse = tacos_guest::call(
         "payment.v1.PaymentService",
         "GetPaymentStatus",
-        &GetPaymentStatusRequest { payment_intent_id: req.payment_intent_id.clone(), user_id: String::new() },
+        &GetPaymentStatusRequest {
+            payment_intent_id: req.payment_intent_id.clone(),
+            user_id: String::new(),
+        },
     )?;
     let payment = payment.payment.unwrap_or_default();
     if payment.reservation_id != r.value.reservation_id {
-        return Err(ServiceError::invalid_field("payment_intent_id", "belongs to another reservation"));
+        return Err(ServiceError::invalid_field(
+            "payment_intent_id",
+            "belongs to another reservation",
+        ));
     }
     if payment.status != PaymentStatus::Completed as i32 {
-        return Err(ServiceError::new(ErrorCode::PaymentNotApproved, "payment is not completed"));
+        return Err(ServiceError::new(
+            ErrorCode::PaymentNotApproved,
+            "payment is not completed",
+        ));
     }
     if payment.amount != r.value.total_amount {
-        return Err(ServiceError::new(ErrorCode::PaymentNotApproved, "payment amount does not match the reservation total"));
+        return Err(ServiceError::new(
+            ErrorCode::PaymentNotApproved,
+            "payment amount does not match the reservation total",
+        ));
     }
 
     let committed: CommitReservationResponse = tacos_guest::call(
@@ -309,16 +421,27 @@ fn confirm(req: ConfirmReservationRequest) -> Result<ConfirmReservationResponse>
     next.updated_at = Some(timestamp_ms(now_ms()));
     match save(&next, r.version) {
         Ok(_) => {
-            tacos_guest::info("reservation confirmed", &[("reservation_id", &next.reservation_id), ("order_id", &next.order_id)]);
+            tacos_guest::info(
+                "reservation confirmed",
+                &[
+                    ("reservation_id", &next.reservation_id),
+                    ("order_id", &next.order_id),
+                ],
+            );
             Ok(confirmed_response(&next))
         }
         // Someone else moved it (a concurrent confirm of the same payment is fine).
         Err(TxError::Conflict(_)) => {
             let now = load(&req.reservation_id)?;
-            if status_of(&now.value) == ReservationStatus::Confirmed && now.value.payment_intent_id == req.payment_intent_id {
+            if status_of(&now.value) == ReservationStatus::Confirmed
+                && now.value.payment_intent_id == req.payment_intent_id
+            {
                 Ok(confirmed_response(&now.value))
             } else {
-                Err(ServiceError::new(ErrorCode::ConcurrentModification, "reservation changed while confirming"))
+                Err(ServiceError::new(
+                    ErrorCode::ConcurrentModification,
+                    "reservation changed while confirming",
+                ))
             }
         }
         Err(TxError::Failed(e)) => Err(e),
@@ -328,7 +451,12 @@ fn confirm(req: ConfirmReservationRequest) -> Result<ConfirmReservationResponse>
 // ---------------------------------------------------------------- end of a hold
 
 /// Release the seats and move the reservation to `status`, if it is still held.
-fn end_hold(id: &str, user_id: &str, status: ReservationStatus, reason: &str) -> Result<(Reservation, Vec<String>, bool)> {
+fn end_hold(
+    id: &str,
+    user_id: &str,
+    status: ReservationStatus,
+    reason: &str,
+) -> Result<(Reservation, Vec<String>, bool)> {
     for _ in 0..4 {
         let r = load_owned(id, user_id)?;
         if status_of(&r.value) != ReservationStatus::Hold {
@@ -356,11 +484,19 @@ fn end_hold(id: &str, user_id: &str, status: ReservationStatus, reason: &str) ->
             Err(TxError::Failed(e)) => return Err(e),
         }
     }
-    Err(ServiceError::new(ErrorCode::ConcurrentModification, "reservation kept changing; retry"))
+    Err(ServiceError::new(
+        ErrorCode::ConcurrentModification,
+        "reservation kept changing; retry",
+    ))
 }
 
 fn cancel(req: CancelReservationRequest) -> Result<CancelReservationResponse> {
-    let (r, released, changed) = end_hold(&req.reservation_id, &req.user_id, ReservationStatus::Cancelled, "CANCELLED")?;
+    let (r, released, changed) = end_hold(
+        &req.reservation_id,
+        &req.user_id,
+        ReservationStatus::Cancelled,
+        "CANCELLED",
+    )?;
     if !changed && status_of(&r) != ReservationStatus::Cancelled {
         refuse_unless_held(&r)?;
     }
@@ -381,37 +517,93 @@ fn expire(req: ExpireReservationRequest) -> Result<ExpireReservationResponse> {
             let released: ReleaseHoldResponse = tacos_guest::call(
                 INVENTORY,
                 "ReleaseHold",
-                &ReleaseHoldRequest { reservation_id: req.reservation_id.clone(), event_id: req.event_id.clone(), reason: "EXPIRED".into(), ..Default::default() },
+                &ReleaseHoldRequest {
+                    reservation_id: req.reservation_id.clone(),
+                    event_id: req.event_id.clone(),
+                    reason: "EXPIRED".into(),
+                    ..Default::default()
+                },
             )?;
-            return Ok(ExpireReservationResponse { outcome: "orphan-released".into(), released_seats: released.released_seats, error: None });
+            return Ok(ExpireReservationResponse {
+                outcome: "orphan-released".into(),
+                released_seats: released.released_seats,
+                error: None,
+            });
         }
     };
-    let expires = r.value.hold_expires_at.as_ref().map(timestamp_to_ms).unwrap_or(0);
+    let expires = r
+        .value
+        .hold_expires_at
+        .as_ref()
+        .map(timestamp_to_ms)
+        .unwrap_or(0);
     if status_of(&r.value) == ReservationStatus::Hold && now_ms() < expires {
         // The hold was extended; a later expiry message covers it.
-        return Ok(ExpireReservationResponse { outcome: "extended".into(), ..Default::default() });
+        return Ok(ExpireReservationResponse {
+            outcome: "extended".into(),
+            ..Default::default()
+        });
     }
-    match end_hold(&req.reservation_id, "", ReservationStatus::Expired, "EXPIRED") {
+    match end_hold(
+        &req.reservation_id,
+        "",
+        ReservationStatus::Expired,
+        "EXPIRED",
+    ) {
         Ok((_, released, true)) => {
-            tacos_guest::info("reservation expired", &[("reservation_id", &req.reservation_id)]);
-            Ok(ExpireReservationResponse { outcome: "expired".into(), released_seats: released, error: None })
+            tacos_guest::info(
+                "reservation expired",
+                &[("reservation_id", &req.reservation_id)],
+            );
+            Ok(ExpireReservationResponse {
+                outcome: "expired".into(),
+                released_seats: released,
+                error: None,
+            })
         }
-        Ok((r, _, false)) => Ok(ExpireReservationResponse { outcome: format!("skipped:{}", status_of(&r).as_str_name()), ..Default::default() }),
+        Ok((r, _, false)) => Ok(ExpireReservationResponse {
+            outcome: format!("skipped:{}", status_of(&r).as_str_name()),
+            ..Default::default()
+        }),
         // Committed by a confirm that raced with us: nothing to expire.
-        Err(e) if e.code() == ErrorCode::FailedPrecondition => Ok(ExpireReservationResponse { outcome: "skipped:committed".into(), ..Default::default() }),
+        Err(e) if e.code() == ErrorCode::FailedPrecondition => Ok(ExpireReservationResponse {
+            outcome: "skipped:committed".into(),
+            ..Default::default()
+        }),
         Err(e) => Err(e),
     }
 }
 
 fn fail(req: FailReservationRequest) -> Result<FailReservationResponse> {
     let r = load(&req.reservation_id)?;
-    if !req.payment_intent_id.is_empty() && !r.value.payment_intent_id.is_empty() && r.value.payment_intent_id != req.payment_intent_id {
-        return Ok(FailReservationResponse { outcome: "skipped:other-payment".into(), ..Default::default() });
+    if !req.payment_intent_id.is_empty()
+        && !r.value.payment_intent_id.is_empty()
+        && r.value.payment_intent_id != req.payment_intent_id
+    {
+        return Ok(FailReservationResponse {
+            outcome: "skipped:other-payment".into(),
+            ..Default::default()
+        });
     }
-    match end_hold(&req.reservation_id, "", ReservationStatus::Failed, "FAILED_PAYMENT") {
-        Ok((_, released, true)) => Ok(FailReservationResponse { outcome: "failed".into(), released_seats: released, error: None }),
-        Ok((r, _, false)) => Ok(FailReservationResponse { outcome: format!("skipped:{}", status_of(&r).as_str_name()), ..Default::default() }),
-        Err(e) if e.code() == ErrorCode::FailedPrecondition => Ok(FailReservationResponse { outcome: "skipped:committed".into(), ..Default::default() }),
+    match end_hold(
+        &req.reservation_id,
+        "",
+        ReservationStatus::Failed,
+        "FAILED_PAYMENT",
+    ) {
+        Ok((_, released, true)) => Ok(FailReservationResponse {
+            outcome: "failed".into(),
+            released_seats: released,
+            error: None,
+        }),
+        Ok((r, _, false)) => Ok(FailReservationResponse {
+            outcome: format!("skipped:{}", status_of(&r).as_str_name()),
+            ..Default::default()
+        }),
+        Err(e) if e.code() == ErrorCode::FailedPrecondition => Ok(FailReservationResponse {
+            outcome: "skipped:committed".into(),
+            ..Default::default()
+        }),
         Err(e) => Err(e),
     }
 }
@@ -423,7 +615,12 @@ fn extend(req: ExtendHoldRequest) -> Result<ExtendHoldResponse> {
     refuse_unless_held(&r.value)?;
     let max: i32 = config_or("max_hold_extension_seconds", 60);
     let now = now_ms();
-    let expires = r.value.hold_expires_at.as_ref().map(timestamp_to_ms).unwrap_or(0);
+    let expires = r
+        .value
+        .hold_expires_at
+        .as_ref()
+        .map(timestamp_to_ms)
+        .unwrap_or(0);
     let already = r.value.metadata.contains_key("tacos.extended");
     if req.extension_seconds <= 0 || req.extension_seconds > max || already || now >= expires {
         return Ok(ExtendHoldResponse {
@@ -440,12 +637,22 @@ fn extend(req: ExtendHoldRequest) -> Result<ExtendHoldResponse> {
         expired_at: Some(timestamp_ms(new_expires)),
         ..Default::default()
     };
-    tacos_guest::queue::send(EXPIRY_TOPIC, &expiry.encode_to_vec(), (new_expires - now) as u64)
-        .map_err(|e| ServiceError::new(ErrorCode::Unavailable, format!("cannot schedule expiry: {e}")))?;
+    tacos_guest::queue::send(
+        EXPIRY_TOPIC,
+        &expiry.encode_to_vec(),
+        (new_expires - now) as u64,
+    )
+    .map_err(|e| {
+        ServiceError::new(
+            ErrorCode::Unavailable,
+            format!("cannot schedule expiry: {e}"),
+        )
+    })?;
     let mut next = r.value.clone();
     next.hold_expires_at = Some(timestamp_ms(new_expires));
     next.updated_at = Some(timestamp_ms(now));
-    next.metadata.insert("tacos.extended".into(), req.extension_seconds.to_string());
+    next.metadata
+        .insert("tacos.extended".into(), req.extension_seconds.to_string());
     save(&next, r.version)?;
     Ok(ExtendHoldResponse {
         new_expires_at: next.hold_expires_at,

@@ -6,7 +6,8 @@
 //! duplicates run the work once: the others see the claim and get
 //! CONCURRENT_MODIFICATION (retryable) until the first one finishes. The final
 //! response is written in the same transaction as the work's own records.
-//! Transient failures release the claim so that a retry runs again.
+//! Refusals (bad input, credentials) and transient failures release the claim
+//! so that a retry runs again; business outcomes (a conflict) are replayed.
 
 use crate::kv::{self, Condition, Tx, TxError};
 use crate::{Reply, Result, ServiceError, config_or, now_ms};
@@ -89,10 +90,16 @@ pub fn claim(scope: &str, user: &str, key: &str, request: &[u8]) -> Result<Claim
     ))
 }
 
-fn transient(code: ErrorCode) -> bool {
+/// Failures after which nothing happened and a retry should run again: the
+/// request was refused (bad input, credentials) or the failure was transient.
+fn not_recorded(code: ErrorCode) -> bool {
     matches!(
         code,
-        ErrorCode::Internal
+        ErrorCode::InvalidArgument
+            | ErrorCode::Unauthenticated
+            | ErrorCode::Forbidden
+            | ErrorCode::NotFound
+            | ErrorCode::Internal
             | ErrorCode::Unavailable
             | ErrorCode::Timeout
             | ErrorCode::UpstreamTimeout
@@ -120,7 +127,7 @@ pub fn finish<M: Message>(claim: Claimed, result: Result<(M, Tx)>) -> Reply {
                 Err(e) => Err(ServiceError::from(e).encode()),
             }
         }
-        Err(e) if transient(e.code()) => {
+        Err(e) if not_recorded(e.code()) => {
             let mut tx = Tx::new();
             tx.delete(&key, Condition::Version(version));
             let _ = tx.commit();

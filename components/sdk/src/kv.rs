@@ -23,7 +23,9 @@ fn store_error(e: raw::Error) -> ServiceError {
         raw::Error::Conflict(_) => {
             ServiceError::new(ErrorCode::ConcurrentModification, "concurrent modification")
         }
-        raw::Error::Invalid(m) => ServiceError::internal(format!("storage rejected a request: {m}")),
+        raw::Error::Invalid(m) => {
+            ServiceError::internal(format!("storage rejected a request: {m}"))
+        }
         raw::Error::Unavailable(m) => {
             ServiceError::new(ErrorCode::Unavailable, format!("storage unavailable: {m}"))
         }

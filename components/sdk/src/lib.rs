@@ -206,7 +206,10 @@ pub fn require<'a>(field: &str, value: &'a str) -> Result<&'a str> {
     if value.trim().is_empty() {
         Err(ServiceError::invalid_field(field, "is required"))
     } else if value.len() > 256 {
-        Err(ServiceError::invalid_field(field, "is longer than 256 bytes"))
+        Err(ServiceError::invalid_field(
+            field,
+            "is longer than 256 bytes",
+        ))
     } else {
         Ok(value)
     }

@@ -14,9 +14,12 @@
 
 use tacos_guest::kv::{self, Condition, Tx};
 use tacos_guest::proto::common::v1::ErrorCode;
-use tacos_guest::proto::gateway::v1::{PaymentWebhookRequest, PaymentWebhookResponse, PaymentWebhookType};
+use tacos_guest::proto::gateway::v1::{
+    PaymentWebhookRequest, PaymentWebhookResponse, PaymentWebhookType,
+};
 use tacos_guest::proto::internal::v1::{
-    ExpireReservationRequest, ExpireReservationResponse, FailReservationRequest, FailReservationResponse, Marker,
+    ExpireReservationRequest, ExpireReservationResponse, FailReservationRequest,
+    FailReservationResponse, Marker,
 };
 use tacos_guest::proto::reservation::v1::*;
 use tacos_guest::proto::timestamp_ms;
@@ -29,16 +32,24 @@ struct Worker;
 impl bindings::exports::tacos::platform::handler::Guest for Worker {
     fn call(method: String, request: Vec<u8>) -> Reply {
         match method.as_str() {
-            "reservation.v1.WorkerService/ProcessReservationExpiry" => reply(decode(&request).and_then(expiry)),
-            "reservation.v1.WorkerService/ProcessPaymentResult" => reply(decode(&request).and_then(payment_result)),
-            "gateway.v1.WebhookService/ReceivePaymentWebhook" => reply(decode(&request).and_then(webhook)),
+            "reservation.v1.WorkerService/ProcessReservationExpiry" => {
+                reply(decode(&request).and_then(expiry))
+            }
+            "reservation.v1.WorkerService/ProcessPaymentResult" => {
+                reply(decode(&request).and_then(payment_result))
+            }
+            "gateway.v1.WebhookService/ReceivePaymentWebhook" => {
+                reply(decode(&request).and_then(webhook))
+            }
             other => Err(ServiceError::invalid(format!("unknown method {other}")).encode()),
         }
     }
 }
 
 impl bindings::exports::tacos::platform::message_handler::Guest for Worker {
-    fn handle(message: bindings::exports::tacos::platform::message_handler::Delivery) -> core::result::Result<(), String> {
+    fn handle(
+        message: bindings::exports::tacos::platform::message_handler::Delivery,
+    ) -> core::result::Result<(), String> {
         let retry = message.attempt.saturating_sub(1) as i32;
         let outcome = match message.topic.as_str() {
             EXPIRY_TOPIC => decode::<ProcessExpiryRequest>(&message.payload)
@@ -75,14 +86,23 @@ fn expiry(req: ProcessExpiryRequest) -> Result<ProcessExpiryResponse> {
     let done: ExpireReservationResponse = tacos_guest::call(
         LIFECYCLE,
         "ExpireReservation",
-        &ExpireReservationRequest { reservation_id: req.reservation_id.clone(), event_id: req.event_id.clone() },
+        &ExpireReservationRequest {
+            reservation_id: req.reservation_id.clone(),
+            event_id: req.event_id.clone(),
+        },
     )?;
     let status = if done.outcome.starts_with("skipped") || done.outcome == "extended" {
         ProcessingStatus::Skipped
     } else {
         ProcessingStatus::Success
     };
-    tacos_guest::info("expiry processed", &[("reservation_id", &req.reservation_id), ("outcome", &done.outcome)]);
+    tacos_guest::info(
+        "expiry processed",
+        &[
+            ("reservation_id", &req.reservation_id),
+            ("outcome", &done.outcome),
+        ],
+    );
     Ok(ProcessExpiryResponse {
         status: status as i32,
         released_seats: done.released_seats,
@@ -95,14 +115,17 @@ fn expiry(req: ProcessExpiryRequest) -> Result<ProcessExpiryResponse> {
 fn payment_result(req: ProcessPaymentResultRequest) -> Result<ProcessPaymentResultResponse> {
     require("reservation_id", &req.reservation_id)?;
     require("payment_intent_id", &req.payment_intent_id)?;
-    let kind = PaymentResultType::try_from(req.result_type).unwrap_or(PaymentResultType::Unspecified);
-    let done = |status: ProcessingStatus, order_id: String, seats: Vec<String>| ProcessPaymentResultResponse {
-        status: status as i32,
-        order_id,
-        affected_seats: seats,
-        processed_at: Some(timestamp_ms(now_ms())),
-        next_action: "completed".into(),
-        error: None,
+    let kind =
+        PaymentResultType::try_from(req.result_type).unwrap_or(PaymentResultType::Unspecified);
+    let done = |status: ProcessingStatus, order_id: String, seats: Vec<String>| {
+        ProcessPaymentResultResponse {
+            status: status as i32,
+            order_id,
+            affected_seats: seats,
+            processed_at: Some(timestamp_ms(now_ms())),
+            next_action: "completed".into(),
+            error: None,
+        }
     };
     match kind {
         PaymentResultType::Approved => {
@@ -123,13 +146,23 @@ fn payment_result(req: ProcessPaymentResultRequest) -> Result<ProcessPaymentResu
                 }
                 // Paid too late, or for a reservation that is gone: nothing to
                 // confirm; a refund flow would start here.
-                Err(e) if matches!(
-                    e.code(),
-                    ErrorCode::ReservationExpired | ErrorCode::FailedPrecondition | ErrorCode::NotFound | ErrorCode::InventoryConflict | ErrorCode::PaymentNotApproved
-                ) => {
+                Err(e)
+                    if matches!(
+                        e.code(),
+                        ErrorCode::ReservationExpired
+                            | ErrorCode::FailedPrecondition
+                            | ErrorCode::NotFound
+                            | ErrorCode::InventoryConflict
+                            | ErrorCode::PaymentNotApproved
+                    ) =>
+                {
                     tacos_guest::warn(
                         "approved payment could not confirm its reservation",
-                        &[("reservation_id", &req.reservation_id), ("payment_intent_id", &req.payment_intent_id), ("reason", &e.0.message)],
+                        &[
+                            ("reservation_id", &req.reservation_id),
+                            ("payment_intent_id", &req.payment_intent_id),
+                            ("reason", &e.0.message),
+                        ],
                     );
                     Ok(done(ProcessingStatus::Failed, String::new(), Vec::new()))
                 }
@@ -146,7 +179,11 @@ fn payment_result(req: ProcessPaymentResultRequest) -> Result<ProcessPaymentResu
                     reason: kind.as_str_name().into(),
                 },
             )?;
-            Ok(done(ProcessingStatus::Success, String::new(), failed.released_seats))
+            Ok(done(
+                ProcessingStatus::Success,
+                String::new(),
+                failed.released_seats,
+            ))
         }
         _ => Ok(done(ProcessingStatus::Skipped, String::new(), Vec::new())),
     }
@@ -154,7 +191,10 @@ fn payment_result(req: ProcessPaymentResultRequest) -> Result<ProcessPaymentResu
 
 fn webhook(req: PaymentWebhookRequest) -> Result<PaymentWebhookResponse> {
     require("webhook_id", &req.webhook_id)?;
-    let data = req.data.clone().ok_or_else(|| ServiceError::invalid_field("data", "is required"))?;
+    let data = req
+        .data
+        .clone()
+        .ok_or_else(|| ServiceError::invalid_field("data", "is required"))?;
     require("data.reservation_id", &data.reservation_id)?;
     require("data.payment_intent_id", &data.payment_intent_id)?;
     let seen_key = format!("webhook:{}", req.webhook_id);
@@ -168,7 +208,9 @@ fn webhook(req: PaymentWebhookRequest) -> Result<PaymentWebhookResponse> {
     if kv::get::<Marker>(&seen_key)?.is_some() {
         return Ok(accepted("duplicate"));
     }
-    let result_type = match PaymentWebhookType::try_from(req.event_type).unwrap_or(PaymentWebhookType::Unspecified) {
+    let result_type = match PaymentWebhookType::try_from(req.event_type)
+        .unwrap_or(PaymentWebhookType::Unspecified)
+    {
         PaymentWebhookType::Approved => PaymentResultType::Approved,
         PaymentWebhookType::Failed => PaymentResultType::Failed,
         PaymentWebhookType::Cancelled => PaymentResultType::Cancelled,
@@ -191,8 +233,12 @@ fn webhook(req: PaymentWebhookRequest) -> Result<PaymentWebhookResponse> {
     };
     // Queue first, then remember the id: a crash in between means a duplicate
     // message, which the idempotent handler absorbs, never a lost one.
-    tacos_guest::queue::send(RESULTS_TOPIC, &work.encode_to_vec(), 0)
-        .map_err(|e| ServiceError::new(ErrorCode::Unavailable, format!("cannot queue payment result: {e}")))?;
+    tacos_guest::queue::send(RESULTS_TOPIC, &work.encode_to_vec(), 0).map_err(|e| {
+        ServiceError::new(
+            ErrorCode::Unavailable,
+            format!("cannot queue payment result: {e}"),
+        )
+    })?;
     let mut tx = Tx::new();
     tx.put_ttl(&seen_key, &Marker {}, Condition::None, WEBHOOK_DEDUPE_MS);
     tx.commit()?;

@@ -106,13 +106,26 @@ impl Bundle {
     /// The bundle compiled into the binary (`bundles/default.toml`).
     pub fn builtin(components_dir: &Path) -> anyhow::Result<Bundle> {
         let policy = Policy::parse(DEFAULT_POLICY, "policies/default.toml (built in)")?;
-        Self::parse(DEFAULT_BUNDLE, "bundles/default.toml (built in)", None, components_dir, Some(policy))
+        Self::parse(
+            DEFAULT_BUNDLE,
+            "bundles/default.toml (built in)",
+            None,
+            components_dir,
+            Some(policy),
+        )
     }
 
     /// Load a bundle manifest from a file.
     pub fn load(path: &Path, components_dir: &Path) -> anyhow::Result<Bundle> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading bundle {}", path.display()))?;
-        Self::parse(&text, &path.display().to_string(), path.parent(), components_dir, None)
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading bundle {}", path.display()))?;
+        Self::parse(
+            &text,
+            &path.display().to_string(),
+            path.parent(),
+            components_dir,
+            None,
+        )
     }
 
     fn parse(
@@ -122,7 +135,8 @@ impl Bundle {
         components_dir: &Path,
         policy: Option<Policy>,
     ) -> anyhow::Result<Bundle> {
-        let m: Manifest = toml::from_str(text).with_context(|| format!("parsing bundle {origin}"))?;
+        let m: Manifest =
+            toml::from_str(text).with_context(|| format!("parsing bundle {origin}"))?;
         let resolve = |p: &str| -> PathBuf {
             let expanded = p.replace("{components}", &components_dir.display().to_string());
             match base {
@@ -135,12 +149,21 @@ impl Bundle {
             None => Policy::load(&resolve(&m.policy))?,
         };
         if m.store.kind != "embedded" {
-            bail!("bundle {origin}: store kind `{}` is not supported (only `embedded`)", m.store.kind);
+            bail!(
+                "bundle {origin}: store kind `{}` is not supported (only `embedded`)",
+                m.store.kind
+            );
         }
         let mut services = Vec::new();
         for (name, s) in m.services {
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
-                bail!("bundle {origin}: service name `{name}` must be lowercase letters, digits and '-'");
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            {
+                bail!(
+                    "bundle {origin}: service name `{name}` must be lowercase letters, digits and '-'"
+                );
             }
             if s.serves.is_empty() {
                 bail!("bundle {origin}: service `{name}` serves no protobuf service");
@@ -163,10 +186,18 @@ impl Bundle {
         for (i, a) in services.iter().enumerate() {
             for b in &services[..i] {
                 if let Some(dup) = a.serves.iter().find(|s| b.serves.contains(s)) {
-                    bail!("bundle {origin}: `{dup}` is served by both `{}` and `{}`", b.name, a.name);
+                    bail!(
+                        "bundle {origin}: `{dup}` is served by both `{}` and `{}`",
+                        b.name,
+                        a.name
+                    );
                 }
                 if let Some(dup) = a.consumes.iter().find(|t| b.consumes.contains(t)) {
-                    bail!("bundle {origin}: topic `{dup}` is consumed by both `{}` and `{}`", b.name, a.name);
+                    bail!(
+                        "bundle {origin}: topic `{dup}` is consumed by both `{}` and `{}`",
+                        b.name,
+                        a.name
+                    );
                 }
             }
         }

@@ -13,7 +13,9 @@ impl config::Host for CallState {
         let settings = &self.runtime.settings;
         Ok(match key.as_str() {
             "public_url" => Some(settings.public_url.clone()),
-            "default_webhook_url" => Some(format!("{}/api/v1/webhooks/payment", settings.public_url)),
+            "default_webhook_url" => {
+                Some(format!("{}/api/v1/webhooks/payment", settings.public_url))
+            }
             "token_secret" if self.version.policy.may_read_secret("token_secret") => {
                 Some(self.ctx.tenant.token_secret.clone())
             }

@@ -33,7 +33,9 @@ fn condition(c: Condition) -> store::Condition {
 impl CallState {
     fn scoped(&self, key: &str) -> Result<String, Error> {
         if key.is_empty() || key.len() > MAX_USER_KEY {
-            return Err(Error::Invalid(format!("keys must be 1 to {MAX_USER_KEY} bytes")));
+            return Err(Error::Invalid(format!(
+                "keys must be 1 to {MAX_USER_KEY} bytes"
+            )));
         }
         Ok(format!("{}{key}", self.scope()))
     }
@@ -67,9 +69,14 @@ impl kv::Host for CallState {
             .map_err(to_guest))
     }
 
-    async fn get_many(&mut self, keys: Vec<String>) -> wasmtime::Result<Result<Vec<Option<Entry>>, Error>> {
+    async fn get_many(
+        &mut self,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<Vec<Option<Entry>>, Error>> {
         if keys.len() > MAX_KEYS_PER_READ {
-            return Ok(Err(Error::Invalid(format!("at most {MAX_KEYS_PER_READ} keys per read"))));
+            return Ok(Err(Error::Invalid(format!(
+                "at most {MAX_KEYS_PER_READ} keys per read"
+            ))));
         }
         let scoped: Result<Vec<String>, Error> = keys.iter().map(|k| self.scoped(k)).collect();
         let scoped = match scoped {
@@ -85,9 +92,16 @@ impl kv::Host for CallState {
             .map_err(to_guest))
     }
 
-    async fn scan(&mut self, prefix: String, start_after: Option<String>, limit: u32) -> wasmtime::Result<Result<Vec<Entry>, Error>> {
+    async fn scan(
+        &mut self,
+        prefix: String,
+        start_after: Option<String>,
+        limit: u32,
+    ) -> wasmtime::Result<Result<Vec<Entry>, Error>> {
         if prefix.len() > MAX_USER_KEY {
-            return Ok(Err(Error::Invalid(format!("prefixes are at most {MAX_USER_KEY} bytes"))));
+            return Ok(Err(Error::Invalid(format!(
+                "prefixes are at most {MAX_USER_KEY} bytes"
+            ))));
         }
         let scope = self.scope();
         let prefix = format!("{scope}{prefix}");
@@ -127,7 +141,10 @@ impl kv::Host for CallState {
                     key,
                     condition: condition(c.condition),
                 }),
-                Op::Add(a) => self.scoped(&a.key).map(|key| store::Op::Add { key, delta: a.delta }),
+                Op::Add(a) => self.scoped(&a.key).map(|key| store::Op::Add {
+                    key,
+                    delta: a.delta,
+                }),
             };
             match converted {
                 Ok(op) => out.push(op),

@@ -7,7 +7,12 @@ use crate::runtime::bindings::platform::log::{self, Level};
 const MAX_MESSAGE: usize = 4096;
 
 impl log::Host for CallState {
-    async fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) -> wasmtime::Result<()> {
+    async fn log(
+        &mut self,
+        level: Level,
+        message: String,
+        fields: Vec<(String, String)>,
+    ) -> wasmtime::Result<()> {
         let mut message = message;
         message.truncate(MAX_MESSAGE);
         let fields: String = fields

@@ -34,7 +34,12 @@ pub struct CallState {
 }
 
 impl CallState {
-    pub fn new(runtime: Arc<Runtime>, version: Arc<ComponentVersion>, ctx: CallContext, memory_limit: usize) -> CallState {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        version: Arc<ComponentVersion>,
+        ctx: CallContext,
+        memory_limit: usize,
+    ) -> CallState {
         // No environment, arguments, files or sockets: only the host clock.
         let wasi = wasmtime_wasi::WasiCtxBuilder::new()
             .wall_clock(crate::clock::WasiWallClock(runtime.clock.clone()))
@@ -70,7 +75,12 @@ impl WasiView for CallState {
 }
 
 impl wasmtime::ResourceLimiter for CallState {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory_limit {
             self.memory_exceeded = true;
             return Ok(false);
@@ -78,7 +88,12 @@ impl wasmtime::ResourceLimiter for CallState {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }

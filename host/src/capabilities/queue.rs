@@ -11,7 +11,12 @@ use crate::store::NewMessage;
 const MAX_PAYLOAD: usize = 256 * 1024;
 
 impl queue::Host for CallState {
-    async fn send(&mut self, topic: String, payload: Vec<u8>, delay_ms: u64) -> wasmtime::Result<Result<String, String>> {
+    async fn send(
+        &mut self,
+        topic: String,
+        payload: Vec<u8>,
+        delay_ms: u64,
+    ) -> wasmtime::Result<Result<String, String>> {
         if !self.version.policy.may_send(&topic) {
             return Ok(Err(format!(
                 "component `{}` may not send to topic `{topic}` (policy)",
@@ -19,7 +24,10 @@ impl queue::Host for CallState {
             )));
         }
         if payload.len() > MAX_PAYLOAD {
-            return Ok(Err(format!("payload is {} bytes; the limit is {MAX_PAYLOAD}", payload.len())));
+            return Ok(Err(format!(
+                "payload is {} bytes; the limit is {MAX_PAYLOAD}",
+                payload.len()
+            )));
         }
         let msg = NewMessage {
             tenant: self.ctx.tenant.id.clone(),

@@ -12,14 +12,25 @@ use prost::Message;
 const MAX_REQUEST: usize = 4 << 20;
 
 impl rpc::Host for CallState {
-    async fn call(&mut self, service: String, method: String, request: Vec<u8>) -> wasmtime::Result<Result<Vec<u8>, Vec<u8>>> {
+    async fn call(
+        &mut self,
+        service: String,
+        method: String,
+        request: Vec<u8>,
+    ) -> wasmtime::Result<Result<Vec<u8>, Vec<u8>>> {
         let trace = self.ctx.trace_id.clone();
         if !self.version.policy.may_call(&service) {
-            let e = CallError::Denied(format!("component `{}` may not call `{service}` (policy)", self.version.name));
+            let e = CallError::Denied(format!(
+                "component `{}` may not call `{service}` (policy)",
+                self.version.name
+            ));
             return Ok(Err(e.to_proto(&trace).encode_to_vec()));
         }
         if request.len() > MAX_REQUEST {
-            let e = CallError::Denied(format!("request of {} bytes exceeds {MAX_REQUEST}", request.len()));
+            let e = CallError::Denied(format!(
+                "request of {} bytes exceeds {MAX_REQUEST}",
+                request.len()
+            ));
             return Ok(Err(e.to_proto(&trace).encode_to_vec()));
         }
         let ctx = self.ctx.child();

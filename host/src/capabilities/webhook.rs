@@ -23,14 +23,20 @@ impl webhook::Host for CallState {
 
 impl CallState {
     async fn deliver_webhook(&mut self, request: Request) -> Result<u16, String> {
-        let uri: hyper::Uri = request.url.parse().map_err(|e| format!("invalid url: {e}"))?;
+        let uri: hyper::Uri = request
+            .url
+            .parse()
+            .map_err(|e| format!("invalid url: {e}"))?;
         if uri.scheme_str() != Some("http") {
             return Err("only http:// webhook urls are supported by this host".into());
         }
         let host = uri.host().unwrap_or_default();
         let port = uri.port_u16().unwrap_or(80);
         if !self.version.policy.may_post_to(host, port) {
-            return Err(format!("component `{}` may not post to {host}:{port} (policy)", self.version.name));
+            return Err(format!(
+                "component `{}` may not post to {host}:{port} (policy)",
+                self.version.name
+            ));
         }
         if request.payload.len() > MAX_PAYLOAD {
             return Err(format!("payload exceeds {MAX_PAYLOAD} bytes"));
@@ -39,10 +45,19 @@ impl CallState {
             return Err("webhook-id must be 1 to 256 bytes".into());
         }
         let codec = &self.runtime.codec;
-        let desc = codec.message(&request.message_type).map_err(|e| e.to_string())?;
-        let body = codec.to_json(&desc, &request.payload).map_err(|e| e.to_string())?;
+        let desc = codec
+            .message(&request.message_type)
+            .map_err(|e| e.to_string())?;
+        let body = codec
+            .to_json(&desc, &request.payload)
+            .map_err(|e| e.to_string())?;
         let timestamp = self.now_ms() / 1000;
-        let signature = crate::signature::sign(&self.ctx.tenant.webhook_key, &request.webhook_id, timestamp, &body);
+        let signature = crate::signature::sign(
+            &self.ctx.tenant.webhook_key,
+            &request.webhook_id,
+            timestamp,
+            &body,
+        );
         let req = hyper::Request::post(uri)
             .header("content-type", "application/json")
             .header("webhook-id", &request.webhook_id)

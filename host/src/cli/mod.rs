@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "tacos", version, about = "Run the ticketing services as sandboxed WebAssembly components")]
+#[command(
+    name = "tacos",
+    version,
+    about = "Run the ticketing services as sandboxed WebAssembly components"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,7 +41,12 @@ struct UpArgs {
     #[arg(long, value_name = "DIR", env = "TACOS_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
     /// Require `Authorization: Bearer <token>` on admin routes.
-    #[arg(long, value_name = "TOKEN", env = "TACOS_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "TACOS_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     admin_token: Option<String>,
     /// Do not create the bundle's demo events.
     #[arg(long)]
@@ -47,7 +56,10 @@ struct UpArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");
@@ -69,9 +81,13 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TACOS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TACOS_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
@@ -85,19 +101,44 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let host = Host::start(opts.clone()).await?;
     let url = host.url();
-    println!("tacos {} serving {} on {url} ({} ms to start)", env!("CARGO_PKG_VERSION"), host.bundle.origin, started.elapsed().as_millis());
+    println!(
+        "tacos {} serving {} on {url} ({} ms to start)",
+        env!("CARGO_PKG_VERSION"),
+        host.bundle.origin,
+        started.elapsed().as_millis()
+    );
     println!("  data dir   {}", opts.data_dir.display());
-    println!("  clock      {}", if opts.virtual_clock { "virtual (POST /admin/v1/clock/advance)" } else { "system" });
+    println!(
+        "  clock      {}",
+        if opts.virtual_clock {
+            "virtual (POST /admin/v1/clock/advance)"
+        } else {
+            "system"
+        }
+    );
     for slot in host.runtime().slots() {
         let v = slot.current.load();
-        println!("  {:<12} {}  serves {}", slot.name, v.short_hash(), slot.serves.join(", "));
+        println!(
+            "  {:<12} {}  serves {}",
+            slot.name,
+            v.short_hash(),
+            slot.serves.join(", ")
+        );
         if !slot.consumes.is_empty() {
-            println!("  {:<12} {:12}  consumes {}", "", "", slot.consumes.join(", "));
+            println!(
+                "  {:<12} {:12}  consumes {}",
+                "",
+                "",
+                slot.consumes.join(", ")
+            );
         }
     }
     for e in &host.bundle.events {
         if opts.seed_events {
-            println!("  demo event `{}`: {} seats; try: curl -s {url}/api/v1/events/{}/seats", e.event_id, e.seat_count, e.event_id);
+            println!(
+                "  demo event `{}`: {} seats; try: curl -s {url}/api/v1/events/{}/seats",
+                e.event_id, e.seat_count, e.event_id
+            );
         }
     }
     println!("ready; Ctrl-C to stop");

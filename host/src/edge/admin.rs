@@ -13,8 +13,14 @@ use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
 /// How long a clock advance waits for the queue to settle.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub(super) fn authorize(edge: &Edge, req: &Request<Incoming>, trace: &str) -> Result<(), ProtoError> {
-    let Some(token) = &edge.shared.admin_token else { return Ok(()) };
+pub(super) fn authorize(
+    edge: &Edge,
+    req: &Request<Incoming>,
+    trace: &str,
+) -> Result<(), ProtoError> {
+    let Some(token) = &edge.shared.admin_token else {
+        return Ok(());
+    };
     let given = req
         .headers()
         .get("authorization")
@@ -23,7 +29,11 @@ pub(super) fn authorize(edge: &Edge, req: &Request<Incoming>, trace: &str) -> Re
     if given == Some(token.as_str()) {
         Ok(())
     } else {
-        Err(errors::error(ErrorCode::Unauthenticated, "admin routes need Authorization: Bearer <admin token>", trace))
+        Err(errors::error(
+            ErrorCode::Unauthenticated,
+            "admin routes need Authorization: Bearer <admin token>",
+            trace,
+        ))
     }
 }
 
@@ -32,7 +42,11 @@ fn ok(value: serde_json::Value, trace: &str) -> Response<Body> {
 }
 
 /// Answer host routes; anything else is handed back.
-pub(super) async fn handle(edge: &Edge, req: Request<Incoming>, trace: &str) -> Result<Response<Body>, Request<Incoming>> {
+pub(super) async fn handle(
+    edge: &Edge,
+    req: Request<Incoming>,
+    trace: &str,
+) -> Result<Response<Body>, Request<Incoming>> {
     let shared = &edge.shared;
     let runtime = &shared.runtime;
     let fail = |e: ProtoError| edge.error(&e);
@@ -42,9 +56,16 @@ pub(super) async fn handle(edge: &Edge, req: Request<Incoming>, trace: &str) -> 
         (&Method::GET, "/healthz") => ok(j!({"status": "ok"}), trace),
         (&Method::GET, "/readyz") => match runtime.queue.depth().await {
             Ok(depth) => ok(j!({"status": "ready", "queue": depth}), trace),
-            Err(e) => fail(errors::error(ErrorCode::Unavailable, format!("store: {e}"), trace)),
+            Err(e) => fail(errors::error(
+                ErrorCode::Unavailable,
+                format!("store: {e}"),
+                trace,
+            )),
         },
-        (&Method::GET, "/admin/v1/clock") => ok(j!({"now_ms": runtime.clock.now_ms(), "virtual": runtime.clock.is_virtual()}), trace),
+        (&Method::GET, "/admin/v1/clock") => ok(
+            j!({"now_ms": runtime.clock.now_ms(), "virtual": runtime.clock.is_virtual()}),
+            trace,
+        ),
         (&Method::POST, "/admin/v1/clock/advance") => match authorize(edge, &req, trace) {
             Ok(()) => advance(edge, req, trace).await,
             Err(e) => fail(e),
@@ -76,15 +97,32 @@ async fn advance(edge: &Edge, req: Request<Incoming>, trace: &str) -> Response<B
     let runtime = &shared.runtime;
     let fail = |code, msg: String| edge.error(&errors::error(code, msg, trace));
     if !runtime.clock.is_virtual() {
-        return fail(ErrorCode::FailedPrecondition, "the clock is not virtual; start the host with --virtual-clock".into());
+        return fail(
+            ErrorCode::FailedPrecondition,
+            "the clock is not virtual; start the host with --virtual-clock".into(),
+        );
     }
-    let body = match Limited::new(req.into_body(), super::MAX_BODY).collect().await {
+    let body = match Limited::new(req.into_body(), super::MAX_BODY)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
-        Err(e) => return fail(ErrorCode::InvalidArgument, format!("reading the request body: {e}")),
+        Err(e) => {
+            return fail(
+                ErrorCode::InvalidArgument,
+                format!("reading the request body: {e}"),
+            );
+        }
     };
-    let seconds = serde_json::from_slice::<Advance>(&body).ok().map(|a| a.seconds);
-    let Some(seconds) = seconds.filter(|s| s.is_finite() && *s >= 0.0 && *s <= 86_400.0 * 365.0) else {
-        return fail(ErrorCode::InvalidArgument, "give {\"seconds\": N} with N from 0 to one year".into());
+    let seconds = serde_json::from_slice::<Advance>(&body)
+        .ok()
+        .map(|a| a.seconds);
+    let Some(seconds) = seconds.filter(|s| s.is_finite() && *s >= 0.0 && *s <= 86_400.0 * 365.0)
+    else {
+        return fail(
+            ErrorCode::InvalidArgument,
+            "give {\"seconds\": N} with N from 0 to one year".into(),
+        );
     };
     let now = match shared.advance_clock(Duration::from_secs_f64(seconds)).await {
         Ok(now) => now,

@@ -1,8 +1,8 @@
 //! The contract's error shape on HTTP: `{"error": {"code": "ERROR_CODE_…",
 //! "message": …, "trace_id": …, "details": […]}}` with a fitting status.
 
-use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
 use hyper::StatusCode;
+use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
 
 pub fn status_of(code: i32) -> StatusCode {
     match ErrorCode::try_from(code).unwrap_or(ErrorCode::Unspecified) {
@@ -23,7 +23,9 @@ pub fn status_of(code: i32) -> StatusCode {
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Timeout | ErrorCode::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::UpstreamError => StatusCode::BAD_GATEWAY,
-        ErrorCode::Internal | ErrorCode::DataCorruption | ErrorCode::Unspecified => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Internal | ErrorCode::DataCorruption | ErrorCode::Unspecified => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
     }
 }
 

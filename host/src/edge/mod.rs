@@ -41,7 +41,10 @@ pub fn new_trace_id() -> String {
 
 /// A `traceparent` header for an outgoing request of this trace.
 pub fn traceparent(trace_id: &str) -> String {
-    format!("00-{trace_id}-{}-01", hex::encode(rand::random::<[u8; 8]>()))
+    format!(
+        "00-{trace_id}-{}-01",
+        hex::encode(rand::random::<[u8; 8]>())
+    )
 }
 
 fn trace_id_of<B>(req: &Request<B>) -> String {
@@ -50,8 +53,10 @@ fn trace_id_of<B>(req: &Request<B>) -> String {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let parts: Vec<&str> = v.split('-').collect();
-            (parts.len() == 4 && parts[1].len() == 32 && parts[1].bytes().all(|b| b.is_ascii_hexdigit()))
-                .then(|| parts[1].to_ascii_lowercase())
+            (parts.len() == 4
+                && parts[1].len() == 32
+                && parts[1].bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| parts[1].to_ascii_lowercase())
         })
         .unwrap_or_else(new_trace_id)
 }
@@ -59,7 +64,8 @@ fn trace_id_of<B>(req: &Request<B>) -> String {
 pub fn json(status: StatusCode, body: Vec<u8>, trace_id: &str) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Ok(v) = HeaderValue::from_str(trace_id) {
         resp.headers_mut().insert("x-trace-id", v);
     }
@@ -75,7 +81,11 @@ impl Edge {
     }
 
     /// Accept connections until `shutdown` resolves.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
         let mut stop = shutdown.clone();
         loop {
             let accepted = tokio::select! {
@@ -98,7 +108,10 @@ impl Edge {
                     async move { Ok::<_, std::convert::Infallible>(edge.handle(req).await) }
                 });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+                if let Err(e) = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
             });
@@ -106,7 +119,11 @@ impl Edge {
     }
 
     fn error(&self, e: &ProtoError) -> Response<Body> {
-        json(errors::status_of(e.code), errors::body(&self.shared.runtime.codec, e), &e.trace_id)
+        json(
+            errors::status_of(e.code),
+            errors::body(&self.shared.runtime.codec, e),
+            &e.trace_id,
+        )
     }
 
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
@@ -125,7 +142,10 @@ impl Edge {
         });
         let Some((route, captures)) = found else {
             let (code, msg) = if allowed_methods {
-                (ErrorCode::InvalidArgument, format!("{method} is not allowed on {path}"))
+                (
+                    ErrorCode::InvalidArgument,
+                    format!("{method} is not allowed on {path}"),
+                )
             } else {
                 (ErrorCode::NotFound, format!("no route for {method} {path}"))
             };
@@ -141,7 +161,13 @@ impl Edge {
         }
     }
 
-    async fn dispatch(&self, route: &Route, captures: Vec<(&'static str, String)>, req: Request<Incoming>, trace: &str) -> Result<Response<Body>, ProtoError> {
+    async fn dispatch(
+        &self,
+        route: &Route,
+        captures: Vec<(&'static str, String)>,
+        req: Request<Incoming>,
+        trace: &str,
+    ) -> Result<Response<Body>, ProtoError> {
         let err = |code, msg: String| errors::error(code, msg, trace);
         if route.guard == Guard::Admin {
             admin::authorize(self, &req, trace)?;
@@ -151,25 +177,51 @@ impl Edge {
             for (k, v) in routes::query_pairs(q) {
                 match route.query.iter().find(|(name, _)| *name == k) {
                     Some((_, field)) => fields.push((field, v)),
-                    None => return Err(err(ErrorCode::InvalidArgument, format!("unknown query parameter `{k}`"))),
+                    None => {
+                        return Err(err(
+                            ErrorCode::InvalidArgument,
+                            format!("unknown query parameter `{k}`"),
+                        ));
+                    }
                 }
             }
         }
         let headers = req.headers().clone();
         if req.method() == Method::POST {
-            let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+            let ct = headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/json");
             if !ct.starts_with("application/json") {
-                return Err(err(ErrorCode::InvalidArgument, format!("content-type must be application/json, not {ct}")));
+                return Err(err(
+                    ErrorCode::InvalidArgument,
+                    format!("content-type must be application/json, not {ct}"),
+                ));
             }
         }
         let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
             Ok(b) => b.to_bytes(),
-            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-                let mut e = err(ErrorCode::InvalidArgument, format!("request body exceeds {MAX_BODY} bytes"));
-                e.details.push(tacos_proto::common::v1::ErrorDetail { field: "body".into(), reason: "too large".into(), value: String::new() });
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                let mut e = err(
+                    ErrorCode::InvalidArgument,
+                    format!("request body exceeds {MAX_BODY} bytes"),
+                );
+                e.details.push(tacos_proto::common::v1::ErrorDetail {
+                    field: "body".into(),
+                    reason: "too large".into(),
+                    value: String::new(),
+                });
                 return Err(e);
             }
-            Err(e) => return Err(err(ErrorCode::InvalidArgument, format!("reading the request body: {e}"))),
+            Err(e) => {
+                return Err(err(
+                    ErrorCode::InvalidArgument,
+                    format!("reading the request body: {e}"),
+                ));
+            }
         };
         let runtime = &self.shared.runtime;
         if route.guard == Guard::SignedWebhook {
@@ -182,16 +234,29 @@ impl Edge {
                 &body,
                 runtime.clock.now_ms() / 1000,
             )
-            .map_err(|e| err(ErrorCode::Unauthenticated, format!("webhook signature: {e}")))?;
+            .map_err(|e| {
+                err(
+                    ErrorCode::Unauthenticated,
+                    format!("webhook signature: {e}"),
+                )
+            })?;
         }
         let codec = &runtime.codec;
-        let input = codec.message(route.input).map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
-        let output = codec.message(route.output).map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
-        let request = codec.from_json(&input, &body, &fields).map_err(|m| err(ErrorCode::InvalidArgument, m))?;
+        let input = codec
+            .message(route.input)
+            .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        let output = codec
+            .message(route.output)
+            .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        let request = codec
+            .from_json(&input, &body, &fields)
+            .map_err(|m| err(ErrorCode::InvalidArgument, m))?;
         let ctx = runtime.context(trace.into(), std::time::Duration::from_secs(60));
         match runtime.call(&ctx, route.service, route.rpc, &request).await {
             Ok(bytes) => {
-                let rendered = codec.to_json(&output, &bytes).map_err(|e| err(ErrorCode::Internal, format!("{e:#}")))?;
+                let rendered = codec
+                    .to_json(&output, &bytes)
+                    .map_err(|e| err(ErrorCode::Internal, format!("{e:#}")))?;
                 Ok(json(StatusCode::OK, rendered, trace))
             }
             Err(e) => Err(e.to_proto(trace)),

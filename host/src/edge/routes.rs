@@ -118,7 +118,10 @@ pub fn query_pairs(query: &str) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .filter_map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            Some((percent_decode(&k.replace('+', " "))?, percent_decode(&v.replace('+', " "))?))
+            Some((
+                percent_decode(&k.replace('+', " "))?,
+                percent_decode(&v.replace('+', " "))?,
+            ))
         })
         .collect()
 }
@@ -130,16 +133,34 @@ mod tests {
     #[test]
     fn captures_and_queries() {
         assert_eq!(
-            capture("/api/v1/reservations/{reservation_id}/confirm", "/api/v1/reservations/res_1/confirm"),
+            capture(
+                "/api/v1/reservations/{reservation_id}/confirm",
+                "/api/v1/reservations/res_1/confirm"
+            ),
             Some(vec![("reservation_id", "res_1".to_string())])
         );
-        assert_eq!(capture("/api/v1/reservations/{reservation_id}", "/api/v1/reservations/"), None);
-        assert_eq!(capture("/api/v1/reservations", "/api/v1/reservations/x"), None);
-        assert_eq!(query_pairs("token=a%2Bb&x=1+2"), vec![("token".into(), "a+b".into()), ("x".into(), "1 2".into())]);
+        assert_eq!(
+            capture(
+                "/api/v1/reservations/{reservation_id}",
+                "/api/v1/reservations/"
+            ),
+            None
+        );
+        assert_eq!(
+            capture("/api/v1/reservations", "/api/v1/reservations/x"),
+            None
+        );
+        assert_eq!(
+            query_pairs("token=a%2Bb&x=1+2"),
+            vec![("token".into(), "a+b".into()), ("x".into(), "1 2".into())]
+        );
         // Every route names real messages.
         let codec = crate::json::Codec::new().unwrap();
         for r in table() {
-            assert!(codec.message(r.input).is_ok() && codec.message(r.output).is_ok(), "{r:?}");
+            assert!(
+                codec.message(r.input).is_ok() && codec.message(r.output).is_ok(),
+                "{r:?}"
+            );
         }
     }
 }

@@ -147,7 +147,8 @@ impl Policy {
     }
 
     pub fn load(path: &Path) -> anyhow::Result<Policy> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading policy {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading policy {}", path.display()))?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -170,19 +171,31 @@ impl ComponentPolicy {
 
     /// Check a component's imports against this grant (`imports` are
     /// interface names as the component states them, versions included).
-    pub fn check_imports<'a>(&self, component: &str, imports: impl IntoIterator<Item = &'a str>) -> anyhow::Result<()> {
+    pub fn check_imports<'a>(
+        &self,
+        component: &str,
+        imports: impl IntoIterator<Item = &'a str>,
+    ) -> anyhow::Result<()> {
         for import in imports {
             let unversioned = import.split('@').next().unwrap_or(import);
             if WASI_BASELINE.contains(&unversioned) {
                 continue;
             }
-            let granted = self.capabilities.iter().any(|c| c.interface() == unversioned);
+            let granted = self
+                .capabilities
+                .iter()
+                .any(|c| c.interface() == unversioned);
             if !granted {
                 let hint = match unversioned.strip_prefix("tacos:platform/") {
-                    Some(name) => format!("add \"{name}\" to [components.{component}] capabilities to grant it"),
-                    None => "only tacos:platform capabilities and the WASI baseline can be granted".to_string(),
+                    Some(name) => format!(
+                        "add \"{name}\" to [components.{component}] capabilities to grant it"
+                    ),
+                    None => "only tacos:platform capabilities and the WASI baseline can be granted"
+                        .to_string(),
                 };
-                bail!("component `{component}` imports `{import}`, which its policy does not grant ({hint})");
+                bail!(
+                    "component `{component}` imports `{import}`, which its policy does not grant ({hint})"
+                );
             }
         }
         Ok(())
@@ -212,7 +225,11 @@ impl ComponentPolicy {
     /// A one-line summary for logs and `tacos services`.
     pub fn describe(&self) -> String {
         let caps: Vec<&str> = self.capabilities.iter().map(|c| c.name()).collect();
-        format!("capabilities [{}], calls [{}]", caps.join(", "), self.calls.join(", "))
+        format!(
+            "capabilities [{}], calls [{}]",
+            caps.join(", "),
+            self.calls.join(", ")
+        )
     }
 }
 
@@ -228,13 +245,22 @@ mod tests {
         )
         .unwrap();
         let a = p.for_component("a");
-        assert!(a.check_imports("a", ["tacos:platform/kv@0.1.0", "wasi:io/streams@0.2.6"]).is_ok());
-        let err = a.check_imports("a", ["tacos:platform/webhook@0.1.0"]).unwrap_err();
+        assert!(
+            a.check_imports("a", ["tacos:platform/kv@0.1.0", "wasi:io/streams@0.2.6"])
+                .is_ok()
+        );
+        let err = a
+            .check_imports("a", ["tacos:platform/webhook@0.1.0"])
+            .unwrap_err();
         assert!(err.to_string().contains("does not grant"), "{err}");
         assert!(a.check_imports("a", ["wasi:sockets/tcp@0.2.0"]).is_err());
         assert!(a.may_call("x.v1.S") && !a.may_call("y.v1.T"));
         let nobody = p.for_component("b");
-        assert!(nobody.check_imports("b", ["tacos:platform/kv@0.1.0"]).is_err());
+        assert!(
+            nobody
+                .check_imports("b", ["tacos:platform/kv@0.1.0"])
+                .is_err()
+        );
         assert_eq!(nobody.limits(), Limits::default());
     }
 

@@ -64,12 +64,17 @@ impl Dispatcher {
         loop {
             let now = self.runtime.clock.now_ms();
             self.busy.fetch_add(1, Ordering::SeqCst);
-            let leased = self.queue().lease_due(now, now + VISIBILITY_MS, BATCH).await;
+            let leased = self
+                .queue()
+                .lease_due(now, now + VISIBILITY_MS, BATCH)
+                .await;
             let full = match leased {
                 Ok(batch) => {
                     let full = batch.len() == BATCH;
                     for msg in batch {
-                        let Ok(permit) = self.slots.clone().acquire_owned().await else { return };
+                        let Ok(permit) = self.slots.clone().acquire_owned().await else {
+                            return;
+                        };
                         self.busy.fetch_add(1, Ordering::SeqCst);
                         let me = self.clone();
                         tokio::spawn(async move {
@@ -121,7 +126,10 @@ impl Dispatcher {
                 self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                 store.ack(&msg).await
             }
-            Err(reason) if msg.attempt >= MAX_ATTEMPTS || self.runtime.slot_for_topic(&msg.topic).is_none() => {
+            Err(reason)
+                if msg.attempt >= MAX_ATTEMPTS
+                    || self.runtime.slot_for_topic(&msg.topic).is_none() =>
+            {
                 self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(tenant = %msg.tenant, topic = %msg.topic, id = msg.id, attempt = msg.attempt, trace_id = %trace, %reason, "message dead-lettered");
                 store.dead_letter(&msg, &reason).await
@@ -130,7 +138,9 @@ impl Dispatcher {
                 self.stats.retried.fetch_add(1, Ordering::Relaxed);
                 let backoff = BACKOFF_MS[(msg.attempt as usize - 1).min(BACKOFF_MS.len() - 1)];
                 tracing::warn!(tenant = %msg.tenant, topic = %msg.topic, id = msg.id, attempt = msg.attempt, retry_in_ms = backoff, trace_id = %trace, %reason, "message delivery failed");
-                store.retry(&msg, self.runtime.clock.now_ms() + backoff).await
+                store
+                    .retry(&msg, self.runtime.clock.now_ms() + backoff)
+                    .await
             }
         };
         if let Err(e) = result {

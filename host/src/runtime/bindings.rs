@@ -30,4 +30,4 @@ pub mod service {
     });
 }
 
-pub use consumer::tacos::platform as platform;
+pub use consumer::tacos::platform;

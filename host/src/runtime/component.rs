@@ -65,35 +65,63 @@ fn interface_names(names: impl Iterator<Item = String>) -> Vec<String> {
     names.collect()
 }
 
-pub fn load(engine: &Engine, linker: &Linker<CallState>, req: LoadRequest<'_>) -> anyhow::Result<ComponentVersion> {
+pub fn load(
+    engine: &Engine,
+    linker: &Linker<CallState>,
+    req: LoadRequest<'_>,
+) -> anyhow::Result<ComponentVersion> {
     let name = req.name;
-    let bytes = std::fs::read(req.path).with_context(|| format!("service `{name}`: reading {}", req.path.display()))?;
+    let bytes = std::fs::read(req.path)
+        .with_context(|| format!("service `{name}`: reading {}", req.path.display()))?;
     if !wasmparser_is_component(&bytes) {
-        bail!("service `{name}`: {} is not a wasm component (build it for wasm32-wasip2)", req.path.display());
+        bail!(
+            "service `{name}`: {} is not a wasm component (build it for wasm32-wasip2)",
+            req.path.display()
+        );
     }
     let hash = hex::encode(Sha256::digest(&bytes));
-    let component = Component::new(engine, &bytes).map_err(anyhow::Error::from).with_context(|| format!("service `{name}`: compiling {}", req.path.display()))?;
+    let component = Component::new(engine, &bytes)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("service `{name}`: compiling {}", req.path.display()))?;
     let ty = component.component_type();
     let imports = interface_names(ty.imports(engine).map(|(n, _)| n.to_string()));
     let exports = interface_names(ty.exports(engine).map(|(n, _)| n.to_string()));
-    req.policy.check_imports(name, imports.iter().map(String::as_str))?;
+    req.policy
+        .check_imports(name, imports.iter().map(String::as_str))?;
 
     let exports_iface = |iface: &str| exports.iter().any(|e| e.split('@').next() == Some(iface));
     if !exports_iface(HANDLER) {
-        bail!("service `{name}`: component does not export `{HANDLER}` (world tacos:platform/service); it exports [{}]", exports.join(", "));
+        bail!(
+            "service `{name}`: component does not export `{HANDLER}` (world tacos:platform/service); it exports [{}]",
+            exports.join(", ")
+        );
     }
     let consumes = exports_iface(MESSAGE_HANDLER);
     if req.must_consume && !consumes {
-        bail!("service `{name}` consumes topics, but its component does not export `{MESSAGE_HANDLER}` (world tacos:platform/consumer)");
+        bail!(
+            "service `{name}` consumes topics, but its component does not export `{MESSAGE_HANDLER}` (world tacos:platform/consumer)"
+        );
     }
     let pre = linker
         .instantiate_pre(&component)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("service `{name}`: linking its imports"))?;
     let prepared = if consumes {
-        Prepared::Consumer(ConsumerPre::new(pre).map_err(anyhow::Error::from).with_context(|| format!("service `{name}`: type-checking against tacos:platform/consumer"))?)
+        Prepared::Consumer(
+            ConsumerPre::new(pre)
+                .map_err(anyhow::Error::from)
+                .with_context(|| {
+                    format!("service `{name}`: type-checking against tacos:platform/consumer")
+                })?,
+        )
     } else {
-        Prepared::Service(ServicePre::new(pre).map_err(anyhow::Error::from).with_context(|| format!("service `{name}`: type-checking against tacos:platform/service"))?)
+        Prepared::Service(
+            ServicePre::new(pre)
+                .map_err(anyhow::Error::from)
+                .with_context(|| {
+                    format!("service `{name}`: type-checking against tacos:platform/service")
+                })?,
+        )
     };
     Ok(ComponentVersion {
         name: name.to_string(),

@@ -13,7 +13,9 @@
 use anyhow::Context;
 use std::path::Path;
 use std::time::Duration;
-use wasmtime::{Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+};
 
 /// How many instances may be alive at once, across all calls.
 pub const POOL_INSTANCES: u32 = 1000;
@@ -39,12 +41,19 @@ pub fn build(cache_dir: &Path) -> anyhow::Result<Engine> {
         .max_tables_per_component(4);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
 
-    std::fs::create_dir_all(cache_dir).with_context(|| format!("creating cache dir {}", cache_dir.display()))?;
+    std::fs::create_dir_all(cache_dir)
+        .with_context(|| format!("creating cache dir {}", cache_dir.display()))?;
     let mut cache = CacheConfig::new();
     cache.with_directory(cache_dir);
-    config.cache(Some(Cache::new(cache).map_err(anyhow::Error::from).context("configuring the compiled-component cache")?));
+    config.cache(Some(
+        Cache::new(cache)
+            .map_err(anyhow::Error::from)
+            .context("configuring the compiled-component cache")?,
+    ));
 
-    let engine = Engine::new(&config).map_err(anyhow::Error::from).context("creating the wasmtime engine")?;
+    let engine = Engine::new(&config)
+        .map_err(anyhow::Error::from)
+        .context("creating the wasmtime engine")?;
     start_epoch_ticker(&engine)?;
     Ok(engine)
 }

@@ -81,7 +81,11 @@ pub enum CallError {
     #[error("{0}")]
     Denied(String),
     #[error("`{component}` did not answer {method} within its deadline of {ms} ms")]
-    Timeout { component: String, method: String, ms: u128 },
+    Timeout {
+        component: String,
+        method: String,
+        ms: u128,
+    },
     #[error("`{component}` exceeded its memory limit of {mb} MiB")]
     MemoryExceeded { component: String, mb: usize },
     #[error("`{component}` failed: {message}")]
@@ -164,10 +168,15 @@ impl Runtime {
     pub fn new(bundle: &Bundle, parts: RuntimeParts) -> anyhow::Result<Arc<Runtime>> {
         let engine = engine::build(&parts.cache_dir)?;
         let mut linker: Linker<CallState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from).context("adding WASI to the linker")?;
-        bindings::consumer::Consumer::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)
-            .context("adding tacos:platform to the linker")?;
+            .context("adding WASI to the linker")?;
+        bindings::consumer::Consumer::add_to_linker::<CallState, HasSelf<CallState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(anyhow::Error::from)
+        .context("adding tacos:platform to the linker")?;
 
         let mut slots = Vec::new();
         let mut services = HashMap::new();
@@ -231,7 +240,11 @@ impl Runtime {
         CallContext::new(self.tenant.clone(), trace_id, timeout)
     }
 
-    fn new_store(self: &Arc<Self>, version: &Arc<ComponentVersion>, ctx: CallContext) -> Store<CallState> {
+    fn new_store(
+        self: &Arc<Self>,
+        version: &Arc<ComponentVersion>,
+        ctx: CallContext,
+    ) -> Store<CallState> {
         let limits = version.policy.limits();
         let deadline = ctx.deadline;
         let state = CallState::new(self.clone(), version.clone(), ctx, limits.memory_bytes());
@@ -250,42 +263,78 @@ impl Runtime {
     }
 
     /// Call `service`/`method` with an encoded request.
-    pub async fn call(self: &Arc<Self>, ctx: &CallContext, service: &str, method: &str, request: &[u8]) -> Result<Vec<u8>, CallError> {
-        let slot = self.services.get(service).ok_or_else(|| CallError::UnknownService(service.to_string()))?;
+    pub async fn call(
+        self: &Arc<Self>,
+        ctx: &CallContext,
+        service: &str,
+        method: &str,
+        request: &[u8],
+    ) -> Result<Vec<u8>, CallError> {
+        let slot = self
+            .services
+            .get(service)
+            .ok_or_else(|| CallError::UnknownService(service.to_string()))?;
         if ctx.depth > engine::MAX_CALL_DEPTH {
-            return Err(CallError::Denied(format!("rpc chain deeper than {}", engine::MAX_CALL_DEPTH)));
+            return Err(CallError::Denied(format!(
+                "rpc chain deeper than {}",
+                engine::MAX_CALL_DEPTH
+            )));
         }
         let _permit = match ctx.depth {
-            0 => Some(self.permits.acquire().await.map_err(|_| CallError::Internal("host is shutting down".into()))?),
+            0 => Some(
+                self.permits
+                    .acquire()
+                    .await
+                    .map_err(|_| CallError::Internal("host is shutting down".into()))?,
+            ),
             _ => None,
         };
         let version = slot.current.load_full();
         let mut ctx = ctx.clone();
-        ctx.deadline = ctx.deadline.min(Instant::now() + version.policy.limits().deadline());
+        ctx.deadline = ctx
+            .deadline
+            .min(Instant::now() + version.policy.limits().deadline());
         let full = format!("{service}/{method}");
         let started = Instant::now();
         let mut store = self.new_store(&version, ctx.clone());
         let outcome = match &version.prepared {
             Prepared::Service(pre) => match pre.instantiate_async(&mut store).await {
-                Ok(i) => i.tacos_platform_handler().call_call(&mut store, &full, request).await,
+                Ok(i) => {
+                    i.tacos_platform_handler()
+                        .call_call(&mut store, &full, request)
+                        .await
+                }
                 Err(e) => Err(e),
             },
             Prepared::Consumer(pre) => match pre.instantiate_async(&mut store).await {
-                Ok(i) => i.tacos_platform_handler().call_call(&mut store, &full, request).await,
+                Ok(i) => {
+                    i.tacos_platform_handler()
+                        .call_call(&mut store, &full, request)
+                        .await
+                }
                 Err(e) => Err(e),
             },
         };
         version.calls.fetch_add(1, Ordering::Relaxed);
         match outcome {
             Ok(Ok(bytes)) => Ok(bytes),
-            Ok(Err(err)) => Err(CallError::App(prost::Message::decode(err.as_slice()).unwrap_or_else(|_| ProtoError {
-                code: ErrorCode::Internal as i32,
-                message: format!("`{}` returned an undecodable error", version.name),
-                ..Default::default()
-            }))),
+            Ok(Err(err)) => Err(CallError::App(
+                prost::Message::decode(err.as_slice()).unwrap_or_else(|_| ProtoError {
+                    code: ErrorCode::Internal as i32,
+                    message: format!("`{}` returned an undecodable error", version.name),
+                    ..Default::default()
+                }),
+            )),
             Err(trap) => {
                 version.failures.fetch_add(1, Ordering::Relaxed);
-                let err = self.contained(&version, &full, &store, trap, started.elapsed(), ctx.deadline);
+                let err = self.contained(
+                    &version,
+                    &full,
+                    &store,
+                    trap,
+                    started.elapsed(),
+                    ctx.deadline,
+                );
                 tracing::warn!(component = %version.name, version = version.short_hash(), method = %full, trace_id = %ctx.trace_id, error = %err, "component call contained");
                 Err(err)
             }
@@ -293,7 +342,15 @@ impl Runtime {
     }
 
     /// Describe a trapped call.
-    fn contained(&self, version: &ComponentVersion, method: &str, store: &Store<CallState>, trap: wasmtime::Error, took: Duration, deadline: Instant) -> CallError {
+    fn contained(
+        &self,
+        version: &ComponentVersion,
+        method: &str,
+        store: &Store<CallState>,
+        trap: wasmtime::Error,
+        took: Duration,
+        deadline: Instant,
+    ) -> CallError {
         if store.data().memory_exceeded {
             return CallError::MemoryExceeded {
                 component: version.name.clone(),
@@ -315,8 +372,15 @@ impl Runtime {
 
     /// Deliver a queue message to the component consuming its topic.
     pub async fn deliver(self: &Arc<Self>, msg: &Leased, trace_id: Arc<str>) -> Result<(), String> {
-        let slot = self.topics.get(&msg.topic).ok_or_else(|| format!("no component consumes topic `{}`", msg.topic))?;
-        let _permit = self.permits.acquire().await.map_err(|_| "host is shutting down".to_string())?;
+        let slot = self
+            .topics
+            .get(&msg.topic)
+            .ok_or_else(|| format!("no component consumes topic `{}`", msg.topic))?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| "host is shutting down".to_string())?;
         let version = slot.current.load_full();
         let Prepared::Consumer(pre) = &version.prepared else {
             return Err(format!("`{}` cannot consume messages", version.name));
@@ -332,7 +396,11 @@ impl Runtime {
             attempt: msg.attempt,
         };
         let outcome = match pre.instantiate_async(&mut store).await {
-            Ok(i) => i.tacos_platform_message_handler().call_handle(&mut store, &delivery).await,
+            Ok(i) => {
+                i.tacos_platform_message_handler()
+                    .call_handle(&mut store, &delivery)
+                    .await
+            }
             Err(e) => Err(e),
         };
         version.calls.fetch_add(1, Ordering::Relaxed);
@@ -341,7 +409,9 @@ impl Runtime {
             Err(trap) => {
                 version.failures.fetch_add(1, Ordering::Relaxed);
                 let method = format!("message on {}", msg.topic);
-                Err(self.contained(&version, &method, &store, trap, started.elapsed(), deadline).to_string())
+                Err(self
+                    .contained(&version, &method, &store, trap, started.elapsed(), deadline)
+                    .to_string())
             }
         }
     }

@@ -8,6 +8,8 @@
 //! retried or dead-lettered. Keys reaching a store are already scoped by tenant
 //! and component: scoping is the capability layer's job.
 
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod embedded;
 
 use async_trait::async_trait;
@@ -75,7 +77,10 @@ pub enum Op {
 impl Op {
     pub fn key(&self) -> &str {
         match self {
-            Op::Put { key, .. } | Op::Delete { key, .. } | Op::Check { key, .. } | Op::Add { key, .. } => key,
+            Op::Put { key, .. }
+            | Op::Delete { key, .. }
+            | Op::Check { key, .. }
+            | Op::Add { key, .. } => key,
         }
     }
 }
@@ -96,7 +101,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Check the shape of a transaction before it reaches a backend.
 pub fn validate_ops(ops: &[Op]) -> StoreResult<()> {
     if ops.is_empty() {
-        return Err(StoreError::Invalid("a transaction needs at least one operation".into()));
+        return Err(StoreError::Invalid(
+            "a transaction needs at least one operation".into(),
+        ));
     }
     if ops.len() > MAX_TRANSACT_OPS {
         return Err(StoreError::Invalid(format!(
@@ -106,16 +113,25 @@ pub fn validate_ops(ops: &[Op]) -> StoreResult<()> {
     }
     for (i, op) in ops.iter().enumerate() {
         if ops[..i].iter().any(|o| o.key() == op.key()) {
-            return Err(StoreError::Invalid(format!("key {} appears twice in one transaction", op.key())));
+            return Err(StoreError::Invalid(format!(
+                "key {} appears twice in one transaction",
+                op.key()
+            )));
         }
-        if let Op::Put { value, .. } = op {
-            if value.len() > MAX_VALUE_BYTES {
-                return Err(StoreError::Invalid(format!(
-                    "value of {} is {} bytes; the limit is {MAX_VALUE_BYTES}",
-                    op.key(),
-                    value.len()
-                )));
-            }
+        if let Op::Put { value, .. } = op
+            && value.len() > MAX_VALUE_BYTES
+        {
+            return Err(StoreError::Invalid(format!(
+                "value of {} is {} bytes; the limit is {MAX_VALUE_BYTES}",
+                op.key(),
+                value.len()
+            )));
+        }
+        if op.key().len() > MAX_KEY_BYTES {
+            return Err(StoreError::Invalid(format!(
+                "key {}… is longer than {MAX_KEY_BYTES} bytes",
+                &op.key()[..32]
+            )));
         }
     }
     Ok(())
@@ -128,7 +144,12 @@ pub trait KvStore: Send + Sync {
     async fn get_many(&self, keys: &[String]) -> StoreResult<Vec<Option<Entry>>>;
     /// Entries whose key starts with `prefix`, in key order, strictly after
     /// `start_after` if given, at most `limit`.
-    async fn scan(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StoreResult<Vec<Entry>>;
+    async fn scan(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<Entry>>;
     /// Apply all operations or none. Returns per operation the new version
     /// (puts), the new counter value as u64 bits (adds) or 0.
     async fn transact(&self, ops: Vec<Op>) -> StoreResult<Vec<u64>>;
@@ -182,7 +203,12 @@ pub struct QueueDepth {
 pub trait QueueStore: Send + Sync {
     async fn enqueue(&self, msg: NewMessage) -> StoreResult<u64>;
     /// Lease up to `max` messages due at `now_ms`, hiding them until `lease_until_ms`.
-    async fn lease_due(&self, now_ms: u64, lease_until_ms: u64, max: usize) -> StoreResult<Vec<Leased>>;
+    async fn lease_due(
+        &self,
+        now_ms: u64,
+        lease_until_ms: u64,
+        max: usize,
+    ) -> StoreResult<Vec<Leased>>;
     /// Delivered: forget the message.
     async fn ack(&self, msg: &Leased) -> StoreResult<()>;
     /// Failed: deliver again at `due_at_ms`.

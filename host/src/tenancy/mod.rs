@@ -45,6 +45,9 @@ async fn secret(store: &dyn KvStore, key: &str) -> anyhow::Result<Vec<u8>> {
         return Ok(v);
     }
     let fresh: [u8; 32] = rand::random();
-    store.meta_put(key, fresh.to_vec()).await.context("storing tenant secret")?;
+    store
+        .meta_put(key, fresh.to_vec())
+        .await
+        .context("storing tenant secret")?;
     Ok(fresh.to_vec())
 }

@@ -1,6 +1,6 @@
 //! Test harness: a real host (real components, real store, real sockets) on a
 //! virtual clock, and a small JSON client.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -49,10 +49,21 @@ pub async fn start_with(configure: impl FnOnce(&mut HostOptions)) -> TestHost {
     configure(&mut opts);
     let host = Host::start(opts).await.expect("host starts");
     let url = host.url();
-    TestHost { host, url, http: http(), dir }
+    TestHost {
+        host,
+        url,
+        http: http(),
+        dir,
+    }
 }
 
-pub async fn request(http: &Http, method: &str, url: &str, body: Option<Vec<u8>>, headers: &[(&str, &str)]) -> (u16, Value) {
+pub async fn request(
+    http: &Http,
+    method: &str,
+    url: &str,
+    body: Option<Vec<u8>>,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
     let mut req = hyper::Request::builder().method(method).uri(url);
     if body.is_some() {
         req = req.header("content-type", "application/json");
@@ -60,20 +71,46 @@ pub async fn request(http: &Http, method: &str, url: &str, body: Option<Vec<u8>>
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = http.request(req.body(Full::new(Bytes::from(body.unwrap_or_default()))).unwrap()).await.expect("request");
+    let resp = http
+        .request(
+            req.body(Full::new(Bytes::from(body.unwrap_or_default())))
+                .unwrap(),
+        )
+        .await
+        .expect("request");
     let status = resp.status().as_u16();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, value)
 }
 
 impl TestHost {
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        request(&self.http, "POST", &format!("{}{path}", self.url), Some(body.to_string().into_bytes()), &[]).await
+        request(
+            &self.http,
+            "POST",
+            &format!("{}{path}", self.url),
+            Some(body.to_string().into_bytes()),
+            &[],
+        )
+        .await
     }
 
-    pub async fn post_raw(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Value) {
-        request(&self.http, "POST", &format!("{}{path}", self.url), Some(body), headers).await
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        request(
+            &self.http,
+            "POST",
+            &format!("{}{path}", self.url),
+            Some(body),
+            headers,
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -81,13 +118,21 @@ impl TestHost {
     }
 
     pub async fn advance(&self, seconds: f64) -> Value {
-        let (status, body) = self.post("/admin/v1/clock/advance", json!({ "seconds": seconds })).await;
+        let (status, body) = self
+            .post("/admin/v1/clock/advance", json!({ "seconds": seconds }))
+            .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["settled"], true, "queue settled after advance: {body}");
         body
     }
 
-    pub async fn create_event(&self, event_id: &str, seats: i32, price: i64, admission_per_second: i32) {
+    pub async fn create_event(
+        &self,
+        event_id: &str,
+        seats: i32,
+        price: i64,
+        admission_per_second: i32,
+    ) {
         let (status, body) = self
             .post(
                 "/admin/v1/events",
@@ -100,14 +145,24 @@ impl TestHost {
 
     /// Join the waiting room and return the waiting token.
     pub async fn join(&self, event: &str, user: &str) -> String {
-        let (status, body) = self.post("/api/v1/queue/join", json!({"event_id": event, "user_id": user, "session_id": format!("s-{user}")})).await;
+        let (status, body) = self
+            .post(
+                "/api/v1/queue/join",
+                json!({"event_id": event, "user_id": user, "session_id": format!("s-{user}")}),
+            )
+            .await;
         assert_eq!(status, 200, "join: {body}");
         body["waiting_token"].as_str().unwrap().to_string()
     }
 
     /// Exchange an admitted waiting token for a reservation token.
     pub async fn enter(&self, waiting_token: &str) -> String {
-        let (status, body) = self.post("/api/v1/queue/enter", json!({ "waiting_token": waiting_token })).await;
+        let (status, body) = self
+            .post(
+                "/api/v1/queue/enter",
+                json!({ "waiting_token": waiting_token }),
+            )
+            .await;
         assert_eq!(status, 200, "enter: {body}");
         body["reservation_token"].as_str().unwrap().to_string()
     }
@@ -118,7 +173,14 @@ impl TestHost {
         self.enter(&wt).await
     }
 
-    pub async fn hold(&self, event: &str, user: &str, token: &str, seats: &[&str], key: &str) -> (u16, Value) {
+    pub async fn hold(
+        &self,
+        event: &str,
+        user: &str,
+        token: &str,
+        seats: &[&str],
+        key: &str,
+    ) -> (u16, Value) {
         self.post(
             "/api/v1/reservations",
             json!({"event_id": event, "seat_ids": seats, "user_id": user, "reservation_token": token, "idempotency_key": key}),
@@ -153,7 +215,12 @@ impl TestHost {
             .unwrap()
             .iter()
             .flat_map(|s| s["seats"].as_array().unwrap().iter())
-            .map(|s| (s["id"].as_str().unwrap().to_string(), s["status"].as_str().unwrap().to_string()))
+            .map(|s| {
+                (
+                    s["id"].as_str().unwrap().to_string(),
+                    s["status"].as_str().unwrap().to_string(),
+                )
+            })
             .collect()
     }
 }

@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use std::path::Path;
 use std::sync::Arc;
-pub use writer::WriterStats;
 use writer::Writer;
+pub use writer::WriterStats;
 
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 const COUNTERS: TableDefinition<&str, i64> = TableDefinition::new("counters");
@@ -83,9 +83,11 @@ fn entry_of(key: &str, raw: &[u8], now_ms: u64) -> Option<Entry> {
 impl EmbeddedStore {
     /// Open (or create) the store in `dir`.
     pub fn open(dir: &Path, clock: Arc<Clock>) -> anyhow::Result<EmbeddedStore> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating data dir {}", dir.display()))?;
         let path = dir.join("tacos.redb");
-        let db = Database::create(&path).with_context(|| format!("opening store {}", path.display()))?;
+        let db =
+            Database::create(&path).with_context(|| format!("opening store {}", path.display()))?;
         let txn = db.begin_write()?;
         txn.open_table(KV)?;
         txn.open_table(COUNTERS)?;
@@ -136,15 +138,19 @@ impl EmbeddedStore {
     }
 }
 
-fn apply_ops(txn: &WriteTransaction, ops: &[Op], now: u64) -> Result<StoreResult<Vec<u64>>, redb::Error> {
+fn apply_ops(
+    txn: &WriteTransaction,
+    ops: &[Op],
+    now: u64,
+) -> Result<StoreResult<Vec<u64>>, redb::Error> {
     let mut kv = txn.open_table(KV)?;
     // Check every condition before writing anything.
     let mut versions = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
         let (condition, key) = match op {
-            Op::Put { key, condition, .. } | Op::Delete { key, condition } | Op::Check { key, condition } => {
-                (*condition, key)
-            }
+            Op::Put { key, condition, .. }
+            | Op::Delete { key, condition }
+            | Op::Check { key, condition } => (*condition, key),
             Op::Add { .. } => {
                 versions.push(0);
                 continue;
@@ -167,7 +173,12 @@ fn apply_ops(txn: &WriteTransaction, ops: &[Op], now: u64) -> Result<StoreResult
     let mut out = Vec::with_capacity(ops.len());
     for (op, last) in ops.iter().zip(versions) {
         match op {
-            Op::Put { key, value, expires_at_ms, .. } => {
+            Op::Put {
+                key,
+                value,
+                expires_at_ms,
+                ..
+            } => {
                 let version = last + 1;
                 let exp = expires_at_ms.unwrap_or(0);
                 kv.insert(key.as_str(), encode(version, exp, value).as_slice())?;
@@ -216,7 +227,12 @@ impl KvStore for EmbeddedStore {
             .collect()
     }
 
-    async fn scan(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StoreResult<Vec<Entry>> {
+    async fn scan(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<Entry>> {
         let table = self.read()?.open_table(KV).map_err(unavailable)?;
         let now = self.clock.now_ms();
         let start = match start_after {
@@ -246,24 +262,34 @@ impl KvStore for EmbeddedStore {
     async fn transact(&self, ops: Vec<Op>) -> StoreResult<Vec<u64>> {
         validate_ops(&ops)?;
         let now = self.clock.now_ms();
-        self.writer.write(move |txn| apply_ops(txn, &ops, now)).await
+        self.writer
+            .write(move |txn| apply_ops(txn, &ops, now))
+            .await
     }
 
     async fn counter(&self, key: &str) -> StoreResult<i64> {
         let table = self.read()?.open_table(COUNTERS).map_err(unavailable)?;
-        Ok(table.get(key).map_err(unavailable)?.map(|v| v.value()).unwrap_or(0))
+        Ok(table
+            .get(key)
+            .map_err(unavailable)?
+            .map(|v| v.value())
+            .unwrap_or(0))
     }
 
     async fn meta_get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
         let table = self.read()?.open_table(META).map_err(unavailable)?;
-        Ok(table.get(key).map_err(unavailable)?.map(|v| v.value().to_vec()))
+        Ok(table
+            .get(key)
+            .map_err(unavailable)?
+            .map(|v| v.value().to_vec()))
     }
 
     async fn meta_put(&self, key: &str, value: Vec<u8>) -> StoreResult<()> {
         let key = key.to_string();
         self.writer
             .write(move |txn| {
-                txn.open_table(META)?.insert(key.as_str(), value.as_slice())?;
+                txn.open_table(META)?
+                    .insert(key.as_str(), value.as_slice())?;
                 Ok(Ok(()))
             })
             .await

@@ -39,7 +39,9 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
 /// Take the leased message out of the queue table, if it is still ours.
 fn take(txn: &WriteTransaction, msg: &Leased) -> Result<Option<Record>, redb::Error> {
     let mut q = txn.open_table(QUEUE)?;
-    let raw = q.remove((msg.lease_until_ms, msg.id))?.map(|v| v.value().to_vec());
+    let raw = q
+        .remove((msg.lease_until_ms, msg.id))?
+        .map(|v| v.value().to_vec());
     Ok(raw.and_then(|r| Record::decode(r.as_slice()).ok()))
 }
 
@@ -58,13 +60,19 @@ impl QueueStore for EmbeddedStore {
         let due = msg.due_at_ms;
         self.writer
             .write(move |txn| {
-                txn.open_table(QUEUE)?.insert((due, id), record.as_slice())?;
+                txn.open_table(QUEUE)?
+                    .insert((due, id), record.as_slice())?;
                 Ok(Ok(id))
             })
             .await
     }
 
-    async fn lease_due(&self, now_ms: u64, lease_until_ms: u64, max: usize) -> StoreResult<Vec<Leased>> {
+    async fn lease_due(
+        &self,
+        now_ms: u64,
+        lease_until_ms: u64,
+        max: usize,
+    ) -> StoreResult<Vec<Leased>> {
         self.writer
             .write(move |txn| {
                 let mut q = txn.open_table(QUEUE)?;
@@ -111,7 +119,8 @@ impl QueueStore for EmbeddedStore {
         self.writer
             .write(move |txn| {
                 if let Some(rec) = take(txn, &msg)? {
-                    txn.open_table(QUEUE)?.insert((due_at_ms, msg.id), rec.encode_to_vec().as_slice())?;
+                    txn.open_table(QUEUE)?
+                        .insert((due_at_ms, msg.id), rec.encode_to_vec().as_slice())?;
                 }
                 Ok(Ok(()))
             })
@@ -125,8 +134,10 @@ impl QueueStore for EmbeddedStore {
             .write(move |txn| {
                 if let Some(mut rec) = take(txn, &msg)? {
                     rec.reason = reason;
-                    txn.open_table(DEAD)?
-                        .insert((rec.tenant.as_str(), msg.id), rec.encode_to_vec().as_slice())?;
+                    txn.open_table(DEAD)?.insert(
+                        (rec.tenant.as_str(), msg.id),
+                        rec.encode_to_vec().as_slice(),
+                    )?;
                 }
                 Ok(Ok(()))
             })
@@ -135,13 +146,19 @@ impl QueueStore for EmbeddedStore {
 
     async fn next_due(&self) -> StoreResult<Option<u64>> {
         let table = self.read()?.open_table(QUEUE).map_err(unavailable)?;
-        Ok(table.first().map_err(unavailable)?.map(|(k, _)| k.value().0))
+        Ok(table
+            .first()
+            .map_err(unavailable)?
+            .map(|(k, _)| k.value().0))
     }
 
     async fn dead_letters(&self, tenant: &str, limit: usize) -> StoreResult<Vec<DeadLetter>> {
         let table = self.read()?.open_table(DEAD).map_err(unavailable)?;
         let mut out = Vec::new();
-        for item in table.range((tenant, 0)..=(tenant, u64::MAX)).map_err(unavailable)? {
+        for item in table
+            .range((tenant, 0)..=(tenant, u64::MAX))
+            .map_err(unavailable)?
+        {
             let (k, v) = item.map_err(unavailable)?;
             if let Ok(rec) = Record::decode(v.value()) {
                 out.push(DeadLetter {
@@ -162,8 +179,16 @@ impl QueueStore for EmbeddedStore {
 
     async fn depth(&self) -> StoreResult<QueueDepth> {
         let txn = self.read()?;
-        let pending = txn.open_table(QUEUE).map_err(unavailable)?.len().map_err(unavailable)?;
-        let dead = txn.open_table(DEAD).map_err(unavailable)?.len().map_err(unavailable)?;
+        let pending = txn
+            .open_table(QUEUE)
+            .map_err(unavailable)?
+            .len()
+            .map_err(unavailable)?;
+        let dead = txn
+            .open_table(DEAD)
+            .map_err(unavailable)?
+            .len()
+            .map_err(unavailable)?;
         Ok(QueueDepth { pending, dead })
     }
 }

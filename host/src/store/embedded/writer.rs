@@ -116,7 +116,9 @@ fn run(db: &Database, rx: &mpsc::Receiver<Box<dyn Job>>, stats: &WriterStats) {
             StoreError::Unavailable(e.to_string())
         });
         stats.commits.fetch_add(1, Ordering::Relaxed);
-        stats.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        stats
+            .writes
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
         for job in batch {
             job.finish(committed.clone());
         }

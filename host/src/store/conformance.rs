@@ -1,0 +1,220 @@
+//! The semantics every store backend keeps, as tests over the traits. The
+//! embedded store runs them now; Redis and DynamoDB will run the same ones.
+
+use super::{Condition, KvStore, NewMessage, Op, QueueStore, StoreError};
+use crate::clock::Clock;
+
+fn put(key: &str, value: &[u8], condition: Condition) -> Op {
+    Op::Put {
+        key: key.into(),
+        value: value.to_vec(),
+        condition,
+        expires_at_ms: None,
+    }
+}
+
+pub async fn versions_and_conditions(kv: &dyn KvStore) {
+    assert_eq!(kv.get("t/c/a").await.unwrap(), None);
+    assert_eq!(
+        kv.transact(vec![put("t/c/a", b"1", Condition::Absent)])
+            .await
+            .unwrap(),
+        vec![1]
+    );
+    assert_eq!(
+        kv.transact(vec![put("t/c/a", b"x", Condition::Absent)])
+            .await,
+        Err(StoreError::Conflict(0))
+    );
+    assert_eq!(
+        kv.transact(vec![put("t/c/a", b"2", Condition::Version(1))])
+            .await
+            .unwrap(),
+        vec![2]
+    );
+    assert_eq!(
+        kv.transact(vec![put("t/c/a", b"3", Condition::Version(1))])
+            .await,
+        Err(StoreError::Conflict(0)),
+        "a stale version never applies"
+    );
+    let e = kv.get("t/c/a").await.unwrap().unwrap();
+    assert_eq!((e.value.as_slice(), e.version), (&b"2"[..], 2));
+    kv.transact(vec![Op::Delete {
+        key: "t/c/a".into(),
+        condition: Condition::Exists,
+    }])
+    .await
+    .unwrap();
+    assert_eq!(kv.get("t/c/a").await.unwrap(), None);
+    assert_eq!(
+        kv.transact(vec![Op::Check {
+            key: "t/c/a".into(),
+            condition: Condition::Exists
+        }])
+        .await,
+        Err(StoreError::Conflict(0))
+    );
+    // Versions keep counting after a delete: an old version cannot match again.
+    assert_eq!(
+        kv.transact(vec![put("t/c/a", b"4", Condition::Absent)])
+            .await
+            .unwrap(),
+        vec![1]
+    );
+}
+
+pub async fn transactions_are_all_or_nothing(kv: &dyn KvStore) {
+    kv.transact(vec![
+        put("t/c/s1", b"free", Condition::Absent),
+        put("t/c/s2", b"taken", Condition::Absent),
+    ])
+    .await
+    .unwrap();
+    let failed = kv
+        .transact(vec![
+            put("t/c/s1", b"held", Condition::Version(1)),
+            Op::Add {
+                key: "t/c/n".into(),
+                delta: -2,
+            },
+            put("t/c/s2", b"held", Condition::Absent),
+        ])
+        .await;
+    assert_eq!(failed, Err(StoreError::Conflict(2)));
+    assert_eq!(kv.get("t/c/s1").await.unwrap().unwrap().value, b"free");
+    assert_eq!(
+        kv.counter("t/c/n").await.unwrap(),
+        0,
+        "the counter did not move either"
+    );
+    let ok = kv
+        .transact(vec![
+            put("t/c/s1", b"held", Condition::Version(1)),
+            Op::Add {
+                key: "t/c/n".into(),
+                delta: -2,
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(ok, vec![2, (-2i64) as u64]);
+    assert!(matches!(
+        kv.transact(vec![]).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let too_many: Vec<Op> = (0..101)
+        .map(|i| put(&format!("t/c/k{i}"), b"", Condition::None))
+        .collect();
+    assert!(matches!(
+        kv.transact(too_many).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let twice = vec![
+        put("t/c/d", b"", Condition::None),
+        Op::Delete {
+            key: "t/c/d".into(),
+            condition: Condition::None,
+        },
+    ];
+    assert!(matches!(
+        kv.transact(twice).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+pub async fn scans_in_key_order(kv: &dyn KvStore) {
+    let ops = ["b", "a", "c", "ab"]
+        .iter()
+        .map(|k| put(&format!("t/x/{k}"), k.as_bytes(), Condition::None))
+        .collect();
+    kv.transact(ops).await.unwrap();
+    kv.transact(vec![put("t/y/a", b"other", Condition::None)])
+        .await
+        .unwrap();
+    let keys = |v: Vec<super::Entry>| v.into_iter().map(|e| e.key).collect::<Vec<_>>();
+    assert_eq!(
+        keys(kv.scan("t/x/", None, 10).await.unwrap()),
+        ["t/x/a", "t/x/ab", "t/x/b", "t/x/c"]
+    );
+    assert_eq!(
+        keys(kv.scan("t/x/", Some("t/x/ab"), 2).await.unwrap()),
+        ["t/x/b", "t/x/c"]
+    );
+    assert_eq!(
+        keys(kv.scan("t/x/a", None, 10).await.unwrap()),
+        ["t/x/a", "t/x/ab"]
+    );
+    let many = kv
+        .get_many(&["t/x/c".into(), "t/x/zz".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        many[0].as_ref().map(|e| e.value.clone()),
+        Some(b"c".to_vec())
+    );
+    assert_eq!(many[1], None);
+}
+
+pub async fn values_expire(kv: &dyn KvStore, clock: &Clock) {
+    let now = clock.now_ms();
+    kv.transact(vec![Op::Put {
+        key: "t/c/ttl".into(),
+        value: b"v".to_vec(),
+        condition: Condition::None,
+        expires_at_ms: Some(now + 1000),
+    }])
+    .await
+    .unwrap();
+    assert!(kv.get("t/c/ttl").await.unwrap().is_some());
+    clock.advance(std::time::Duration::from_millis(1000));
+    assert_eq!(kv.get("t/c/ttl").await.unwrap(), None);
+    assert!(kv.scan("t/c/ttl", None, 10).await.unwrap().is_empty());
+    // An expired key counts as absent, and its version keeps counting.
+    assert_eq!(
+        kv.transact(vec![put("t/c/ttl", b"w", Condition::Absent)])
+            .await
+            .unwrap(),
+        vec![2]
+    );
+}
+
+pub async fn messages_lease_retry_and_die(q: &dyn QueueStore) {
+    let msg = |topic: &str, due| NewMessage {
+        tenant: "t".into(),
+        topic: topic.into(),
+        payload: b"p".to_vec(),
+        due_at_ms: due,
+    };
+    q.enqueue(msg("later", 5_000)).await.unwrap();
+    q.enqueue(msg("now", 1_000)).await.unwrap();
+    assert_eq!(q.next_due().await.unwrap(), Some(1_000));
+    let leased = q.lease_due(2_000, 32_000, 10).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    assert_eq!((leased[0].topic.as_str(), leased[0].attempt), ("now", 1));
+    assert!(
+        q.lease_due(2_000, 32_000, 10).await.unwrap().is_empty(),
+        "a leased message is invisible"
+    );
+    // Not acked within the lease: it comes back, one attempt further.
+    let again = q.lease_due(32_000, 62_000, 10).await.unwrap();
+    let topics: Vec<_> = again
+        .iter()
+        .map(|m| (m.topic.as_str(), m.attempt))
+        .collect();
+    assert_eq!(topics, [("later", 1), ("now", 2)]);
+    q.ack(&again[0]).await.unwrap();
+    q.retry(&again[1], 70_000).await.unwrap();
+    assert_eq!(q.next_due().await.unwrap(), Some(70_000));
+    let third = q.lease_due(70_000, 100_000, 10).await.unwrap();
+    assert_eq!(third[0].attempt, 3);
+    q.dead_letter(&third[0], "gave up").await.unwrap();
+    assert_eq!(q.next_due().await.unwrap(), None);
+    let dead = q.dead_letters("t", 10).await.unwrap();
+    assert_eq!(
+        (dead.len(), dead[0].reason.as_str(), dead[0].attempts),
+        (1, "gave up", 3)
+    );
+    assert!(q.dead_letters("other", 10).await.unwrap().is_empty());
+    assert_eq!(q.depth().await.unwrap().dead, 1);
+}

@@ -1,0 +1,153 @@
+//! Nothing is lost across a crash: the real binary is killed with SIGKILL
+//! mid-flow and started again on the same data dir.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+struct Proc {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `tacos up` and read the URL it prints.
+fn up(data_dir: &Path) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tacos"))
+        .args([
+            "up",
+            "--virtual-clock",
+            "--no-demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .arg("--cache-dir")
+        .arg(cache_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tacos starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().expect("a first line").expect("readable");
+    let url = first
+        .split(" on ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("url in the banner")
+        .to_string();
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Proc { child, url }
+}
+
+async fn call(http: &Http, method: &str, url: String, body: Option<Value>) -> (u16, Value) {
+    request(
+        http,
+        method,
+        &url,
+        body.map(|b| b.to_string().into_bytes()),
+        &[],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_reservations_and_delayed_messages_survive_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = http();
+    let host = up(dir.path());
+    let u = host.url.clone();
+
+    let (s, _) = call(&http, "POST", format!("{u}/admin/v1/events"), Some(json!({"event_id": "e", "name": "E", "seat_count": 10, "price": {"amount": 500, "currency": "KRW"}, "admission_per_second": 100000}))).await;
+    assert_eq!(s, 200);
+    let mut holds = Vec::new();
+    for (user, seat) in [("u1", "A-1"), ("u2", "A-2")] {
+        let (_, j) = call(
+            &http,
+            "POST",
+            format!("{u}/api/v1/queue/join"),
+            Some(json!({"event_id": "e", "user_id": user})),
+        )
+        .await;
+        let (_, a) = call(
+            &http,
+            "POST",
+            format!("{u}/api/v1/queue/enter"),
+            Some(json!({"waiting_token": j["waiting_token"]})),
+        )
+        .await;
+        assert!(a["reservation_token"].is_string(), "{j} {a}");
+        let (s, r) = call(&http, "POST", format!("{u}/api/v1/reservations"), Some(json!({"event_id": "e", "seat_ids": [seat], "user_id": user, "reservation_token": a["reservation_token"], "idempotency_key": "k"}))).await;
+        assert_eq!(s, 200, "{r}");
+        holds.push(r);
+    }
+    // u2 pays; the payment completes 2–4 s later, after the restart.
+    let (s, pi) = call(&http, "POST", format!("{u}/api/v1/payments/intent"), Some(json!({"reservation_id": holds[1]["reservation_id"], "user_id": "u2", "amount": holds[1]["total_amount"], "scenario": "PAYMENT_SCENARIO_APPROVE"}))).await;
+    assert_eq!(s, 200, "{pi}");
+    let (_, clock_before) = call(&http, "GET", format!("{u}/admin/v1/clock"), None).await;
+
+    // SIGKILL: no shutdown hook runs.
+    drop(host);
+
+    let host = up(dir.path());
+    let u = host.url.clone();
+    let (_, clock_after) = call(&http, "GET", format!("{u}/admin/v1/clock"), None).await;
+    assert_eq!(
+        clock_before["now_ms"], clock_after["now_ms"],
+        "virtual time survives"
+    );
+    let id1 = holds[0]["reservation_id"].as_str().unwrap();
+    let id2 = holds[1]["reservation_id"].as_str().unwrap();
+    let (_, r1) = call(&http, "GET", format!("{u}/api/v1/reservations/{id1}"), None).await;
+    assert_eq!(
+        r1["reservation"]["status"], "RESERVATION_STATUS_HOLD",
+        "{r1}"
+    );
+    let (_, seats) = call(&http, "GET", format!("{u}/api/v1/events/e/seats"), None).await;
+    assert_eq!(seats["stats"]["reserved_seats"], 2, "{seats}");
+
+    // The pending payment completion fires after the restart …
+    let (_, adv) = call(
+        &http,
+        "POST",
+        format!("{u}/admin/v1/clock/advance"),
+        Some(json!({"seconds": 5})),
+    )
+    .await;
+    assert_eq!(adv["settled"], true);
+    let (_, r2) = call(&http, "GET", format!("{u}/api/v1/reservations/{id2}"), None).await;
+    assert_eq!(
+        r2["reservation"]["status"], "RESERVATION_STATUS_CONFIRMED",
+        "{r2}"
+    );
+    // … and so does the expiry of the unpaid hold.
+    call(
+        &http,
+        "POST",
+        format!("{u}/admin/v1/clock/advance"),
+        Some(json!({"seconds": 61})),
+    )
+    .await;
+    let (_, r1) = call(&http, "GET", format!("{u}/api/v1/reservations/{id1}"), None).await;
+    assert_eq!(
+        r1["reservation"]["status"], "RESERVATION_STATUS_EXPIRED",
+        "{r1}"
+    );
+    let (_, seats) = call(&http, "GET", format!("{u}/api/v1/events/e/seats"), None).await;
+    assert_eq!(seats["stats"]["reserved_seats"], 0);
+    assert_eq!(seats["stats"]["sold_seats"], 1);
+    assert_eq!(seats["stats"]["available_seats"], 9);
+}
