@@ -391,11 +391,12 @@ fn check(req: CheckAvailabilityRequest) -> Result<CheckAvailabilityResponse> {
     Ok(resp)
 }
 
-/// Up to `quantity` available seats, scanning from a random seat to the end
-/// and then from the start, so that concurrent quantity-only holds rarely pick
-/// the same seats.
+/// `quantity` available seats chosen at random among the first few free ones
+/// found scanning from a random seat (wrapping around), so that concurrent
+/// quantity-only holds rarely pick the same seats, even near sell-out.
 fn pick_seats(event: &EventRecord, event_id: &str, quantity: usize) -> Result<Vec<String>> {
     const PAGE: u32 = 256;
+    let wanted = quantity * 8;
     let total = event
         .event
         .as_ref()
@@ -407,8 +408,8 @@ fn pick_seats(event: &EventRecord, event_id: &str, quantity: usize) -> Result<Ve
         &format!("{SECTION}-{}", 1 + tacos_guest::random_below(total)),
     );
     let prefix = seat_prefix(event_id);
-    let mut picked = Vec::new();
-    for (mut after, until) in [(Some(start.clone()), None), (None, Some(start))] {
+    let mut free = Vec::new();
+    'passes: for (mut after, until) in [(Some(start.clone()), None), (None, Some(start))] {
         loop {
             let page = kv::scan::<SeatRecord>(&prefix, after.as_deref(), PAGE)?;
             for (key, rec) in &page {
@@ -418,9 +419,9 @@ fn pick_seats(event: &EventRecord, event_id: &str, quantity: usize) -> Result<Ve
                 if let (SeatStatus::Available, Some(seat)) =
                     (seat_status(&rec.value), &rec.value.seat)
                 {
-                    picked.push(seat.id.clone());
-                    if picked.len() == quantity {
-                        return Ok(picked);
+                    free.push(seat.id.clone());
+                    if free.len() == wanted {
+                        break 'passes;
                     }
                 }
             }
@@ -433,6 +434,11 @@ fn pick_seats(event: &EventRecord, event_id: &str, quantity: usize) -> Result<Ve
                 _ => break,
             }
         }
+    }
+    let mut picked = Vec::with_capacity(quantity);
+    while picked.len() < quantity && !free.is_empty() {
+        let i = tacos_guest::random_below(free.len() as u64) as usize;
+        picked.push(free.swap_remove(i));
     }
     Ok(picked)
 }
@@ -448,7 +454,7 @@ fn reserve(req: ReserveSeatRequest) -> Result<ReserveSeatResponse> {
         .unwrap_or_else(|| now_ms() + 60_000);
 
     let by_quantity = req.seat_ids.is_empty();
-    let attempts = if by_quantity { 4 } else { 1 };
+    let attempts = if by_quantity { 8 } else { 1 };
     for _ in 0..attempts {
         let seat_ids = if by_quantity {
             let remaining = kv::counter(&remaining_key(&req.event_id))?;

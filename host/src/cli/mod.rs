@@ -1,5 +1,7 @@
 //! The command line: `tacos up` runs a host; `tacos bench` measures one.
 
+mod bench;
+
 use crate::host::{Host, HostOptions};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -21,6 +23,15 @@ struct Cli {
 enum Command {
     /// Run a host: the bundle's components behind the REST/JSON edge.
     Up(UpArgs),
+    /// Measure a host.
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// The whole ticket flow: joins/s, holds/s, confirms/s, latency, RSS, oversell check.
+    FlashSale(bench::FlashSaleArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -69,6 +80,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Up(args) => up(args).await,
+            Command::Bench(Bench::FlashSale(args)) => bench::flash_sale(args).await,
         }
     });
     match result {

@@ -1,0 +1,415 @@
+//! `tacos bench flash-sale`: the whole ticket flow over loopback HTTP, with
+//! figures.
+//!
+//! It starts a host (this binary, `tacos up --virtual-clock`, on a fresh data
+//! dir) unless given `--target`, creates an event, and drives the phases one
+//! after another with `--concurrency` connections: every user joins; the clock
+//! moves so all are admitted; every user enters; as many users as there are
+//! seats hold one seat each (holds/s, latency); the rest try and are turned
+//! away; every holder pays (APPROVE); the clock moves 5 s and the host
+//! delivers payments, webhooks and confirmations (confirms/s). Finally it
+//! checks that every seat was sold exactly once and reports the host's peak
+//! RSS. The virtual clock lets a 60-second world run as fast as the machine.
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+type Http = Client<HttpConnector, Full<Bytes>>;
+
+#[derive(Debug, clap::Args)]
+pub struct FlashSaleArgs {
+    /// Users who join the waiting room.
+    #[arg(long, default_value_t = 100_000)]
+    users: usize,
+    /// Seats on sale.
+    #[arg(long, default_value_t = 10_000)]
+    seats: usize,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// A running host (started with --virtual-clock) instead of a fresh one.
+    #[arg(long, value_name = "URL")]
+    target: Option<String>,
+}
+
+/// A host process started for the run.
+struct Spawned {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_host() -> anyhow::Result<(Spawned, String)> {
+    let dir = tempfile::tempdir().context("creating a data dir")?;
+    let exe = std::env::current_exe().context("locating this binary")?;
+    let mut child = Command::new(exe)
+        .args([
+            "up",
+            "--virtual-clock",
+            "--no-demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting the host")?;
+    let stdout = child.stdout.take().context("host stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let banner = lines.next().context("the host printed nothing")??;
+    let url = banner
+        .split(" on ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .with_context(|| format!("no url in the banner: {banner}"))?
+        .to_string();
+    std::thread::spawn(move || for _ in lines {});
+    Ok((Spawned { child, _dir: dir }, url))
+}
+
+/// Peak resident memory of a process, in MiB (Linux).
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+async fn send(
+    http: &Http,
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<(u16, Value)> {
+    let mut req = hyper::Request::builder().method(method).uri(url);
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+    let resp = http
+        .request(req.body(Full::new(Bytes::from(bytes)))?)
+        .await?;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await?.to_bytes();
+    Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+}
+
+/// What one phase measured.
+struct Phase {
+    name: &'static str,
+    requests: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Phase {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let mut l = self.latencies.clone();
+        l.sort();
+        l[((l.len() as f64 * p).ceil() as usize).clamp(1, l.len()) - 1]
+    }
+
+    fn print(&self) {
+        println!(
+            "  {:<10} {:>8} requests {:>9.0} /s   p50 {:>7.2} ms   p99 {:>7.2} ms",
+            self.name,
+            self.requests,
+            self.rate(),
+            self.percentile(0.50).as_secs_f64() * 1e3,
+            self.percentile(0.99).as_secs_f64() * 1e3
+        );
+    }
+}
+
+/// Run `work(i)` for every `i` in `0..n` on `concurrency` workers.
+async fn phase<T, F, Fut>(
+    name: &'static str,
+    n: usize,
+    concurrency: usize,
+    work: F,
+) -> anyhow::Result<(Phase, Vec<T>)>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<T>> + Send,
+{
+    let work = Arc::new(work);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (work, next) = (work.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, anyhow::Error>(out);
+                }
+                let t = Instant::now();
+                let value = work(i).await?;
+                out.push((i, t.elapsed(), value));
+            }
+        }));
+    }
+    let mut all = Vec::with_capacity(n);
+    for w in workers {
+        all.extend(w.await??);
+    }
+    let elapsed = started.elapsed();
+    all.sort_by_key(|(i, _, _)| *i);
+    let latencies = all.iter().map(|(_, l, _)| *l).collect();
+    let values = all.into_iter().map(|(_, _, v)| v).collect();
+    Ok((
+        Phase {
+            name,
+            requests: n,
+            elapsed,
+            latencies,
+        },
+        values,
+    ))
+}
+
+fn field(v: &Value, name: &str) -> anyhow::Result<String> {
+    v[name]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("no {name} in {v}"))
+}
+
+pub async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<()> {
+    if args.seats == 0 || args.users < args.seats {
+        bail!("need at least as many users as seats (and at least one seat)");
+    }
+    let (spawned, url) = match &args.target {
+        Some(u) => (None, u.trim_end_matches('/').to_string()),
+        None => {
+            let (s, u) = spawn_host()?;
+            (Some(s), u)
+        }
+    };
+    let http: Http = Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_max_idle_per_host(args.concurrency)
+        .build_http();
+    let event = format!("bench-{:08x}", rand::random::<u32>());
+    println!(
+        "flash sale: {} users, {} seats, {} connections, host {url}{}",
+        args.users,
+        args.seats,
+        args.concurrency,
+        if spawned.is_some() {
+            " (started for this run)"
+        } else {
+            ""
+        }
+    );
+    let (s, body) = send(
+        &http,
+        "POST",
+        &format!("{url}/admin/v1/events"),
+        Some(&json!({"event_id": event, "name": "Flash sale", "seat_count": args.seats,
+                     "price": {"amount": 50_000, "currency": "KRW"}, "admission_per_second": args.users})),
+    )
+    .await?;
+    if s != 200 {
+        bail!("creating the event: {s} {body}");
+    }
+    let advance = |seconds: f64| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let started = Instant::now();
+            let (s, body) = send(
+                &http,
+                "POST",
+                &format!("{url}/admin/v1/clock/advance"),
+                Some(&json!({"seconds": seconds})),
+            )
+            .await?;
+            if s != 200 || body["settled"] != true {
+                bail!("advancing the clock (is the host on --virtual-clock?): {s} {body}");
+            }
+            Ok(started.elapsed())
+        }
+    };
+
+    let ctx = Arc::new((http.clone(), url.clone(), event.clone()));
+    let c = ctx.clone();
+    let (joins, waiting) = phase("join", args.users, args.concurrency, move |i| {
+        let c = c.clone();
+        async move {
+            let (s, b) = send(
+                &c.0,
+                "POST",
+                &format!("{}/api/v1/queue/join", c.1),
+                Some(&json!({"event_id": c.2, "user_id": format!("u{i}")})),
+            )
+            .await?;
+            if s != 200 {
+                bail!("join: {s} {b}");
+            }
+            field(&b, "waiting_token")
+        }
+    })
+    .await?;
+    joins.print();
+    advance(1.0).await?;
+
+    let waiting = Arc::new(waiting);
+    let (c, w) = (ctx.clone(), waiting.clone());
+    let (enters, tokens) = phase("enter", args.users, args.concurrency, move |i| {
+        let (c, w) = (c.clone(), w.clone());
+        async move {
+            let (s, b) = send(
+                &c.0,
+                "POST",
+                &format!("{}/api/v1/queue/enter", c.1),
+                Some(&json!({"waiting_token": w[i]})),
+            )
+            .await?;
+            if s != 200 {
+                bail!("enter: {s} {b}");
+            }
+            field(&b, "reservation_token")
+        }
+    })
+    .await?;
+    enters.print();
+
+    let tokens = Arc::new(tokens);
+    let hold = |offset: usize| {
+        let (c, t) = (ctx.clone(), tokens.clone());
+        move |i: usize| {
+            let (c, t) = (c.clone(), t.clone());
+            async move {
+                let user = i + offset;
+                let req = json!({"event_id": c.2, "quantity": 1, "user_id": format!("u{user}"),
+                                 "reservation_token": t[user], "idempotency_key": format!("hold-{user}")});
+                let (status, body) = send(
+                    &c.0,
+                    "POST",
+                    &format!("{}/api/v1/reservations", c.1),
+                    Some(&req),
+                )
+                .await?;
+                Ok((status, body, format!("u{user}")))
+            }
+        }
+    };
+    let (holds, first) = phase("hold", args.seats, args.concurrency, hold(0)).await?;
+    holds.print();
+    let (late, second) = phase(
+        "sold out",
+        args.users - args.seats,
+        args.concurrency,
+        hold(args.seats),
+    )
+    .await?;
+    if late.requests > 0 {
+        late.print();
+    }
+    let mut refusals: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut held: Vec<(Value, String)> = Vec::new();
+    for (status, body, user) in first.into_iter().chain(second) {
+        if status == 200 {
+            held.push((body, user));
+        } else {
+            *refusals
+                .entry(body["error"]["code"].as_str().unwrap_or("?").to_string())
+                .or_default() += 1;
+        }
+    }
+    let held = Arc::new(held);
+    let (c, h) = (ctx.clone(), held.clone());
+    let (intents, _) = phase("pay", held.len(), args.concurrency, move |i| {
+        let (c, h) = (c.clone(), h.clone());
+        async move {
+            let (r, user) = &h[i];
+            let req = json!({"reservation_id": r["reservation_id"], "user_id": user, "amount": r["total_amount"], "scenario": "PAYMENT_SCENARIO_APPROVE"});
+            let (s, b) = send(&c.0, "POST", &format!("{}/api/v1/payments/intent", c.1), Some(&req)).await?;
+            if s != 200 {
+                bail!("payment intent: {s} {b}");
+            }
+            Ok(())
+        }
+    })
+    .await?;
+    intents.print();
+    let confirm_time = advance(5.0).await?;
+    println!(
+        "  {:<10} {:>8} confirmations in {:.2} s: {:.0} /s (payment completion, signed webhook, worker, confirm)",
+        "confirm",
+        held.len(),
+        confirm_time.as_secs_f64(),
+        held.len() as f64 / confirm_time.as_secs_f64()
+    );
+
+    // The oversell check: every seat sold once, every reservation confirmed.
+    let (_, seats) = send(
+        &http,
+        "GET",
+        &format!("{url}/api/v1/events/{event}/seats"),
+        None,
+    )
+    .await?;
+    let stats = &seats["stats"];
+    let mut seen = HashSet::new();
+    let mut twice = 0;
+    for (r, _) in held.iter() {
+        for s in r["reserved_seats"].as_array().into_iter().flatten() {
+            if !seen.insert(s["id"].as_str().unwrap_or_default().to_string()) {
+                twice += 1;
+            }
+        }
+    }
+    let sold = stats["sold_seats"].as_i64().unwrap_or(-1);
+    let oversold = twice + held.len().saturating_sub(args.seats);
+    println!(
+        "  result     {} seats: {} sold, {} reserved, {} available; {} holds granted, refused {:?}; oversold: {}",
+        args.seats,
+        sold,
+        stats["reserved_seats"],
+        stats["available_seats"],
+        held.len(),
+        refusals,
+        oversold
+    );
+    if let Some(s) = &spawned {
+        if let Some(rss) = peak_rss_mib(s.child.id()) {
+            println!("  host peak RSS {rss:.1} MiB");
+        }
+    }
+    if oversold > 0 || sold != held.len() as i64 {
+        bail!(
+            "the sale is inconsistent: {sold} sold for {} holds, {oversold} oversold",
+            held.len()
+        );
+    }
+    Ok(())
+}
