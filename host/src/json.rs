@@ -24,10 +24,6 @@ impl Codec {
         Ok(Codec { pool })
     }
 
-    pub fn pool(&self) -> &DescriptorPool {
-        &self.pool
-    }
-
     pub fn message(&self, name: &str) -> anyhow::Result<MessageDescriptor> {
         self.pool
             .get_message_by_name(name)

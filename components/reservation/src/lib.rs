@@ -509,27 +509,24 @@ fn cancel(req: CancelReservationRequest) -> Result<CancelReservationResponse> {
 }
 
 fn expire(req: ExpireReservationRequest) -> Result<ExpireReservationResponse> {
-    let r = match kv::get::<Reservation>(&res_key(&req.reservation_id))? {
-        Some(r) => r,
-        None => {
-            // The record was never written (a create failed half-way): free
-            // whatever inventory may hold for it.
-            let released: ReleaseHoldResponse = tacos_guest::call(
-                INVENTORY,
-                "ReleaseHold",
-                &ReleaseHoldRequest {
-                    reservation_id: req.reservation_id.clone(),
-                    event_id: req.event_id.clone(),
-                    reason: "EXPIRED".into(),
-                    ..Default::default()
-                },
-            )?;
-            return Ok(ExpireReservationResponse {
-                outcome: "orphan-released".into(),
-                released_seats: released.released_seats,
-                error: None,
-            });
-        }
+    let Some(r) = kv::get::<Reservation>(&res_key(&req.reservation_id))? else {
+        // The record was never written (a create failed half-way): free
+        // whatever inventory may hold for it.
+        let released: ReleaseHoldResponse = tacos_guest::call(
+            INVENTORY,
+            "ReleaseHold",
+            &ReleaseHoldRequest {
+                reservation_id: req.reservation_id.clone(),
+                event_id: req.event_id.clone(),
+                reason: "EXPIRED".into(),
+                ..Default::default()
+            },
+        )?;
+        return Ok(ExpireReservationResponse {
+            outcome: "orphan-released".into(),
+            released_seats: released.released_seats,
+            error: None,
+        });
     };
     let expires = r
         .value
@@ -544,66 +541,67 @@ fn expire(req: ExpireReservationRequest) -> Result<ExpireReservationResponse> {
             ..Default::default()
         });
     }
-    match end_hold(
+    let (outcome, released_seats) = finish_hold(
         &req.reservation_id,
-        "",
         ReservationStatus::Expired,
         "EXPIRED",
-    ) {
-        Ok((_, released, true)) => {
-            tacos_guest::info(
-                "reservation expired",
-                &[("reservation_id", &req.reservation_id)],
-            );
-            Ok(ExpireReservationResponse {
-                outcome: "expired".into(),
-                released_seats: released,
-                error: None,
-            })
-        }
-        Ok((r, _, false)) => Ok(ExpireReservationResponse {
-            outcome: format!("skipped:{}", status_of(&r).as_str_name()),
-            ..Default::default()
-        }),
-        // Committed by a confirm that raced with us: nothing to expire.
-        Err(e) if e.code() == ErrorCode::FailedPrecondition => Ok(ExpireReservationResponse {
-            outcome: "skipped:committed".into(),
-            ..Default::default()
-        }),
-        Err(e) => Err(e),
-    }
+        "expired",
+    )?;
+    tacos_guest::info(
+        "expiry handled",
+        &[
+            ("reservation_id", &req.reservation_id),
+            ("outcome", &outcome),
+        ],
+    );
+    Ok(ExpireReservationResponse {
+        outcome,
+        released_seats,
+        error: None,
+    })
 }
 
 fn fail(req: FailReservationRequest) -> Result<FailReservationResponse> {
     let r = load(&req.reservation_id)?;
-    if !req.payment_intent_id.is_empty()
-        && !r.value.payment_intent_id.is_empty()
-        && r.value.payment_intent_id != req.payment_intent_id
-    {
+    let paid_otherwise =
+        !r.value.payment_intent_id.is_empty() && r.value.payment_intent_id != req.payment_intent_id;
+    if paid_otherwise && !req.payment_intent_id.is_empty() {
         return Ok(FailReservationResponse {
             outcome: "skipped:other-payment".into(),
             ..Default::default()
         });
     }
-    match end_hold(
+    let (outcome, released_seats) = finish_hold(
         &req.reservation_id,
-        "",
         ReservationStatus::Failed,
         "FAILED_PAYMENT",
-    ) {
-        Ok((_, released, true)) => Ok(FailReservationResponse {
-            outcome: "failed".into(),
-            released_seats: released,
-            error: None,
-        }),
-        Ok((r, _, false)) => Ok(FailReservationResponse {
-            outcome: format!("skipped:{}", status_of(&r).as_str_name()),
-            ..Default::default()
-        }),
-        Err(e) if e.code() == ErrorCode::FailedPrecondition => Ok(FailReservationResponse {
-            outcome: "skipped:committed".into(),
-            ..Default::default()
-        }),
+        "failed",
+    )?;
+    Ok(FailReservationResponse {
+        outcome,
+        released_seats,
+        error: None,
+    })
+}
+
+/// End a hold for the worker and say what happened: `done` if it ended now,
+/// `skipped:<status>` if it had already moved on, `skipped:committed` if a
+/// confirmation won the race.
+fn finish_hold(
+    id: &str,
+    status: ReservationStatus,
+    reason: &str,
+    done: &str,
+) -> Result<(String, Vec<String>)> {
+    match end_hold(id, "", status, reason) {
+        Ok((_, released, true)) => Ok((done.to_string(), released)),
+        Ok((r, _, false)) => Ok((
+            format!("skipped:{}", status_of(&r).as_str_name()),
+            Vec::new(),
+        )),
+        Err(e) if e.code() == ErrorCode::FailedPrecondition => {
+            Ok(("skipped:committed".into(), Vec::new()))
+        }
         Err(e) => Err(e),
     }
 }

@@ -50,46 +50,121 @@ impl CallState {
     }
 }
 
+impl CallState {
+    async fn kv_get(&mut self, key: &str) -> Result<Option<Entry>, Error> {
+        let key = self.scoped(key)?;
+        let found = self.runtime.kv.get(&key).await.map_err(to_guest)?;
+        Ok(found.map(|e| self.unscoped(e)))
+    }
+
+    async fn kv_get_many(&mut self, keys: &[String]) -> Result<Vec<Option<Entry>>, Error> {
+        if keys.len() > MAX_KEYS_PER_READ {
+            return Err(Error::Invalid(format!(
+                "at most {MAX_KEYS_PER_READ} keys per read"
+            )));
+        }
+        let scoped = keys
+            .iter()
+            .map(|k| self.scoped(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let found = self.runtime.kv.get_many(&scoped).await.map_err(to_guest)?;
+        Ok(found
+            .into_iter()
+            .map(|e| e.map(|e| self.unscoped(e)))
+            .collect())
+    }
+
+    async fn kv_scan(
+        &mut self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Entry>, Error> {
+        if prefix.len() > MAX_USER_KEY {
+            return Err(Error::Invalid(format!(
+                "prefixes are at most {MAX_USER_KEY} bytes"
+            )));
+        }
+        let scope = self.scope();
+        let prefix = format!("{scope}{prefix}");
+        let after = start_after.map(|a| format!("{scope}{a}"));
+        let limit = (limit as usize).clamp(1, MAX_KEYS_PER_READ);
+        let found = self
+            .runtime
+            .kv
+            .scan(&prefix, after.as_deref(), limit)
+            .await
+            .map_err(to_guest)?;
+        Ok(found.into_iter().map(|e| self.unscoped(e)).collect())
+    }
+
+    async fn kv_transact(&mut self, ops: Vec<Op>) -> Result<Vec<u64>, Error> {
+        if ops.len() > MAX_TRANSACT_OPS {
+            return Err(Error::Invalid(format!(
+                "a transaction may carry at most {MAX_TRANSACT_OPS} operations, got {}",
+                ops.len()
+            )));
+        }
+        let now = self.now_ms();
+        let ops = ops
+            .into_iter()
+            .map(|op| {
+                Ok(match op {
+                    Op::Put(p) => store::Op::Put {
+                        key: self.scoped(&p.key)?,
+                        value: p.value,
+                        condition: condition(p.condition),
+                        expires_at_ms: p.ttl_ms.map(|t| now.saturating_add(t.max(1))),
+                    },
+                    Op::Delete(d) => store::Op::Delete {
+                        key: self.scoped(&d.key)?,
+                        condition: condition(d.condition),
+                    },
+                    Op::Check(c) => store::Op::Check {
+                        key: self.scoped(&c.key)?,
+                        condition: condition(c.condition),
+                    },
+                    Op::Add(a) => store::Op::Add {
+                        key: self.scoped(&a.key)?,
+                        delta: a.delta,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        self.runtime.kv.transact(ops).await.map_err(to_guest)
+    }
+
+    async fn kv_increment(&mut self, key: &str, delta: i64) -> Result<i64, Error> {
+        let key = self.scoped(key)?;
+        let out = self
+            .runtime
+            .kv
+            .transact(vec![store::Op::Add { key, delta }])
+            .await
+            .map_err(to_guest)?;
+        Ok(out.first().copied().unwrap_or(0) as i64)
+    }
+
+    async fn kv_counter(&mut self, key: &str) -> Result<i64, Error> {
+        let key = self.scoped(key)?;
+        self.runtime.kv.counter(&key).await.map_err(to_guest)
+    }
+}
+
 impl kv::Host for CallState {
     async fn max_transact_ops(&mut self) -> wasmtime::Result<u32> {
         Ok(MAX_TRANSACT_OPS as u32)
     }
 
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Entry>, Error>> {
-        let key = match self.scoped(&key) {
-            Ok(k) => k,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self
-            .runtime
-            .kv
-            .get(&key)
-            .await
-            .map(|e| e.map(|e| self.unscoped(e)))
-            .map_err(to_guest))
+        Ok(self.kv_get(&key).await)
     }
 
     async fn get_many(
         &mut self,
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<Vec<Option<Entry>>, Error>> {
-        if keys.len() > MAX_KEYS_PER_READ {
-            return Ok(Err(Error::Invalid(format!(
-                "at most {MAX_KEYS_PER_READ} keys per read"
-            ))));
-        }
-        let scoped: Result<Vec<String>, Error> = keys.iter().map(|k| self.scoped(k)).collect();
-        let scoped = match scoped {
-            Ok(s) => s,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self
-            .runtime
-            .kv
-            .get_many(&scoped)
-            .await
-            .map(|v| v.into_iter().map(|e| e.map(|e| self.unscoped(e))).collect())
-            .map_err(to_guest))
+        Ok(self.kv_get_many(&keys).await)
     }
 
     async fn scan(
@@ -98,81 +173,18 @@ impl kv::Host for CallState {
         start_after: Option<String>,
         limit: u32,
     ) -> wasmtime::Result<Result<Vec<Entry>, Error>> {
-        if prefix.len() > MAX_USER_KEY {
-            return Ok(Err(Error::Invalid(format!(
-                "prefixes are at most {MAX_USER_KEY} bytes"
-            ))));
-        }
-        let scope = self.scope();
-        let prefix = format!("{scope}{prefix}");
-        let after = start_after.map(|a| format!("{scope}{a}"));
-        let limit = (limit as usize).clamp(1, MAX_KEYS_PER_READ);
-        Ok(self
-            .runtime
-            .kv
-            .scan(&prefix, after.as_deref(), limit)
-            .await
-            .map(|v| v.into_iter().map(|e| self.unscoped(e)).collect())
-            .map_err(to_guest))
+        Ok(self.kv_scan(&prefix, start_after.as_deref(), limit).await)
     }
 
     async fn transact(&mut self, ops: Vec<Op>) -> wasmtime::Result<Result<Vec<u64>, Error>> {
-        if ops.len() > MAX_TRANSACT_OPS {
-            return Ok(Err(Error::Invalid(format!(
-                "a transaction may carry at most {MAX_TRANSACT_OPS} operations, got {}",
-                ops.len()
-            ))));
-        }
-        let now = self.now_ms();
-        let mut out = Vec::with_capacity(ops.len());
-        for op in ops {
-            let converted = match op {
-                Op::Put(p) => self.scoped(&p.key).map(|key| store::Op::Put {
-                    key,
-                    value: p.value,
-                    condition: condition(p.condition),
-                    expires_at_ms: p.ttl_ms.map(|t| now.saturating_add(t.max(1))),
-                }),
-                Op::Delete(d) => self.scoped(&d.key).map(|key| store::Op::Delete {
-                    key,
-                    condition: condition(d.condition),
-                }),
-                Op::Check(c) => self.scoped(&c.key).map(|key| store::Op::Check {
-                    key,
-                    condition: condition(c.condition),
-                }),
-                Op::Add(a) => self.scoped(&a.key).map(|key| store::Op::Add {
-                    key,
-                    delta: a.delta,
-                }),
-            };
-            match converted {
-                Ok(op) => out.push(op),
-                Err(e) => return Ok(Err(e)),
-            }
-        }
-        Ok(self.runtime.kv.transact(out).await.map_err(to_guest))
+        Ok(self.kv_transact(ops).await)
     }
 
     async fn increment(&mut self, key: String, delta: i64) -> wasmtime::Result<Result<i64, Error>> {
-        let key = match self.scoped(&key) {
-            Ok(k) => k,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self
-            .runtime
-            .kv
-            .transact(vec![store::Op::Add { key, delta }])
-            .await
-            .map(|v| v.first().copied().unwrap_or(0) as i64)
-            .map_err(to_guest))
+        Ok(self.kv_increment(&key, delta).await)
     }
 
     async fn counter(&mut self, key: String) -> wasmtime::Result<Result<i64, Error>> {
-        let key = match self.scoped(&key) {
-            Ok(k) => k,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self.runtime.kv.counter(&key).await.map_err(to_guest))
+        Ok(self.kv_counter(&key).await)
     }
 }

@@ -76,12 +76,8 @@ fn spawn_host() -> anyhow::Result<(Spawned, String)> {
     let stdout = child.stdout.take().context("host stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     let banner = lines.next().context("the host printed nothing")??;
-    let url = banner
-        .split(" on ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .with_context(|| format!("no url in the banner: {banner}"))?
-        .to_string();
+    let url =
+        super::banner_url(&banner).with_context(|| format!("no url in the banner: {banner}"))?;
     std::thread::spawn(move || for _ in lines {});
     Ok((Spawned { child, _dir: dir }, url))
 }
@@ -400,10 +396,8 @@ pub async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<()> {
         refusals,
         oversold
     );
-    if let Some(s) = &spawned {
-        if let Some(rss) = peak_rss_mib(s.child.id()) {
-            println!("  host peak RSS {rss:.1} MiB");
-        }
+    if let Some(rss) = spawned.as_ref().and_then(|s| peak_rss_mib(s.child.id())) {
+        println!("  host peak RSS {rss:.1} MiB");
     }
     if oversold > 0 || sold != held.len() as i64 {
         bail!(

@@ -92,6 +92,12 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The URL in the first line `tacos up` prints, for tools that start a host.
+pub fn banner_url(line: &str) -> Option<String> {
+    let url = line.split(" on ").nth(1)?.split_whitespace().next()?;
+    url.starts_with("http://").then(|| url.to_string())
+}
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TACOS_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")

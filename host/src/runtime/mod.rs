@@ -29,7 +29,6 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -137,7 +136,6 @@ pub struct Settings {
 
 pub struct Runtime {
     pub engine: Engine,
-    linker: Linker<CallState>,
     slots: Vec<Arc<Slot>>,
     services: HashMap<String, Arc<Slot>>,
     topics: HashMap<String, Arc<Slot>>,
@@ -211,7 +209,6 @@ impl Runtime {
         let top_level = (engine::POOL_INSTANCES / (engine::MAX_CALL_DEPTH + 1)) as usize;
         Ok(Arc::new(Runtime {
             engine,
-            linker,
             slots,
             services,
             topics,
@@ -414,22 +411,5 @@ impl Runtime {
                     .to_string())
             }
         }
-    }
-
-    /// Make sure a component file loads (used by tests and future swaps).
-    pub fn check_component(&self, bundle: &Bundle, name: &str, path: &Path) -> anyhow::Result<()> {
-        component::load(
-            &self.engine,
-            &self.linker,
-            LoadRequest {
-                name,
-                path,
-                policy: bundle.policy.for_component(name),
-                config: Default::default(),
-                must_consume: false,
-                now_ms: self.clock.now_ms(),
-            },
-        )
-        .map(|_| ())
     }
 }

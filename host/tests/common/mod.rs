@@ -9,7 +9,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use tacos_host::host::{Host, HostOptions};
 
 pub type Http = Client<HttpConnector, Full<Bytes>>;
@@ -228,8 +227,4 @@ impl TestHost {
 /// The error code of an error body.
 pub fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<no error>")
-}
-
-pub fn shared<T>(t: T) -> Arc<T> {
-    Arc::new(t)
 }

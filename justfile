@@ -1,0 +1,31 @@
+# Developer front door. Every recipe is a plain cargo command.
+
+default:
+    @just --list
+
+# Build the host and (through its build script) the components.
+build:
+    cargo build --release -p tacos-host
+
+# Run the platform on 127.0.0.1:8000 with the default bundle.
+up *ARGS:
+    cargo run --release -p tacos-host -- up {{ARGS}}
+
+# Run the platform on a virtual clock in a throwaway data dir.
+demo:
+    cargo run --release -p tacos-host -- up --virtual-clock --data-dir /tmp/tacos-demo
+
+test:
+    cargo test
+
+fmt:
+    cargo fmt --all
+
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --all-targets -- -D warnings
+    cargo clippy --target wasm32-wasip2 --target-dir target/wasm -p tacos-guest -p tacos-queue -p tacos-reservation -p tacos-inventory -p tacos-payment-sim -p tacos-worker -p tacos-fixture-looper -- -D warnings
+
+# The flash-sale benchmark (docs/BENCHMARKS.md).
+bench users="100000" seats="10000" concurrency="64":
+    cargo run --release -p tacos-host -- bench flash-sale --users {{users}} --seats {{seats}} --concurrency {{concurrency}}
