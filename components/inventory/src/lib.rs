@@ -11,7 +11,7 @@ use tacos_guest::kv::{self, Condition, Tx, TxError, Versioned};
 use tacos_guest::proto::common::v1::{ErrorCode, Event, Money, Seat, SeatStatus};
 use tacos_guest::proto::internal::v1::{
     ConfigureEventRequest, ConfigureEventResponse, CreateEventRequest, CreateEventResponse,
-    EventRecord, HoldRecord, SeatRecord,
+    EventRecord, HoldRecord, Marker, SeatRecord,
 };
 use tacos_guest::proto::reservation::v1::*;
 use tacos_guest::proto::timestamp_ms;
@@ -52,7 +52,17 @@ fn event_key(event_id: &str) -> String {
 fn seat_prefix(event_id: &str) -> String {
     format!("seat:{event_id}:")
 }
-/// `A-7` is stored as `seat:{event}:A-000007`, so that seats list in number order.
+fn free_prefix(event_id: &str) -> String {
+    format!("free:{event_id}:")
+}
+/// The free-seat index: a key per AVAILABLE seat, so that picking seats for a
+/// quantity-only hold reads only free seats, however sold out the event is.
+fn free_key(event_id: &str, seat_id: &str) -> String {
+    let seat = seat_key(event_id, seat_id);
+    format!("free:{event_id}:{}", &seat[seat_prefix(event_id).len()..])
+}
+/// `A-7` is stored as `seat:{event}:A-000007`, so that seats list in number order
+/// (and `A-000007` names the same seat).
 fn seat_key(event_id: &str, seat_id: &str) -> String {
     match seat_id.split_once('-') {
         Some((section, n))
@@ -195,7 +205,7 @@ fn create_event(req: CreateEventRequest) -> Result<CreateEventResponse> {
         }
     };
 
-    let chunk = kv::max_transact_ops() as i32;
+    let chunk = kv::max_transact_ops() as i32 / 2;
     let mut n = 1;
     while n <= req.seat_count {
         let mut tx = Tx::new();
@@ -213,7 +223,8 @@ fn create_event(req: CreateEventRequest) -> Result<CreateEventResponse> {
                 }),
                 ..Default::default()
             };
-            tx.put(&seat_key(&req.event_id, &id), &seat, Condition::None);
+            tx.put(&seat_key(&req.event_id, &id), &seat, Condition::None)
+                .put(&free_key(&req.event_id, &id), &Marker {}, Condition::None);
         }
         tx.commit()?;
         n = end + 1;
@@ -391,54 +402,34 @@ fn check(req: CheckAvailabilityRequest) -> Result<CheckAvailabilityResponse> {
     Ok(resp)
 }
 
-/// `quantity` available seats chosen at random among the first few free ones
-/// found scanning from a random seat (wrapping around), so that concurrent
+/// `quantity` free seats chosen at random among the first few in the free-seat
+/// index after a random place (wrapping around), so that concurrent
 /// quantity-only holds rarely pick the same seats, even near sell-out.
 fn pick_seats(event: &EventRecord, event_id: &str, quantity: usize) -> Result<Vec<String>> {
-    const PAGE: u32 = 256;
-    let wanted = quantity * 8;
+    let wanted = (quantity * 4) as u32;
     let total = event
         .event
         .as_ref()
         .map(|e| e.total_seats)
         .unwrap_or(0)
         .max(1) as u64;
-    let start = seat_key(
+    let prefix = free_prefix(event_id);
+    let start = free_key(
         event_id,
         &format!("{SECTION}-{}", 1 + tacos_guest::random_below(total)),
     );
-    let prefix = seat_prefix(event_id);
-    let mut free = Vec::new();
-    'passes: for (mut after, until) in [(Some(start.clone()), None), (None, Some(start))] {
-        loop {
-            let page = kv::scan::<SeatRecord>(&prefix, after.as_deref(), PAGE)?;
-            for (key, rec) in &page {
-                if until.as_ref().is_some_and(|u| key > u) {
-                    break;
-                }
-                if let (SeatStatus::Available, Some(seat)) =
-                    (seat_status(&rec.value), &rec.value.seat)
-                {
-                    free.push(seat.id.clone());
-                    if free.len() == wanted {
-                        break 'passes;
-                    }
-                }
-            }
-            match page.last() {
-                Some((last, _))
-                    if page.len() == PAGE as usize && until.as_ref().is_none_or(|u| last < u) =>
-                {
-                    after = Some(last.clone())
-                }
-                _ => break,
-            }
-        }
+    let mut free: Vec<String> = kv::scan::<Marker>(&prefix, Some(&start), wanted)?
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    if free.len() < wanted as usize {
+        let more = kv::scan::<Marker>(&prefix, None, wanted - free.len() as u32)?;
+        free.extend(more.into_iter().map(|(k, _)| k).filter(|k| *k <= start));
     }
     let mut picked = Vec::with_capacity(quantity);
     while picked.len() < quantity && !free.is_empty() {
         let i = tacos_guest::random_below(free.len() as u64) as usize;
-        picked.push(free.swap_remove(i));
+        picked.push(free.swap_remove(i)[prefix.len()..].to_string());
     }
     Ok(picked)
 }
@@ -454,7 +445,7 @@ fn reserve(req: ReserveSeatRequest) -> Result<ReserveSeatResponse> {
         .unwrap_or_else(|| now_ms() + 60_000);
 
     let by_quantity = req.seat_ids.is_empty();
-    let attempts = if by_quantity { 8 } else { 1 };
+    let attempts = if by_quantity { 16 } else { 1 };
     for _ in 0..attempts {
         let seat_ids = if by_quantity {
             let remaining = kv::counter(&remaining_key(&req.event_id))?;
@@ -503,8 +494,11 @@ fn reserve(req: ReserveSeatRequest) -> Result<ReserveSeatResponse> {
                 &seat_key(&req.event_id, id),
                 &next,
                 Condition::Version(rec.version),
-            );
+            )
+            .delete(&free_key(&req.event_id, id), Condition::None);
         }
+        // The hold keeps the seats' own ids (a pick yields index keys).
+        let seat_ids: Vec<String> = reserved.iter().map(|s| s.id.clone()).collect();
         tx.put(
             &hold_key(&req.reservation_id),
             &HoldRecord {
@@ -524,7 +518,7 @@ fn reserve(req: ReserveSeatRequest) -> Result<ReserveSeatResponse> {
                     error: None,
                 });
             }
-            Err(TxError::Conflict(i)) if (i as usize) == seat_ids.len() => {
+            Err(TxError::Conflict(i)) if (i as usize) == 2 * seat_ids.len() => {
                 return Err(ServiceError::new(
                     ErrorCode::AlreadyExists,
                     "this reservation already holds seats",
@@ -674,6 +668,11 @@ fn release(req: ReleaseHoldRequest) -> Result<ReleaseHoldResponse> {
             &seat_key(&hold.value.event_id, id),
             &next,
             Condition::Version(rec.version),
+        )
+        .put(
+            &free_key(&hold.value.event_id, id),
+            &Marker {},
+            Condition::None,
         );
         released.push((*id).clone());
     }

@@ -109,6 +109,17 @@ async fn send(
     Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
 }
 
+/// The store's (commits, writes) so far, from `/readyz`.
+async fn store_stats(http: &Http, url: &str) -> Option<(u64, u64)> {
+    let (_, body) = send(http, "GET", &format!("{url}/readyz"), None)
+        .await
+        .ok()?;
+    Some((
+        body["store"]["commits"].as_u64()?,
+        body["store"]["writes"].as_u64()?,
+    ))
+}
+
 /// What one phase measured.
 struct Phase {
     name: &'static str,
@@ -318,8 +329,21 @@ pub async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<()> {
             }
         }
     };
+    let before = store_stats(&http, &url).await;
     let (holds, first) = phase("hold", args.seats, args.concurrency, hold(0)).await?;
     holds.print();
+    if let (Some(a), Some(b)) = (before, store_stats(&http, &url).await) {
+        let (commits, writes) = (b.0 - a.0, b.1 - a.1);
+        println!(
+            "  {:<10} {:>8} durable writes in {} commits ({:.1} writes/commit, {:.1} writes/hold, {:.0} commits/s)",
+            "",
+            writes,
+            commits,
+            writes as f64 / commits.max(1) as f64,
+            writes as f64 / args.seats as f64,
+            commits as f64 / holds.elapsed.as_secs_f64()
+        );
+    }
     let (late, second) = phase(
         "sold out",
         args.users - args.seats,

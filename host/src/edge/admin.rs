@@ -55,7 +55,17 @@ pub(super) async fn handle(
     let resp = match (&method, path.as_str()) {
         (&Method::GET, "/healthz") => ok(j!({"status": "ok"}), trace),
         (&Method::GET, "/readyz") => match runtime.queue.depth().await {
-            Ok(depth) => ok(j!({"status": "ready", "queue": depth}), trace),
+            Ok(depth) => {
+                let stats = shared.store.stats();
+                let store = j!({
+                    "commits": stats.commits.load(std::sync::atomic::Ordering::Relaxed),
+                    "writes": stats.writes.load(std::sync::atomic::Ordering::Relaxed),
+                });
+                ok(
+                    j!({"status": "ready", "queue": depth, "store": store}),
+                    trace,
+                )
+            }
             Err(e) => fail(errors::error(
                 ErrorCode::Unavailable,
                 format!("store: {e}"),
