@@ -4,8 +4,9 @@
 //! Every seat change is one kv transaction conditioned on the versions read, so
 //! of two holds racing for a seat exactly one applies; a hold of N seats is all
 //! or nothing. The hold also writes `hold:{reservation}` (which seats it took),
-//! so commit and release need no seat list from the caller, and a per-event
-//! `remaining` counter moves in the same transaction.
+//! so commit and release need no seat list from the caller; a per-event
+//! `remaining` counter and the free-seat index move in the same transaction,
+//! and so does the hold's expiry message (a transactional outbox send).
 
 use tacos_guest::kv::{self, Condition, Tx, TxError, Versioned};
 use tacos_guest::proto::common::v1::{ErrorCode, Event, Money, Seat, SeatStatus};
@@ -44,6 +45,8 @@ impl bindings::exports::tacos::platform::handler::Guest for Inventory {
 bindings::export!(Inventory with_types_in bindings);
 
 const MAX_SEATS_PER_EVENT: i32 = 200_000;
+/// Consumed by the worker, which expires the reservation and releases its seats.
+const EXPIRY_TOPIC: &str = "reservation-expiry";
 const SECTION: &str = "A";
 
 fn event_key(event_id: &str) -> String {
@@ -508,6 +511,17 @@ fn reserve(req: ReserveSeatRequest) -> Result<ReserveSeatResponse> {
             Condition::Absent,
         );
         tx.add(&remaining_key(&req.event_id), -(seat_ids.len() as i64));
+        // The hold and its expiry commit together: no hold can outlive its time.
+        tx.send(
+            EXPIRY_TOPIC,
+            &ProcessExpiryRequest {
+                reservation_id: req.reservation_id.clone(),
+                event_id: req.event_id.clone(),
+                expired_at: Some(timestamp_ms(hold_expires_at_ms)),
+                ..Default::default()
+            },
+            (hold_expires_at_ms - now_ms()).max(0) as u64,
+        );
         match tx.commit() {
             Ok(_) => {
                 return Ok(ReserveSeatResponse {

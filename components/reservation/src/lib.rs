@@ -2,9 +2,10 @@
 //! expired by the worker.
 //!
 //! Creating one is ordered so that a crash at any step loses nothing: the
-//! idempotency key is claimed first, then the expiry message is scheduled (it
-//! is harmless if nothing was held), then inventory holds the seats, then the
-//! reservation record and the idempotent response are written together.
+//! idempotency key is claimed first; inventory holds the seats and schedules
+//! their expiry in one transaction; then the reservation record and the
+//! idempotent response are written together. If the last step never happens,
+//! the expiry finds no reservation and releases the orphaned hold.
 
 use tacos_guest::idempotency::{self, Claim};
 use tacos_guest::kv::{self, Condition, Tx, TxError, Versioned};
@@ -174,25 +175,7 @@ fn hold(req: CreateReservationRequest) -> Result<(CreateReservationResponse, Res
     let expires = now + hold_seconds * 1000;
     let id = tacos_guest::new_id("res");
 
-    // Scheduled first: if anything below fails, the expiry finds nothing to do.
-    let expiry = ProcessExpiryRequest {
-        reservation_id: id.clone(),
-        event_id: req.event_id.clone(),
-        expired_at: Some(timestamp_ms(expires)),
-        ..Default::default()
-    };
-    tacos_guest::queue::send(
-        EXPIRY_TOPIC,
-        &expiry.encode_to_vec(),
-        (hold_seconds * 1000) as u64,
-    )
-    .map_err(|e| {
-        ServiceError::new(
-            ErrorCode::Unavailable,
-            format!("cannot schedule expiry: {e}"),
-        )
-    })?;
-
+    // Inventory schedules the hold's expiry in the same transaction as the hold.
     let held: ReserveSeatResponse = tacos_guest::call(
         INVENTORY,
         "ReserveSeat",

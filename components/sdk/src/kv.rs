@@ -178,6 +178,17 @@ impl Tx {
         self
     }
 
+    /// Send `message` to `topic` after `delay_ms` if, and only if, this
+    /// transaction commits (needs the queue capability and the topic granted).
+    pub fn send<M: Message>(&mut self, topic: &str, message: &M, delay_ms: u64) -> &mut Self {
+        self.ops.push(raw::Op::Send(raw::OutboxMessage {
+            topic: topic.to_string(),
+            payload: message.encode_to_vec(),
+            delay_ms,
+        }));
+        self
+    }
+
     /// Apply every operation or none. Returns the new version of each put.
     pub fn commit(self) -> core::result::Result<Vec<u64>, TxError> {
         raw::transact(&self.ops).map_err(|e| match e {

@@ -128,10 +128,16 @@ impl CallState {
                         key: self.scoped(&a.key)?,
                         delta: a.delta,
                     },
+                    Op::Send(m) => store::Op::Send(self.outbox_message(m, now)?),
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        self.runtime.kv.transact(ops).await.map_err(to_guest)
+        let sends = ops.iter().any(|op| matches!(op, store::Op::Send(_)));
+        let out = self.runtime.kv.transact(ops).await.map_err(to_guest)?;
+        if sends {
+            self.runtime.queue_wakeup.notify_one();
+        }
+        Ok(out)
     }
 
     async fn kv_increment(&mut self, key: &str, delta: i64) -> Result<i64, Error> {

@@ -5,10 +5,50 @@
 //! delivered at once.
 
 use super::CallState;
+use crate::runtime::bindings::platform::kv::{Error, OutboxMessage};
 use crate::runtime::bindings::platform::queue;
 use crate::store::NewMessage;
 
 const MAX_PAYLOAD: usize = 256 * 1024;
+
+impl CallState {
+    /// Check a message against the policy and limits and scope it to the tenant.
+    pub(super) fn outbox_message(
+        &self,
+        m: OutboxMessage,
+        now_ms: u64,
+    ) -> Result<NewMessage, Error> {
+        self.new_message(m.topic, m.payload, m.delay_ms, now_ms)
+            .map_err(Error::Invalid)
+    }
+
+    fn new_message(
+        &self,
+        topic: String,
+        payload: Vec<u8>,
+        delay_ms: u64,
+        now_ms: u64,
+    ) -> Result<NewMessage, String> {
+        if !self.version.policy.may_send(&topic) {
+            return Err(format!(
+                "component `{}` may not send to topic `{topic}` (policy)",
+                self.version.name
+            ));
+        }
+        if payload.len() > MAX_PAYLOAD {
+            return Err(format!(
+                "payload is {} bytes; the limit is {MAX_PAYLOAD}",
+                payload.len()
+            ));
+        }
+        Ok(NewMessage {
+            tenant: self.ctx.tenant.id.clone(),
+            topic,
+            payload,
+            due_at_ms: now_ms.saturating_add(delay_ms),
+        })
+    }
+}
 
 impl queue::Host for CallState {
     async fn send(
@@ -17,23 +57,9 @@ impl queue::Host for CallState {
         payload: Vec<u8>,
         delay_ms: u64,
     ) -> wasmtime::Result<Result<String, String>> {
-        if !self.version.policy.may_send(&topic) {
-            return Ok(Err(format!(
-                "component `{}` may not send to topic `{topic}` (policy)",
-                self.version.name
-            )));
-        }
-        if payload.len() > MAX_PAYLOAD {
-            return Ok(Err(format!(
-                "payload is {} bytes; the limit is {MAX_PAYLOAD}",
-                payload.len()
-            )));
-        }
-        let msg = NewMessage {
-            tenant: self.ctx.tenant.id.clone(),
-            topic,
-            payload,
-            due_at_ms: self.now_ms().saturating_add(delay_ms),
+        let msg = match self.new_message(topic, payload, delay_ms, self.now_ms()) {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(e)),
         };
         match self.runtime.queue.enqueue(msg).await {
             Ok(id) => {

@@ -31,6 +31,10 @@ pub fn build(cache_dir: &Path) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
+    // Our worlds use no component-model async (streams, futures, async
+    // lifts). Without it a store's drop skips the concurrent-task teardown,
+    // which builds an error (and, under RUST_BACKTRACE, a backtrace) per call.
+    config.concurrency_support(false);
 
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(POOL_INSTANCES)

@@ -179,6 +179,36 @@ pub async fn values_expire(kv: &dyn KvStore, clock: &Clock) {
     );
 }
 
+/// A transaction's sends are enqueued exactly when it commits.
+pub async fn outbox_sends_commit_with_the_transaction<S: KvStore + QueueStore>(s: &S) {
+    let msg = |topic: &str| {
+        Op::Send(NewMessage {
+            tenant: "t".into(),
+            topic: topic.into(),
+            payload: b"expire".to_vec(),
+            due_at_ms: 60_000,
+        })
+    };
+    let failed = s
+        .transact(vec![msg("lost"), put("t/c/o", b"x", Condition::Exists)])
+        .await;
+    assert_eq!(failed, Err(StoreError::Conflict(1)));
+    assert_eq!(
+        s.next_due().await.unwrap(),
+        None,
+        "nothing was sent by a failed transaction"
+    );
+    let ok = s
+        .transact(vec![put("t/c/o", b"x", Condition::Absent), msg("kept")])
+        .await
+        .unwrap();
+    assert_ne!(ok[1], 0, "the message id is returned");
+    assert_eq!(s.next_due().await.unwrap(), Some(60_000));
+    let leased = s.lease_due(60_000, 90_000, 10).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    assert_eq!((leased[0].topic.as_str(), leased[0].id), ("kept", ok[1]));
+}
+
 pub async fn messages_lease_retry_and_die(q: &dyn QueueStore) {
     let msg = |topic: &str, due| NewMessage {
         tenant: "t".into(),

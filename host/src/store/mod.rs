@@ -72,15 +72,19 @@ pub enum Op {
         key: String,
         delta: i64,
     },
+    /// Enqueue a message if the transaction commits (transactional outbox).
+    Send(NewMessage),
 }
 
 impl Op {
-    pub fn key(&self) -> &str {
+    /// The key the operation touches (sends touch none).
+    pub fn key(&self) -> Option<&str> {
         match self {
             Op::Put { key, .. }
             | Op::Delete { key, .. }
             | Op::Check { key, .. }
-            | Op::Add { key, .. } => key,
+            | Op::Add { key, .. } => Some(key),
+            Op::Send(_) => None,
         }
     }
 }
@@ -112,25 +116,26 @@ pub fn validate_ops(ops: &[Op]) -> StoreResult<()> {
         )));
     }
     for (i, op) in ops.iter().enumerate() {
-        if ops[..i].iter().any(|o| o.key() == op.key()) {
-            return Err(StoreError::Invalid(format!(
-                "key {} appears twice in one transaction",
-                op.key()
-            )));
+        if let Some(key) = op.key() {
+            if ops[..i].iter().any(|o| o.key() == Some(key)) {
+                return Err(StoreError::Invalid(format!(
+                    "key {key} appears twice in one transaction"
+                )));
+            }
+            if key.len() > MAX_KEY_BYTES {
+                let head: String = key.chars().take(32).collect();
+                return Err(StoreError::Invalid(format!(
+                    "key {head}… is longer than {MAX_KEY_BYTES} bytes"
+                )));
+            }
         }
         if let Op::Put { value, .. } = op
             && value.len() > MAX_VALUE_BYTES
         {
             return Err(StoreError::Invalid(format!(
                 "value of {} is {} bytes; the limit is {MAX_VALUE_BYTES}",
-                op.key(),
+                op.key().unwrap_or_default(),
                 value.len()
-            )));
-        }
-        if op.key().len() > MAX_KEY_BYTES {
-            return Err(StoreError::Invalid(format!(
-                "key {}… is longer than {MAX_KEY_BYTES} bytes",
-                &op.key()[..32]
             )));
         }
     }
@@ -151,7 +156,8 @@ pub trait KvStore: Send + Sync {
         limit: usize,
     ) -> StoreResult<Vec<Entry>>;
     /// Apply all operations or none. Returns per operation the new version
-    /// (puts), the new counter value as u64 bits (adds) or 0.
+    /// (puts), the new counter value as u64 bits (adds), the message id
+    /// (sends) or 0.
     async fn transact(&self, ops: Vec<Op>) -> StoreResult<Vec<u64>>;
     async fn counter(&self, key: &str) -> StoreResult<i64>;
     /// Host metadata (secrets, the virtual clock), outside every tenant's keys.
@@ -160,7 +166,7 @@ pub trait KvStore: Send + Sync {
 }
 
 /// A message to enqueue.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {
     pub tenant: String,
     pub topic: String,

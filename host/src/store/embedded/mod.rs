@@ -151,7 +151,7 @@ fn apply_ops(
             Op::Put { key, condition, .. }
             | Op::Delete { key, condition }
             | Op::Check { key, condition } => (*condition, key),
-            Op::Add { .. } => {
+            Op::Add { .. } | Op::Send(_) => {
                 versions.push(0);
                 continue;
             }
@@ -198,6 +198,7 @@ fn apply_ops(
                 counters.insert(key.as_str(), next)?;
                 out.push(next as u64);
             }
+            Op::Send(msg) => out.push(queue::insert(txn, msg.clone())?),
         }
     }
     Ok(Ok(out))

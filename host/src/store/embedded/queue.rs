@@ -36,6 +36,21 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
     Ok(())
 }
 
+/// Add a message to the queue table (also used by transactions' outbox sends).
+pub(super) fn insert(txn: &WriteTransaction, msg: NewMessage) -> Result<u64, redb::Error> {
+    let id: u64 = rand::random();
+    let record = Record {
+        tenant: msg.tenant,
+        topic: msg.topic,
+        payload: msg.payload,
+        attempts: 0,
+        reason: String::new(),
+    };
+    txn.open_table(QUEUE)?
+        .insert((msg.due_at_ms, id), record.encode_to_vec().as_slice())?;
+    Ok(id)
+}
+
 /// Take the leased message out of the queue table, if it is still ours.
 fn take(txn: &WriteTransaction, msg: &Leased) -> Result<Option<Record>, redb::Error> {
     let mut q = txn.open_table(QUEUE)?;
@@ -48,22 +63,8 @@ fn take(txn: &WriteTransaction, msg: &Leased) -> Result<Option<Record>, redb::Er
 #[async_trait]
 impl QueueStore for EmbeddedStore {
     async fn enqueue(&self, msg: NewMessage) -> StoreResult<u64> {
-        let id: u64 = rand::random();
-        let record = Record {
-            tenant: msg.tenant,
-            topic: msg.topic,
-            payload: msg.payload,
-            attempts: 0,
-            reason: String::new(),
-        }
-        .encode_to_vec();
-        let due = msg.due_at_ms;
         self.writer
-            .write(move |txn| {
-                txn.open_table(QUEUE)?
-                    .insert((due, id), record.as_slice())?;
-                Ok(Ok(id))
-            })
+            .write(move |txn| Ok(Ok(insert(txn, msg)?)))
             .await
     }
 

@@ -19,8 +19,10 @@ async fn conformance_suite() {
     conformance::transactions_are_all_or_nothing(&s).await;
     conformance::scans_in_key_order(&s).await;
     conformance::values_expire(&s, &clock).await;
-    let (_d, s) = open(clock);
+    let (_d, s) = open(clock.clone());
     conformance::messages_lease_retry_and_die(&s).await;
+    let (_d, s) = open(clock);
+    conformance::outbox_sends_commit_with_the_transaction(&s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
