@@ -16,6 +16,7 @@ const COMPONENTS: &[&str] = &[
     "tacos-payment-sim",
     "tacos-worker",
     "tacos-fixture-looper",
+    "tacos-fixture-hello-http",
 ];
 const TARGET: &str = "wasm32-wasip2";
 

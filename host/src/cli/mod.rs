@@ -31,7 +31,9 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum Bench {
     /// The whole ticket flow: joins/s, holds/s, confirms/s, latency, RSS, oversell check.
-    FlashSale(bench::FlashSaleArgs),
+    FlashSale(bench::flash_sale::FlashSaleArgs),
+    /// Requests/s of a trivial route through a component vs. `wasmtime serve` and hyper.
+    Route(bench::route::RouteArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -80,7 +82,8 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Up(args) => up(args).await,
-            Command::Bench(Bench::FlashSale(args)) => bench::flash_sale(args).await,
+            Command::Bench(Bench::FlashSale(args)) => bench::flash_sale::flash_sale(args).await,
+            Command::Bench(Bench::Route(args)) => bench::route::route(args).await,
         }
     });
     match result {

@@ -11,21 +11,14 @@
 //! checks that every seat was sold exactly once and reports the host's peak
 //! RSS. The virtual clock lets a 60-second world run as fast as the machine.
 
+use super::{Http, client, peak_rss_mib, send, spawn_host};
 use anyhow::{Context, bail};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::future::Future;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-type Http = Client<HttpConnector, Full<Bytes>>;
 
 #[derive(Debug, clap::Args)]
 pub struct FlashSaleArgs {
@@ -41,72 +34,6 @@ pub struct FlashSaleArgs {
     /// A running host (started with --virtual-clock) instead of a fresh one.
     #[arg(long, value_name = "URL")]
     target: Option<String>,
-}
-
-/// A host process started for the run.
-struct Spawned {
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_host() -> anyhow::Result<(Spawned, String)> {
-    let dir = tempfile::tempdir().context("creating a data dir")?;
-    let exe = std::env::current_exe().context("locating this binary")?;
-    let mut child = Command::new(exe)
-        .args([
-            "up",
-            "--virtual-clock",
-            "--no-demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting the host")?;
-    let stdout = child.stdout.take().context("host stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let banner = lines.next().context("the host printed nothing")??;
-    let url =
-        super::banner_url(&banner).with_context(|| format!("no url in the banner: {banner}"))?;
-    std::thread::spawn(move || for _ in lines {});
-    Ok((Spawned { child, _dir: dir }, url))
-}
-
-/// Peak resident memory of a process, in MiB (Linux).
-fn peak_rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-async fn send(
-    http: &Http,
-    method: &str,
-    url: &str,
-    body: Option<&Value>,
-) -> anyhow::Result<(u16, Value)> {
-    let mut req = hyper::Request::builder().method(method).uri(url);
-    if body.is_some() {
-        req = req.header("content-type", "application/json");
-    }
-    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-    let resp = http
-        .request(req.body(Full::new(Bytes::from(bytes)))?)
-        .await?;
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await?.to_bytes();
-    Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
 }
 
 /// The store's (commits, writes) so far, from `/readyz`.
@@ -222,9 +149,7 @@ pub async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<()> {
             (Some(s), u)
         }
     };
-    let http: Http = Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_max_idle_per_host(args.concurrency)
-        .build_http();
+    let http = client(args.concurrency);
     let event = format!("bench-{:08x}", rand::random::<u32>());
     println!(
         "flash sale: {} users, {} seats, {} connections, host {url}{}",

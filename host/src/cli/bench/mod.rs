@@ -1,0 +1,93 @@
+//! `tacos bench`: measurements that print figures and, where a baseline
+//! exists, a ratio against it taken in the same run (machines here are noisy;
+//! absolute numbers drift). Results and how to reproduce them are in
+//! `docs/BENCHMARKS.md`.
+
+pub mod flash_sale;
+pub mod route;
+
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+pub type Http = Client<HttpConnector, Full<Bytes>>;
+
+/// A pooled HTTP/1.1 client keeping up to `connections` connections.
+pub fn client(connections: usize) -> Http {
+    Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_max_idle_per_host(connections)
+        .build_http()
+}
+
+/// A host process started for a run, on a throwaway data dir.
+pub struct Spawned {
+    pub child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `tacos up --virtual-clock` (this binary) and return it with its URL.
+pub fn spawn_host() -> anyhow::Result<(Spawned, String)> {
+    let dir = tempfile::tempdir().context("creating a data dir")?;
+    let exe = std::env::current_exe().context("locating this binary")?;
+    let mut child = Command::new(exe)
+        .args([
+            "up",
+            "--virtual-clock",
+            "--no-demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting the host")?;
+    let stdout = child.stdout.take().context("host stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let banner = lines.next().context("the host printed nothing")??;
+    let url =
+        super::banner_url(&banner).with_context(|| format!("no url in the banner: {banner}"))?;
+    std::thread::spawn(move || for _ in lines {});
+    Ok((Spawned { child, _dir: dir }, url))
+}
+
+/// Peak resident memory of a process, in MiB (Linux).
+pub fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// One JSON request; the body parsed as JSON (`null` if it is not).
+pub async fn send(
+    http: &Http,
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<(u16, Value)> {
+    let mut req = hyper::Request::builder().method(method).uri(url);
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+    let resp = http
+        .request(req.body(Full::new(Bytes::from(bytes)))?)
+        .await?;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await?.to_bytes();
+    Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+}
