@@ -153,6 +153,7 @@ fn join(req: JoinQueueRequest) -> Result<JoinQueueResponse> {
         ready_at_ms,
         expires_at_ms: ready_at_ms + TICKET_GRACE_MS,
         id: tacos_guest::new_id("wt"),
+        admission_per_second: rate as i32,
     };
     let ttl = (ticket.expires_at_ms - now).max(1) as u64;
     let mut tx = Tx::new();
@@ -189,22 +190,20 @@ fn ticket_of(waiting_token: &str) -> Result<WaitingTicket> {
         .ok_or_else(|| ServiceError::invalid_field("waiting_token", "is not a valid waiting token"))
 }
 
-/// Where a ticket stands now: expired, left, or waiting/ready.
-fn standing(t: &WaitingTicket, now: i64) -> Result<(QueueStatus, i32, i32, i64)> {
+/// Where a ticket stands now: (status, position, eta seconds). One kv read.
+fn standing(t: &WaitingTicket, now: i64) -> Result<(QueueStatus, i32, i32)> {
     if now >= t.expires_at_ms {
-        return Ok((QueueStatus::Expired, 0, 0, 0));
+        return Ok((QueueStatus::Expired, 0, 0));
     }
     if kv::get::<Marker>(&format!("left:{}", t.id))?.is_some() {
-        return Ok((QueueStatus::Left, 0, 0, 0));
+        return Ok((QueueStatus::Left, 0, 0));
     }
-    let rate = rate_of(&t.event_id)?;
-    let (s, p, e) = waiting_view(t, rate, now);
-    Ok((s, p, e, rate))
+    Ok(waiting_view(t, i64::from(t.admission_per_second.max(1)), now))
 }
 
 fn status(req: GetQueueStatusRequest) -> Result<GetQueueStatusResponse> {
     let t = ticket_of(&req.waiting_token)?;
-    let (status, position, eta_seconds, _) = standing(&t, now_ms())?;
+    let (status, position, eta_seconds) = standing(&t, now_ms())?;
     Ok(GetQueueStatusResponse {
         status: status as i32,
         position,
@@ -230,7 +229,7 @@ fn admit(req: RequestAdmissionRequest) -> Result<RequestAdmissionResponse> {
         ));
     }
     let now = now_ms();
-    let (status, ahead, eta, _) = standing(&t, now)?;
+    let (status, ahead, eta) = standing(&t, now)?;
     match status {
         QueueStatus::Ready => {}
         QueueStatus::Waiting => {

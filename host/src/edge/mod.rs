@@ -19,6 +19,7 @@ use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use prost_reflect::MessageDescriptor;
 use routes::{Guard, Route};
 use std::sync::Arc;
 use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
@@ -31,7 +32,14 @@ pub type Body = Full<Bytes>;
 
 pub struct Edge {
     shared: Arc<Shared>,
-    routes: Vec<Route>,
+    routes: Vec<Resolved>,
+}
+
+/// A route with its request and response descriptors looked up once.
+struct Resolved {
+    route: Route,
+    input: MessageDescriptor,
+    output: MessageDescriptor,
 }
 
 /// A fresh W3C trace id (32 hex digits).
@@ -73,11 +81,19 @@ pub fn json(status: StatusCode, body: Vec<u8>, trace_id: &str) -> Response<Body>
 }
 
 impl Edge {
-    pub fn new(shared: Arc<Shared>) -> Arc<Edge> {
-        Arc::new(Edge {
-            shared,
-            routes: routes::table(),
-        })
+    pub fn new(shared: Arc<Shared>) -> anyhow::Result<Arc<Edge>> {
+        let codec = &shared.runtime.codec;
+        let routes = routes::table()
+            .into_iter()
+            .map(|route| {
+                Ok(Resolved {
+                    input: codec.message(route.input)?,
+                    output: codec.message(route.output)?,
+                    route,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Arc::new(Edge { shared, routes }))
     }
 
     /// Accept connections until `shutdown` resolves.
@@ -136,9 +152,9 @@ impl Edge {
         let method = req.method().clone();
         let mut allowed_methods = false;
         let found = self.routes.iter().find_map(|r| {
-            let captures = routes::capture(r.path, &path)?;
+            let captures = routes::capture(r.route.path, &path)?;
             allowed_methods = true;
-            (r.method == method).then_some((r, captures))
+            (r.route.method == method).then_some((r, captures))
         });
         let Some((route, captures)) = found else {
             let (code, msg) = if allowed_methods {
@@ -163,11 +179,16 @@ impl Edge {
 
     async fn dispatch(
         &self,
-        route: &Route,
+        resolved: &Resolved,
         captures: Vec<(&'static str, String)>,
         req: Request<Incoming>,
         trace: &str,
     ) -> Result<Response<Body>, ProtoError> {
+        let Resolved {
+            route,
+            input,
+            output,
+        } = resolved;
         let err = |code, msg: String| errors::error(code, msg, trace);
         if route.guard == Guard::Admin {
             admin::authorize(self, &req, trace)?;
@@ -242,14 +263,8 @@ impl Edge {
             })?;
         }
         let codec = &runtime.codec;
-        let input = codec
-            .message(route.input)
-            .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
-        let output = codec
-            .message(route.output)
-            .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
         let request = codec
-            .from_json(&input, &body, &fields)
+            .from_json(input, &body, &fields)
             .map_err(|m| err(ErrorCode::InvalidArgument, m))?;
         let ctx = runtime.context(trace.into(), std::time::Duration::from_secs(60));
         match runtime.call(&ctx, route.service, route.rpc, &request).await {
