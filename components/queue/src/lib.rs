@@ -198,7 +198,11 @@ fn standing(t: &WaitingTicket, now: i64) -> Result<(QueueStatus, i32, i32)> {
     if kv::get::<Marker>(&format!("left:{}", t.id))?.is_some() {
         return Ok((QueueStatus::Left, 0, 0));
     }
-    Ok(waiting_view(t, i64::from(t.admission_per_second.max(1)), now))
+    Ok(waiting_view(
+        t,
+        i64::from(t.admission_per_second.max(1)),
+        now,
+    ))
 }
 
 fn status(req: GetQueueStatusRequest) -> Result<GetQueueStatusResponse> {

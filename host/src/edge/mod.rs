@@ -270,7 +270,7 @@ impl Edge {
         match runtime.call(&ctx, route.service, route.rpc, &request).await {
             Ok(bytes) => {
                 let rendered = codec
-                    .to_json(&output, &bytes)
+                    .to_json(output, &bytes)
                     .map_err(|e| err(ErrorCode::Internal, format!("{e:#}")))?;
                 Ok(json(StatusCode::OK, rendered, trace))
             }
