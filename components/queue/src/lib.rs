@@ -41,6 +41,9 @@ impl bindings::exports::tacos::platform::handler::Guest for Queue {
 
 bindings::export!(Queue with_types_in bindings);
 
+/// Token purposes: a waiting token can never pass as a reservation token.
+const WAITING: &str = "waiting";
+const ADMISSION: &str = "admission";
 /// How long a waiting token stays valid after its holder is due.
 const TICKET_GRACE_MS: i64 = 3_600_000;
 
@@ -132,14 +135,13 @@ fn join(req: JoinQueueRequest) -> Result<JoinQueueResponse> {
     require("user_id", &req.user_id)?;
     let rate = rate_of(&req.event_id)?;
     let now = now_ms();
-    let secret = token::secret();
     let user_key = format!("user:{}:{}", req.event_id, req.user_id);
 
     // A user who joins again keeps their place.
     if let Some(existing) = kv::get::<WaitingTicket>(&user_key)? {
         let t = existing.value;
         if t.expires_at_ms > now && kv::get::<Marker>(&format!("left:{}", t.id))?.is_none() {
-            return Ok(join_response(&t, token::sign(&t, &secret), rate, now));
+            return Ok(join_response(&t, token::sign(WAITING, &t), rate, now));
         }
     }
 
@@ -161,7 +163,7 @@ fn join(req: JoinQueueRequest) -> Result<JoinQueueResponse> {
     tx.commit()?;
     Ok(join_response(
         &ticket,
-        token::sign(&ticket, &secret),
+        token::sign(WAITING, &ticket),
         rate,
         now,
     ))
@@ -186,7 +188,7 @@ fn join_response(
 
 fn ticket_of(waiting_token: &str) -> Result<WaitingTicket> {
     require("waiting_token", waiting_token)?;
-    token::verify(waiting_token, &token::secret())
+    token::verify(WAITING, waiting_token)
         .ok_or_else(|| ServiceError::invalid_field("waiting_token", "is not a valid waiting token"))
 }
 
@@ -277,7 +279,7 @@ fn admit(req: RequestAdmissionRequest) -> Result<RequestAdmissionResponse> {
     }
     Ok(RequestAdmissionResponse {
         admission: AdmissionStatus::Granted as i32,
-        reservation_token: token::sign(&grant, &token::secret()),
+        reservation_token: token::sign(ADMISSION, &grant),
         ttl_seconds: ttl_seconds as i32,
         valid_until: Some(timestamp_ms(grant.expires_at_ms)),
         error: None,

@@ -144,8 +144,8 @@ fn validate_shape(req: &CreateReservationRequest) -> Result<()> {
 }
 
 fn check_token(req: &CreateReservationRequest) -> Result<AdmissionGrant> {
-    let grant: AdmissionGrant = token::verify(&req.reservation_token, &token::secret())
-        .ok_or_else(|| {
+    let grant: AdmissionGrant =
+        token::verify("admission", &req.reservation_token).ok_or_else(|| {
             ServiceError::new(ErrorCode::Unauthenticated, "reservation_token is not valid")
         })?;
     if grant.event_id != req.event_id {

@@ -38,6 +38,7 @@ macro_rules! component_bindings {
                     "tacos:platform/config@0.1.0": tacos_guest::bindings::tacos::platform::config,
                     "tacos:platform/log@0.1.0": tacos_guest::bindings::tacos::platform::log,
                     "tacos:platform/webhook@0.1.0": tacos_guest::bindings::tacos::platform::webhook,
+                    "tacos:platform/token@0.1.0": tacos_guest::bindings::tacos::platform::token,
                 },
             });
         }

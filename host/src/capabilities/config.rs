@@ -1,6 +1,7 @@
 //! `tacos:platform/config`: the component's values from the bundle, plus what
-//! the host provides: `public_url`, `default_webhook_url`, and the host secrets
-//! the component's policy names (e.g. `token_secret`).
+//! the host provides: `public_url` and `default_webhook_url`. No secret is
+//! ever a config value: the `token` and `webhook` capabilities use the
+//! tenant's keys on the component's behalf.
 
 use super::CallState;
 use crate::runtime::bindings::platform::config;
@@ -15,9 +16,6 @@ impl config::Host for CallState {
             "public_url" => Some(settings.public_url.clone()),
             "default_webhook_url" => {
                 Some(format!("{}/api/v1/webhooks/payment", settings.public_url))
-            }
-            "token_secret" if self.version.policy.may_read_secret("token_secret") => {
-                Some(self.ctx.tenant.token_secret.clone())
             }
             _ => None,
         })

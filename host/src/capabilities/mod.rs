@@ -14,6 +14,7 @@ mod kv;
 mod log;
 mod queue;
 mod rpc;
+mod token;
 mod webhook;
 
 use crate::runtime::{CallContext, ComponentVersion, Runtime};

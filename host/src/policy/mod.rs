@@ -3,7 +3,8 @@
 //! A policy file (`policies/*.toml`) grants each component, by name, the
 //! `tacos:platform` capabilities it may import, the services it may call over
 //! `rpc`, the topics it may send to, the hosts it may post webhooks to, and its
-//! limits. A component that imports anything it was not granted is refused at
+//! limits. Secrets (token and webhook keys) never enter a component: the
+//! `token` and `webhook` capabilities use them on the component's behalf. A component that imports anything it was not granted is refused at
 //! load with a message naming the import, so a swap can never widen what a
 //! service may do. The WASI interfaces Rust's standard library imports (cli,
 //! io, clocks, random, filesystem without preopens) are granted to every
@@ -26,6 +27,7 @@ pub enum Capability {
     Config,
     Log,
     Webhook,
+    Token,
 }
 
 impl Capability {
@@ -39,6 +41,7 @@ impl Capability {
             Capability::Config => "tacos:platform/config",
             Capability::Log => "tacos:platform/log",
             Capability::Webhook => "tacos:platform/webhook",
+            Capability::Token => "tacos:platform/token",
         }
     }
 
@@ -124,9 +127,6 @@ pub struct ComponentPolicy {
     /// Hosts (`name` or `name:port`) it may deliver webhooks to.
     #[serde(default)]
     pub webhook_hosts: Vec<String>,
-    /// Host secrets it may read through `config` (e.g. `token_secret`).
-    #[serde(default)]
-    pub secrets: Vec<String>,
     #[serde(default)]
     pub limits: Option<Limits>,
 }
@@ -199,10 +199,6 @@ impl ComponentPolicy {
             }
         }
         Ok(())
-    }
-
-    pub fn may_read_secret(&self, name: &str) -> bool {
-        self.secrets.iter().any(|s| s == name)
     }
 
     pub fn may_call(&self, service: &str) -> bool {

@@ -26,6 +26,7 @@ pub mod service {
             "tacos:platform/config": super::consumer::tacos::platform::config,
             "tacos:platform/log": super::consumer::tacos::platform::log,
             "tacos:platform/webhook": super::consumer::tacos::platform::webhook,
+            "tacos:platform/token": super::consumer::tacos::platform::token,
         },
     });
 }

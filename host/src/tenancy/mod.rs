@@ -16,8 +16,8 @@ pub const DEFAULT_TENANT: &str = "default";
 #[derive(Debug, Clone)]
 pub struct Tenant {
     pub id: String,
-    /// Signs waiting and reservation tokens (given to queue and reservation as config `token_secret`).
-    pub token_secret: String,
+    /// Signs waiting and reservation tokens (the `token` capability); never enters a component.
+    pub token_key: Vec<u8>,
     /// Standard Webhooks key (`whsec_…` decoded); never enters a component.
     pub webhook_key: Vec<u8>,
 }
@@ -25,11 +25,11 @@ pub struct Tenant {
 impl Tenant {
     /// Load the tenant's secrets from the store, creating them on first start.
     pub async fn load_or_create(store: &dyn KvStore, id: &str) -> anyhow::Result<Tenant> {
-        let token_secret = secret(store, &format!("tenant/{id}/token_secret")).await?;
+        let token_key = secret(store, &format!("tenant/{id}/token_secret")).await?;
         let webhook_key = secret(store, &format!("tenant/{id}/webhook_secret")).await?;
         Ok(Tenant {
             id: id.to_string(),
-            token_secret: B64.encode(token_secret),
+            token_key,
             webhook_key,
         })
     }

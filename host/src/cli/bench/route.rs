@@ -148,8 +148,9 @@ async fn wasmtime_serve(args: &RouteArgs) -> anyhow::Result<(Killed, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
+    // `-Scli`: Rust's std imports wasi:cli (environment, stdio) besides the proxy world.
     let child = Command::new(&args.wasmtime)
-        .arg("serve")
+        .args(["serve", "-Scli"])
         .arg(format!("--addr=127.0.0.1:{port}"))
         .arg(&component)
         .stdout(Stdio::null())
