@@ -123,7 +123,10 @@ impl Edge {
                     let edge = edge.clone();
                     async move { Ok::<_, std::convert::Infallible>(edge.handle(req).await) }
                 });
-                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let mut builder =
+                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                // Small JSON responses: one flattened write beats writev.
+                builder.http1().writev(false);
                 if let Err(e) = builder
                     .serve_connection(TokioIo::new(stream), service)
                     .await
@@ -207,8 +210,9 @@ impl Edge {
                 }
             }
         }
-        let headers = req.headers().clone();
-        if req.method() == Method::POST {
+        let (parts, incoming) = req.into_parts();
+        let headers = &parts.headers;
+        if parts.method == Method::POST {
             let ct = headers
                 .get(CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
@@ -220,7 +224,7 @@ impl Edge {
                 ));
             }
         }
-        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        let body = match Limited::new(incoming, MAX_BODY).collect().await {
             Ok(b) => b.to_bytes(),
             Err(e)
                 if e.downcast_ref::<http_body_util::LengthLimitError>()

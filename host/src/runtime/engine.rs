@@ -35,6 +35,10 @@ pub fn build(cache_dir: &Path) -> anyhow::Result<Engine> {
     // lifts). Without it a store's drop skips the concurrent-task teardown,
     // which builds an error (and, under RUST_BACKTRACE, a backtrace) per call.
     config.concurrency_support(false);
+    // `TACOS_WASM_PROFILER=perfmap` names compiled guest functions for `perf`.
+    if std::env::var("TACOS_WASM_PROFILER").as_deref() == Ok("perfmap") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
 
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(POOL_INSTANCES)

@@ -37,6 +37,9 @@ use tokio::sync::{Notify, Semaphore};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
+/// Epoch ticks (ms) between a running guest's deadline checks and yields.
+const CHECK_TICKS: u64 = 5;
+
 /// Where a call stands: tenant, trace, deadline, depth.
 #[derive(Clone)]
 pub struct CallContext {
@@ -247,13 +250,14 @@ impl Runtime {
         let state = CallState::new(self.clone(), version.clone(), ctx, limits.memory_bytes());
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
-        store.set_epoch_deadline(1);
-        // On every tick: trap if late, else let other tasks run and continue.
+        // Every CHECK_TICKS ms of guest time: trap if late, else let other
+        // tasks run and continue.
+        store.set_epoch_deadline(CHECK_TICKS);
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
                 Ok(UpdateDeadline::Interrupt)
             } else {
-                Ok(UpdateDeadline::Yield(1))
+                Ok(UpdateDeadline::Yield(CHECK_TICKS))
             }
         });
         store
