@@ -14,6 +14,7 @@ const COMPONENTS: &[&str] = &[
     "tacos-reservation",
     "tacos-inventory",
     "tacos-payment-sim",
+    "tacos-payment-sim-chaos",
     "tacos-worker",
     "tacos-fixture-looper",
     "tacos-fixture-hello-http",

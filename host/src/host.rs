@@ -38,6 +38,8 @@ pub struct HostOptions {
     pub admin_token: Option<String>,
     /// Create the bundle's demo events at start-up.
     pub seed_events: bool,
+    /// Swap a service when its component file changes (`tacos up --watch`).
+    pub watch: bool,
 }
 
 impl HostOptions {
@@ -51,6 +53,7 @@ impl HostOptions {
             components_dir: None,
             admin_token: None,
             seed_events: true,
+            watch: false,
         }
     }
 }
@@ -104,7 +107,7 @@ impl Host {
             .clone()
             .unwrap_or_else(|| PathBuf::from(BUILT_COMPONENTS_DIR));
         let bundle = match &opts.bundle {
-            Some(path) => Bundle::load(path, &components_dir)?,
+            Some(path) => Bundle::open(path, &components_dir, &opts.data_dir.join("bundles"))?,
             None => Bundle::builtin(&components_dir)?,
         };
         let clock = Arc::new(if opts.virtual_clock {
@@ -151,6 +154,7 @@ impl Host {
                     .unwrap_or_else(|| opts.data_dir.join("compiled")),
             },
         )?;
+        runtime.self_check_all().await?;
         let dispatcher = Dispatcher::start(runtime.clone());
         let shared = Arc::new(Shared {
             runtime: runtime.clone(),
@@ -170,6 +174,14 @@ impl Host {
                 }
             }
         }));
+        if opts.watch {
+            let files = bundle
+                .services
+                .iter()
+                .map(|s| (s.name.clone(), s.component.clone()))
+                .collect();
+            tasks.push(crate::watch::spawn(runtime.clone(), files));
+        }
         let host = Host {
             addr,
             shared,

@@ -36,6 +36,11 @@ pub mod tacos {
 }
 pub use self::tacos::internal;
 
+/// The method the host calls on a component version before it serves (at
+/// start-up and before a swap takes effect). A component answers OK if its
+/// config makes sense, changing nothing; an error or a trap keeps it out.
+pub const SELF_CHECK_METHOD: &str = "tacos.platform.Lifecycle/SelfCheck";
+
 /// The encoded `FileDescriptorSet` of every contract (for JSON mapping and
 /// gRPC reflection).
 #[cfg(feature = "descriptor")]

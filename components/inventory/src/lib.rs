@@ -25,6 +25,7 @@ struct Inventory;
 impl bindings::exports::tacos::platform::handler::Guest for Inventory {
     fn call(method: String, request: Vec<u8>) -> Reply {
         match method.as_str() {
+            tacos_guest::SELF_CHECK => reply(self_check()),
             "reservation.v1.Inventory/CheckAvailability" => reply(decode(&request).and_then(check)),
             "reservation.v1.Inventory/ReserveSeat" => reply(decode(&request).and_then(reserve)),
             "reservation.v1.Inventory/CommitReservation" => {
@@ -713,4 +714,13 @@ fn release(req: ReleaseHoldRequest) -> Result<ReleaseHoldResponse> {
         )),
         Err(TxError::Failed(e)) => Err(e),
     }
+}
+
+/// Self-check: the config this component reads makes sense.
+fn self_check() -> Result<()> {
+    tacos_guest::check_config::<i32>(
+        "max_seats_per_reservation",
+        |n| (1..=100).contains(n),
+        "a number from 1 to 100",
+    )
 }

@@ -26,6 +26,7 @@ struct Queue;
 impl bindings::exports::tacos::platform::handler::Guest for Queue {
     fn call(method: String, request: Vec<u8>) -> Reply {
         match method.as_str() {
+            tacos_guest::SELF_CHECK => reply(self_check()),
             "gateway.v1.QueueService/JoinQueue" => reply(decode(&request).and_then(join)),
             "gateway.v1.QueueService/GetQueueStatus" => reply(decode(&request).and_then(status)),
             "gateway.v1.QueueService/RequestAdmission" => reply(decode(&request).and_then(admit)),
@@ -325,4 +326,13 @@ fn stats(req: GetQueueStatsRequest) -> Result<GetQueueStatsResponse> {
         events: vec![stats],
         error: None,
     })
+}
+
+/// Self-check: the config this component reads makes sense.
+fn self_check() -> Result<()> {
+    tacos_guest::check_config::<i64>(
+        "reservation_token_ttl_seconds",
+        |s| (1..=3_600).contains(s),
+        "seconds from 1 to 3600",
+    )
 }

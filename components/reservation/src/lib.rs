@@ -30,6 +30,7 @@ struct Reservations;
 impl bindings::exports::tacos::platform::handler::Guest for Reservations {
     fn call(method: String, request: Vec<u8>) -> Reply {
         match method.as_str() {
+            tacos_guest::SELF_CHECK => reply(self_check()),
             "reservation.v1.ReservationService/CreateReservation" => create(&request),
             "reservation.v1.ReservationService/GetReservation" => {
                 reply(decode(&request).and_then(get))
@@ -641,4 +642,24 @@ fn extend(req: ExtendHoldRequest) -> Result<ExtendHoldResponse> {
         extension_allowed: true,
         error: None,
     })
+}
+
+/// Self-check: the config this component reads makes sense.
+fn self_check() -> Result<()> {
+    tacos_guest::check_config::<i64>(
+        "hold_seconds",
+        |s| (1..=86_400).contains(s),
+        "seconds from 1 to 86400",
+    )?;
+    tacos_guest::check_config::<i32>(
+        "max_seats_per_reservation",
+        |n| (1..=100).contains(n),
+        "a number from 1 to 100",
+    )?;
+    tacos_guest::check_config::<i32>(
+        "max_hold_extension_seconds",
+        |s| (0..=86_400).contains(s),
+        "seconds from 0 to 86400",
+    )?;
+    tacos_guest::idempotency::check_config()
 }

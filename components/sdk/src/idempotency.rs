@@ -38,6 +38,15 @@ fn window_ms() -> u64 {
     config_or::<u64>("idempotency_window_seconds", 300) * 1000
 }
 
+/// For a self-check: the idempotency window, if set, is sensible.
+pub fn check_config() -> Result<()> {
+    crate::check_config::<u64>(
+        "idempotency_window_seconds",
+        |s| (1..=86_400).contains(s),
+        "seconds from 1 to 86400",
+    )
+}
+
 /// Claim `key` of `user` for `request` in `scope` (e.g. "create").
 pub fn claim(scope: &str, user: &str, key: &str, request: &[u8]) -> Result<Claim> {
     let kv_key = format!("idem:{scope}:{user}:{key}");

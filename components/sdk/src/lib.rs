@@ -154,6 +154,29 @@ pub fn config_or<T: core::str::FromStr>(key: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// The self-check method ([`proto::SELF_CHECK_METHOD`]); answer it with
+/// `reply(self_check())`, where `self_check` checks the component's config
+/// with [`check_config`].
+pub use proto::SELF_CHECK_METHOD as SELF_CHECK;
+
+/// For a self-check: config `key`, if set, parses as `T` and passes `valid`.
+pub fn check_config<T: core::str::FromStr>(
+    key: &str,
+    valid: impl Fn(&T) -> bool,
+    expected: &str,
+) -> Result<()> {
+    match config::get(key) {
+        None => Ok(()),
+        Some(v) => match v.parse::<T>() {
+            Ok(parsed) if valid(&parsed) => Ok(()),
+            _ => Err(ServiceError::new(
+                ErrorCode::FailedPrecondition,
+                format!("config `{key}` is `{v}`; expected {expected}"),
+            )),
+        },
+    }
+}
+
 /// Log at info level with fields.
 pub fn info(message: &str, fields: &[(&str, &str)]) {
     emit(log::Level::Info, message, fields)

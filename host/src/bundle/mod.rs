@@ -6,10 +6,17 @@
 //! Component paths are relative to the manifest; `{components}` stands for the
 //! directory the build put the workspace's components in. The default bundle is
 //! compiled into the binary, so `tacos up` works from anywhere.
+//!
+//! A bundle is a manifest file, a directory holding `bundle.toml`, or an
+//! archive made by `tacos bundle pack` (see [`pack`]); a manifest that lists
+//! `hashes` has every listed file checked before anything loads.
+
+pub mod pack;
 
 use crate::policy::Policy;
 use anyhow::{Context, bail};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -19,30 +26,36 @@ const DEFAULT_POLICY: &str = include_str!("../../../policies/default.toml");
 /// Where the build put the components (see `host/build.rs`).
 pub const BUILT_COMPONENTS_DIR: &str = env!("TACOS_COMPONENTS_DIR");
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct Manifest {
     policy: String,
     #[serde(default)]
     store: StoreSettings,
     services: BTreeMap<String, ServiceManifest>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     events: Vec<DemoEvent>,
+    /// SHA-256 (hex) of files relative to the manifest, checked at load.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    hashes: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct ServiceManifest {
     component: String,
     serves: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     consumes: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     config: BTreeMap<String, String>,
+    /// Other builds of this service the host may be swapped to by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    builds: BTreeMap<String, String>,
 }
 
 /// Which backend holds state.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
     #[serde(default = "embedded")]
@@ -60,7 +73,7 @@ impl Default for StoreSettings {
 }
 
 /// An event created at start-up if it does not exist yet.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DemoEvent {
     pub event_id: String,
@@ -90,6 +103,8 @@ pub struct ServiceSpec {
     pub serves: Vec<String>,
     pub consumes: Vec<String>,
     pub config: BTreeMap<String, String>,
+    /// Named builds for `tacos swap SERVICE --build NAME`.
+    pub builds: BTreeMap<String, PathBuf>,
 }
 
 /// A loaded bundle.
@@ -115,6 +130,27 @@ impl Bundle {
         )
     }
 
+    /// Load a bundle from a manifest, a directory with `bundle.toml`, or an
+    /// archive (unpacked once under `unpack_root`, by content).
+    pub fn open(path: &Path, components_dir: &Path, unpack_root: &Path) -> anyhow::Result<Bundle> {
+        if path.is_dir() {
+            let manifest = path.join(pack::MANIFEST);
+            if !manifest.is_file() {
+                bail!(
+                    "bundle directory {} has no {}",
+                    path.display(),
+                    pack::MANIFEST
+                );
+            }
+            return Self::load(&manifest, components_dir);
+        }
+        if pack::is_archive(path)? {
+            let dir = pack::unpack(path, unpack_root)?;
+            return Self::load(&dir.join(pack::MANIFEST), components_dir);
+        }
+        Self::load(path, components_dir)
+    }
+
     /// Load a bundle manifest from a file.
     pub fn load(path: &Path, components_dir: &Path) -> anyhow::Result<Bundle> {
         let text = std::fs::read_to_string(path)
@@ -137,13 +173,19 @@ impl Bundle {
     ) -> anyhow::Result<Bundle> {
         let m: Manifest =
             toml::from_str(text).with_context(|| format!("parsing bundle {origin}"))?;
-        let resolve = |p: &str| -> PathBuf {
-            let expanded = p.replace("{components}", &components_dir.display().to_string());
-            match base {
-                Some(b) if Path::new(&expanded).is_relative() => b.join(expanded),
-                _ => PathBuf::from(expanded),
+        let resolve = |p: &str| resolve(p, base, components_dir);
+        for (file, expected) in &m.hashes {
+            let path = resolve(file);
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("bundle {origin}: reading {}", path.display()))?;
+            let actual = hex::encode(Sha256::digest(&bytes));
+            if !actual.eq_ignore_ascii_case(expected) {
+                bail!(
+                    "bundle {origin}: {file} has SHA-256 {actual}, but the manifest records {expected}: the bundle was changed after packing"
+                );
             }
-        };
+        }
+        let unhashed = |file: &str| !m.hashes.is_empty() && !m.hashes.contains_key(file);
         let policy = match policy {
             Some(p) => p,
             None => Policy::load(&resolve(&m.policy))?,
@@ -168,6 +210,14 @@ impl Bundle {
             if s.serves.is_empty() {
                 bail!("bundle {origin}: service `{name}` serves no protobuf service");
             }
+            if let Some(file) = std::iter::once(&s.component)
+                .chain(s.builds.values())
+                .find(|f| unhashed(f))
+            {
+                bail!(
+                    "bundle {origin}: service `{name}`: {file} is not among the manifest's hashes"
+                );
+            }
             let component = resolve(&s.component);
             if !component.is_file() {
                 bail!(
@@ -175,12 +225,24 @@ impl Bundle {
                     component.display()
                 );
             }
+            let mut builds = BTreeMap::new();
+            for (build, path) in &s.builds {
+                let path = resolve(path);
+                if !path.is_file() {
+                    bail!(
+                        "bundle {origin}: service `{name}`: build `{build}`: component file {} does not exist",
+                        path.display()
+                    );
+                }
+                builds.insert(build.clone(), path);
+            }
             services.push(ServiceSpec {
                 name,
                 component,
                 serves: s.serves,
                 consumes: s.consumes,
                 config: s.config,
+                builds,
             });
         }
         for (i, a) in services.iter().enumerate() {
@@ -208,5 +270,14 @@ impl Bundle {
             services,
             events: m.events,
         })
+    }
+}
+
+/// A manifest path, `{components}` expanded, relative to the manifest's directory.
+fn resolve(p: &str, base: Option<&Path>, components_dir: &Path) -> PathBuf {
+    let expanded = p.replace("{components}", &components_dir.display().to_string());
+    match base {
+        Some(b) if Path::new(&expanded).is_relative() => b.join(expanded),
+        _ => PathBuf::from(expanded),
     }
 }

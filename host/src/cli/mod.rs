@@ -1,6 +1,9 @@
-//! The command line: `tacos up` runs a host; `tacos bench` measures one.
+//! The command line: `tacos up` runs a host; `tacos services`, `swap` and
+//! `rollback` change a running one; `tacos bundle pack` makes a portable
+//! bundle; `tacos bench` measures a host.
 
 mod bench;
+mod ops;
 
 use crate::host::{Host, HostOptions};
 use clap::{Parser, Subcommand};
@@ -23,9 +26,34 @@ struct Cli {
 enum Command {
     /// Run a host: the bundle's components behind the REST/JSON edge.
     Up(UpArgs),
+    /// List a running host's services: version, since when, calls.
+    Services(ops::ServicesArgs),
+    /// Replace a running service's component or config, with every check.
+    Swap(ops::SwapArgs),
+    /// Return a running service to the version it ran before its last swap.
+    Rollback(ops::RollbackArgs),
+    /// Work with bundles.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
     /// Measure a host.
     #[command(subcommand)]
     Bench(Bench),
+}
+
+#[derive(Debug, Subcommand)]
+enum BundleCommand {
+    /// Pack a bundle (a directory with bundle.toml, or a manifest) into one archive.
+    Pack(PackArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PackArgs {
+    /// The bundle directory (with `bundle.toml`) or manifest file.
+    #[arg(value_name = "DIR|FILE")]
+    bundle: PathBuf,
+    /// The archive to write.
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -38,8 +66,9 @@ enum Bench {
 
 #[derive(Debug, clap::Args)]
 struct UpArgs {
-    /// Bundle manifest (default: the built-in bundle of the five services).
-    #[arg(long, value_name = "FILE")]
+    /// Bundle: a manifest, a directory with `bundle.toml`, or an archive from
+    /// `tacos bundle pack` (default: the built-in bundle of the five services).
+    #[arg(long, value_name = "FILE|DIR")]
     bundle: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8000", value_name = "ADDR")]
@@ -64,6 +93,9 @@ struct UpArgs {
     /// Do not create the bundle's demo events.
     #[arg(long)]
     no_demo: bool,
+    /// Swap a service when its component file changes on disk (same checks as `tacos swap`).
+    #[arg(long)]
+    watch: bool,
 }
 
 pub fn main() -> ExitCode {
@@ -82,6 +114,21 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Up(args) => up(args).await,
+            Command::Services(args) => ops::services(args).await,
+            Command::Swap(args) => ops::swap(args).await,
+            Command::Rollback(args) => ops::rollback(args).await,
+            Command::Bundle(BundleCommand::Pack(args)) => {
+                let hashes = crate::bundle::pack::pack(
+                    &args.bundle,
+                    &std::path::PathBuf::from(crate::bundle::BUILT_COMPONENTS_DIR),
+                    &args.output,
+                )?;
+                println!("packed {} ({} files)", args.output.display(), hashes.len());
+                for (file, hash) in hashes {
+                    println!("  {} {file}", &hash[..12]);
+                }
+                Ok(())
+            }
             Command::Bench(Bench::FlashSale(args)) => bench::flash_sale::flash_sale(args).await,
             Command::Bench(Bench::Route(args)) => bench::route::route(args).await,
         }
@@ -119,6 +166,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     opts.cache_dir = args.cache_dir;
     opts.admin_token = args.admin_token;
     opts.seed_events = !args.no_demo;
+    opts.watch = args.watch;
     let started = std::time::Instant::now();
     let host = Host::start(opts.clone()).await?;
     let url = host.url();

@@ -9,6 +9,7 @@
 //! `traceparent` on the request is honoured.
 
 mod admin;
+mod deploy;
 pub mod errors;
 pub mod routes;
 
@@ -27,6 +28,8 @@ use tokio::net::TcpListener;
 
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
+/// The response header naming the component version that answered.
+pub const SERVED_BY: &str = "x-tacos-served-by";
 
 pub type Body = Full<Bytes>;
 
@@ -151,6 +154,10 @@ impl Edge {
             Ok(resp) => return resp,
             Err(req) => req,
         };
+        let req = match deploy::handle(self, req, &trace).await {
+            Ok(resp) => return resp,
+            Err(req) => req,
+        };
         let path = req.uri().path().to_string();
         let method = req.method().clone();
         let mut allowed_methods = false;
@@ -271,14 +278,22 @@ impl Edge {
             .from_json(input, &body, &fields)
             .map_err(|m| err(ErrorCode::InvalidArgument, m))?;
         let ctx = runtime.context(trace.into(), std::time::Duration::from_secs(60));
-        match runtime.call(&ctx, route.service, route.rpc, &request).await {
-            Ok(bytes) => {
-                let rendered = codec
-                    .to_json(output, &bytes)
-                    .map_err(|e| err(ErrorCode::Internal, format!("{e:#}")))?;
-                Ok(json(StatusCode::OK, rendered, trace))
+        let (result, version) = runtime
+            .call_served(&ctx, route.service, route.rpc, &request)
+            .await;
+        let mut resp = match result {
+            Ok(bytes) => match codec.to_json(output, &bytes) {
+                Ok(rendered) => json(StatusCode::OK, rendered, trace),
+                Err(e) => self.error(&err(ErrorCode::Internal, format!("{e:#}"))),
+            },
+            Err(e) => self.error(&e.to_proto(trace)),
+        };
+        if let Some(v) = version {
+            // Which version answered: `payment-sim@3f2a…` (full content hash).
+            if let Ok(h) = HeaderValue::from_str(&format!("{}@{}", v.name, v.hash)) {
+                resp.headers_mut().insert(SERVED_BY, h);
             }
-            Err(e) => Err(e.to_proto(trace)),
         }
+        Ok(resp)
     }
 }

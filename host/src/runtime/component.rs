@@ -12,9 +12,8 @@ use crate::policy::ComponentPolicy;
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
@@ -22,6 +21,7 @@ const HANDLER: &str = "tacos:platform/handler";
 const MESSAGE_HANDLER: &str = "tacos:platform/message-handler";
 
 /// A prepared component, by the world it exports.
+#[derive(Clone)]
 pub enum Prepared {
     Service(ServicePre<CallState>),
     Consumer(ConsumerPre<CallState>),
@@ -33,10 +33,13 @@ pub struct ComponentVersion {
     pub name: String,
     /// SHA-256 of the component bytes, hex.
     pub hash: String,
+    /// Where the bytes came from (a path, a build name, an upload).
+    pub origin: String,
     pub prepared: Prepared,
     pub policy: Arc<ComponentPolicy>,
     pub config: Arc<BTreeMap<String, String>>,
-    pub loaded_at_ms: u64,
+    /// When this version last became the slot's current one (host clock, ms).
+    pub since_ms: AtomicU64,
     pub calls: AtomicU64,
     pub failures: AtomicU64,
 }
@@ -49,43 +52,101 @@ impl ComponentVersion {
     pub fn is_consumer(&self) -> bool {
         matches!(self.prepared, Prepared::Consumer(_))
     }
+
+    /// The same component with another config (a config-only swap).
+    pub fn with_config(&self, config: BTreeMap<String, String>, now_ms: u64) -> ComponentVersion {
+        ComponentVersion {
+            name: self.name.clone(),
+            hash: self.hash.clone(),
+            origin: self.origin.clone(),
+            prepared: self.prepared.clone(),
+            policy: self.policy.clone(),
+            config: Arc::new(config),
+            since_ms: AtomicU64::new(now_ms),
+            calls: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    /// The same code and config: swapping one for the other changes nothing.
+    pub fn same_as(&self, other: &ComponentVersion) -> bool {
+        self.hash == other.hash && self.config == other.config
+    }
 }
 
 /// What to load.
 pub struct LoadRequest<'a> {
     pub name: &'a str,
-    pub path: &'a Path,
+    pub bytes: &'a [u8],
+    /// Where the bytes came from, for messages.
+    pub origin: &'a str,
     pub policy: ComponentPolicy,
     pub config: BTreeMap<String, String>,
     pub must_consume: bool,
     pub now_ms: u64,
 }
 
-fn interface_names(names: impl Iterator<Item = String>) -> Vec<String> {
-    names.collect()
+/// SHA-256 of component bytes, hex: a version's identity.
+pub fn content_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Compiled components by content hash, so a swap to a known component (or
+/// back) skips compilation entirely; wasmtime's on-disk cache covers restarts.
+#[derive(Default)]
+pub struct CompiledCache {
+    entries: Mutex<Vec<(String, Component)>>,
+}
+
+/// How many compiled components the in-memory cache keeps (most recent first).
+const COMPILED_CACHE_ENTRIES: usize = 32;
+
+impl CompiledCache {
+    fn get_or_compile(
+        &self,
+        engine: &Engine,
+        hash: &str,
+        bytes: &[u8],
+    ) -> wasmtime::Result<Component> {
+        if let Some(c) = self.lookup(hash) {
+            return Ok(c);
+        }
+        let component = Component::new(engine, bytes)?;
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.retain(|(h, _)| h != hash);
+        entries.insert(0, (hash.to_string(), component.clone()));
+        entries.truncate(COMPILED_CACHE_ENTRIES);
+        Ok(component)
+    }
+
+    fn lookup(&self, hash: &str) -> Option<Component> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .iter()
+            .find(|(h, _)| h == hash)
+            .map(|(_, c)| c.clone())
+    }
 }
 
 pub fn load(
     engine: &Engine,
     linker: &Linker<CallState>,
+    cache: &CompiledCache,
     req: LoadRequest<'_>,
 ) -> anyhow::Result<ComponentVersion> {
     let name = req.name;
-    let bytes = std::fs::read(req.path)
-        .with_context(|| format!("service `{name}`: reading {}", req.path.display()))?;
-    if !wasmparser_is_component(&bytes) {
-        bail!(
-            "service `{name}`: {} is not a wasm component (build it for wasm32-wasip2)",
-            req.path.display()
-        );
+    let origin = req.origin;
+    if !wasmparser_is_component(req.bytes) {
+        bail!("service `{name}`: {origin} is not a wasm component (build it for wasm32-wasip2)");
     }
-    let hash = hex::encode(Sha256::digest(&bytes));
-    let component = Component::new(engine, &bytes)
+    let hash = content_hash(req.bytes);
+    let component = cache
+        .get_or_compile(engine, &hash, req.bytes)
         .map_err(anyhow::Error::from)
-        .with_context(|| format!("service `{name}`: compiling {}", req.path.display()))?;
+        .with_context(|| format!("service `{name}`: compiling {origin}"))?;
     let ty = component.component_type();
-    let imports = interface_names(ty.imports(engine).map(|(n, _)| n.to_string()));
-    let exports = interface_names(ty.exports(engine).map(|(n, _)| n.to_string()));
+    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
     req.policy
         .check_imports(name, imports.iter().map(String::as_str))?;
 
@@ -126,10 +187,11 @@ pub fn load(
     Ok(ComponentVersion {
         name: name.to_string(),
         hash,
+        origin: origin.to_string(),
         prepared,
         policy: Arc::new(req.policy),
         config: Arc::new(req.config),
-        loaded_at_ms: req.now_ms,
+        since_ms: AtomicU64::new(req.now_ms),
         calls: AtomicU64::new(0),
         failures: AtomicU64::new(0),
     })

@@ -13,8 +13,9 @@
 pub mod bindings;
 mod component;
 pub mod engine;
+pub mod swap;
 
-pub use component::{ComponentVersion, LoadRequest, Prepared};
+pub use component::{ComponentVersion, LoadRequest, Prepared, content_hash};
 
 use crate::bundle::Bundle;
 use crate::capabilities::CallState;
@@ -28,7 +29,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -127,7 +129,14 @@ pub struct Slot {
     pub name: String,
     pub serves: Vec<String>,
     pub consumes: Vec<String>,
+    /// Named builds the bundle ships for this slot (`chaos`, `standard`).
+    pub builds: BTreeMap<String, PathBuf>,
+    /// The version calls go to; replaced atomically by a swap.
     pub current: ArcSwap<ComponentVersion>,
+    /// Earlier versions, most recent last, for rollback.
+    history: std::sync::Mutex<Vec<Arc<ComponentVersion>>>,
+    /// One swap or rollback of this slot at a time.
+    swap_lock: tokio::sync::Mutex<()>,
 }
 
 /// Host settings components can see through `config`.
@@ -139,6 +148,8 @@ pub struct Settings {
 
 pub struct Runtime {
     pub engine: Engine,
+    linker: Linker<CallState>,
+    compiled: component::CompiledCache,
     slots: Vec<Arc<Slot>>,
     services: HashMap<String, Arc<Slot>>,
     topics: HashMap<String, Arc<Slot>>,
@@ -179,16 +190,26 @@ impl Runtime {
         .map_err(anyhow::Error::from)
         .context("adding tacos:platform to the linker")?;
 
+        let compiled = component::CompiledCache::default();
         let mut slots = Vec::new();
         let mut services = HashMap::new();
         let mut topics = HashMap::new();
         for spec in &bundle.services {
+            let bytes = std::fs::read(&spec.component).with_context(|| {
+                format!(
+                    "service `{}`: reading {}",
+                    spec.name,
+                    spec.component.display()
+                )
+            })?;
             let version = component::load(
                 &engine,
                 &linker,
+                &compiled,
                 LoadRequest {
                     name: &spec.name,
-                    path: &spec.component,
+                    bytes: &bytes,
+                    origin: &spec.component.display().to_string(),
                     policy: bundle.policy.for_component(&spec.name),
                     config: spec.config.clone(),
                     must_consume: !spec.consumes.is_empty(),
@@ -199,7 +220,10 @@ impl Runtime {
                 name: spec.name.clone(),
                 serves: spec.serves.clone(),
                 consumes: spec.consumes.clone(),
+                builds: spec.builds.clone(),
                 current: ArcSwap::from_pointee(version),
+                history: Default::default(),
+                swap_lock: Default::default(),
             });
             for s in &spec.serves {
                 services.insert(s.clone(), slot.clone());
@@ -212,6 +236,8 @@ impl Runtime {
         let top_level = (engine::POOL_INSTANCES / (engine::MAX_CALL_DEPTH + 1)) as usize;
         Ok(Arc::new(Runtime {
             engine,
+            linker,
+            compiled,
             slots,
             services,
             topics,
@@ -233,6 +259,10 @@ impl Runtime {
 
     pub fn slot_for_topic(&self, topic: &str) -> Option<&Arc<Slot>> {
         self.topics.get(topic)
+    }
+
+    pub fn slot(&self, name: &str) -> Option<&Arc<Slot>> {
+        self.slots.iter().find(|s| s.name == name)
     }
 
     /// A new context for a top-level call of this host's tenant.
@@ -271,38 +301,67 @@ impl Runtime {
         method: &str,
         request: &[u8],
     ) -> Result<Vec<u8>, CallError> {
-        let slot = self
-            .services
-            .get(service)
-            .ok_or_else(|| CallError::UnknownService(service.to_string()))?;
+        self.call_served(ctx, service, method, request).await.0
+    }
+
+    /// [`Runtime::call`], also saying which version served it (`None` when
+    /// the call reached no component).
+    pub async fn call_served(
+        self: &Arc<Self>,
+        ctx: &CallContext,
+        service: &str,
+        method: &str,
+        request: &[u8],
+    ) -> (Result<Vec<u8>, CallError>, Option<Arc<ComponentVersion>>) {
+        let Some(slot) = self.services.get(service) else {
+            return (Err(CallError::UnknownService(service.to_string())), None);
+        };
         if ctx.depth > engine::MAX_CALL_DEPTH {
-            return Err(CallError::Denied(format!(
-                "rpc chain deeper than {}",
-                engine::MAX_CALL_DEPTH
-            )));
+            return (
+                Err(CallError::Denied(format!(
+                    "rpc chain deeper than {}",
+                    engine::MAX_CALL_DEPTH
+                ))),
+                None,
+            );
         }
         let _permit = match ctx.depth {
-            0 => Some(
-                self.permits
-                    .acquire()
-                    .await
-                    .map_err(|_| CallError::Internal("host is shutting down".into()))?,
-            ),
+            0 => match self.permits.acquire().await {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    return (
+                        Err(CallError::Internal("host is shutting down".into())),
+                        None,
+                    );
+                }
+            },
             _ => None,
         };
         let version = slot.current.load_full();
+        let full = format!("{service}/{method}");
+        let result = self.call_version(ctx, &version, &full, request).await;
+        (result, Some(version))
+    }
+
+    /// Run `method` (`package.Service/Method`) on one particular version.
+    async fn call_version(
+        self: &Arc<Self>,
+        ctx: &CallContext,
+        version: &Arc<ComponentVersion>,
+        full: &str,
+        request: &[u8],
+    ) -> Result<Vec<u8>, CallError> {
         let mut ctx = ctx.clone();
         ctx.deadline = ctx
             .deadline
             .min(Instant::now() + version.policy.limits().deadline());
-        let full = format!("{service}/{method}");
         let started = Instant::now();
-        let mut store = self.new_store(&version, ctx.clone());
+        let mut store = self.new_store(version, ctx.clone());
         let outcome = match &version.prepared {
             Prepared::Service(pre) => match pre.instantiate_async(&mut store).await {
                 Ok(i) => {
                     i.tacos_platform_handler()
-                        .call_call(&mut store, &full, request)
+                        .call_call(&mut store, full, request)
                         .await
                 }
                 Err(e) => Err(e),
@@ -310,7 +369,7 @@ impl Runtime {
             Prepared::Consumer(pre) => match pre.instantiate_async(&mut store).await {
                 Ok(i) => {
                     i.tacos_platform_handler()
-                        .call_call(&mut store, &full, request)
+                        .call_call(&mut store, full, request)
                         .await
                 }
                 Err(e) => Err(e),
@@ -328,14 +387,8 @@ impl Runtime {
             )),
             Err(trap) => {
                 version.failures.fetch_add(1, Ordering::Relaxed);
-                let err = self.contained(
-                    &version,
-                    &full,
-                    &store,
-                    trap,
-                    started.elapsed(),
-                    ctx.deadline,
-                );
+                let err =
+                    self.contained(version, full, &store, trap, started.elapsed(), ctx.deadline);
                 tracing::warn!(component = %version.name, version = version.short_hash(), method = %full, trace_id = %ctx.trace_id, error = %err, "component call contained");
                 Err(err)
             }

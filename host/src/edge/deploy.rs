@@ -1,0 +1,140 @@
+//! Operator routes that change what runs: list services, swap a service's
+//! component or config, roll it back. All need the admin token when the host
+//! has one; all answer in the contract's error shape.
+//!
+//! - `GET  /admin/v1/services`
+//! - `POST /admin/v1/services/{service}/swap`
+//!   `{"component_base64"?, "build"?, "origin"?, "config"?: {k: v}, "self_check"?: true}`
+//! - `POST /admin/v1/services/{service}/rollback`
+
+use super::{Body, Edge, admin, errors, json};
+use crate::runtime::swap::{Source, SwapError, SwapRequest};
+use base64::Engine as _;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use tacos_proto::common::v1::ErrorCode;
+
+/// The largest swap request: a component, base64-encoded.
+const MAX_SWAP_BODY: usize = 64 << 20;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SwapBody {
+    /// The new component's bytes.
+    component_base64: Option<String>,
+    /// Or one of the builds the bundle names for this service.
+    build: Option<String>,
+    /// Where the bytes came from (a path), for `tacos services`.
+    origin: Option<String>,
+    #[serde(default)]
+    config: BTreeMap<String, String>,
+    #[serde(default = "yes")]
+    self_check: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Answer the service routes; anything else is handed back.
+pub(super) async fn handle(
+    edge: &Edge,
+    req: Request<Incoming>,
+    trace: &str,
+) -> Result<Response<Body>, Request<Incoming>> {
+    let path = req.uri().path();
+    let Some(rest) = path.strip_prefix("/admin/v1/services") else {
+        return Err(req);
+    };
+    let fail = |code, msg: String| edge.error(&errors::error(code, msg, trace));
+    if let Err(e) = admin::authorize(edge, &req, trace) {
+        return Ok(edge.error(&e));
+    }
+    let runtime = &edge.shared.runtime;
+    let segments: Vec<String> = rest
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let method = req.method().clone();
+    let outcome = match (&method, segments.as_slice()) {
+        (&Method::GET, []) => {
+            let services = serde_json::json!({"services": runtime.services()});
+            return Ok(ok(edge, &services, trace));
+        }
+        (&Method::POST, [service, action]) if action == "rollback" => {
+            runtime.rollback(service).await
+        }
+        (&Method::POST, [service, action]) if action == "swap" => {
+            let body = match Limited::new(req.into_body(), MAX_SWAP_BODY).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => {
+                    return Ok(fail(
+                        ErrorCode::InvalidArgument,
+                        format!("reading the swap request (at most {MAX_SWAP_BODY} bytes): {e}"),
+                    ));
+                }
+            };
+            match swap_request(service, &body) {
+                Ok(req) => runtime.swap(req).await,
+                Err(msg) => return Ok(fail(ErrorCode::InvalidArgument, msg)),
+            }
+        }
+        _ => {
+            return Ok(fail(
+                ErrorCode::NotFound,
+                format!("no route for {method} {path}"),
+            ));
+        }
+    };
+    Ok(match outcome {
+        Ok(outcome) => ok(edge, &outcome, trace),
+        Err(e) => {
+            if matches!(e, SwapError::Refused { .. }) {
+                tracing::warn!(error = %e, "swap refused");
+            }
+            fail(e.code(), e.to_string())
+        }
+    })
+}
+
+fn swap_request(service: &str, body: &[u8]) -> Result<SwapRequest, String> {
+    let b: SwapBody =
+        serde_json::from_slice(body).map_err(|e| format!("invalid swap request: {e}"))?;
+    let source = match (b.component_base64, b.build) {
+        (Some(_), Some(_)) => {
+            return Err("give `component_base64` or `build`, not both".into());
+        }
+        (Some(encoded), None) => Source::Bytes {
+            bytes: base64::engine::general_purpose::STANDARD
+                .decode(encoded.as_bytes())
+                .map_err(|e| format!("component_base64: {e}"))?,
+            origin: b.origin.unwrap_or_else(|| "upload".into()),
+        },
+        (None, Some(build)) => Source::Build(build),
+        (None, None) if b.config.is_empty() => {
+            return Err("nothing to swap: give `component_base64`, `build` or `config`".into());
+        }
+        (None, None) => Source::Current,
+    };
+    Ok(SwapRequest {
+        service: service.to_string(),
+        source,
+        config: b.config,
+        self_check: b.self_check,
+    })
+}
+
+fn ok(edge: &Edge, value: &impl serde::Serialize, trace: &str) -> Response<Body> {
+    match serde_json::to_vec(value) {
+        Ok(body) => json(StatusCode::OK, body, trace),
+        Err(e) => edge.error(&errors::error(
+            ErrorCode::Internal,
+            format!("rendering the answer: {e}"),
+            trace,
+        )),
+    }
+}

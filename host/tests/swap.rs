@@ -1,0 +1,526 @@
+//! Hot swap on a running host, through the admin API over real sockets:
+//! swaps under continuous load lose nothing, broken components are refused
+//! while the old version keeps serving, rollback and no-op swaps.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use common::{TestHost, code};
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tacos_host::bundle::BUILT_COMPONENTS_DIR;
+
+fn component(file: &str) -> Vec<u8> {
+    std::fs::read(format!("{BUILT_COMPONENTS_DIR}/{file}")).unwrap()
+}
+
+/// The same component with a custom section appended: a rebuild with the same
+/// behaviour and a new content hash (what a fixed build rolled out looks like
+/// to the host).
+fn rebuilt(bytes: &[u8], label: &str) -> Vec<u8> {
+    let name = b"tacos-test-build";
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(label.as_bytes());
+    let mut out = bytes.to_vec();
+    out.push(0); // custom section
+    let mut size = payload.len();
+    loop {
+        let byte = (size & 0x7f) as u8;
+        size >>= 7;
+        if size == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    out.extend_from_slice(&payload);
+    out
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// A request that also returns every `x-tacos-served-by` header.
+async fn call(
+    t: &TestHost,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value, Vec<String>) {
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(format!("{}{path}", t.url));
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+    let resp = t
+        .http
+        .request(req.body(Full::new(Bytes::from(bytes))).unwrap())
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    let served: Vec<String> = resp
+        .headers()
+        .get_all("x-tacos-served-by")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, value, served)
+}
+
+async fn swap(t: &TestHost, service: &str, body: Value) -> (u16, Value) {
+    t.post(&format!("/admin/v1/services/{service}/swap"), body)
+        .await
+}
+
+async fn upload(t: &TestHost, service: &str, bytes: &[u8], config: Value) -> (u16, Value) {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    swap(
+        t,
+        service,
+        json!({"component_base64": encoded, "config": config}),
+    )
+    .await
+}
+
+async fn current_hash(t: &TestHost, service: &str) -> String {
+    let (status, body) = t.get("/admin/v1/services").await;
+    assert_eq!(status, 200, "{body}");
+    body["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == service)
+        .unwrap()["current"]["hash"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// One response of the load: which route, what status, who served it.
+struct Seen {
+    route: &'static str,
+    status: u16,
+    body: Value,
+    served: Vec<String>,
+}
+
+/// One user's whole flow; every response is recorded.
+async fn user_flow(t: &TestHost, n: usize, seen: &mut Vec<Seen>) -> Option<String> {
+    let user = format!("u{n}");
+    let mut record = |route, (status, body, served): (u16, Value, Vec<String>)| {
+        let ok = status == 200;
+        seen.push(Seen {
+            route,
+            status,
+            body: body.clone(),
+            served,
+        });
+        ok.then_some(body)
+    };
+    let joined = record(
+        "queue",
+        call(
+            t,
+            "POST",
+            "/api/v1/queue/join",
+            Some(json!({"event_id": "live", "user_id": user, "session_id": format!("s{n}")})),
+        )
+        .await,
+    )?;
+    let wt = joined["waiting_token"].as_str()?.to_string();
+    record(
+        "queue",
+        call(t, "GET", &format!("/api/v1/queue/status?token={wt}"), None).await,
+    )?;
+    let entered = record(
+        "queue",
+        call(
+            t,
+            "POST",
+            "/api/v1/queue/enter",
+            Some(json!({ "waiting_token": wt })),
+        )
+        .await,
+    )?;
+    let rt = entered["reservation_token"].as_str()?.to_string();
+    let held = record(
+        "reservation",
+        call(
+            t,
+            "POST",
+            "/api/v1/reservations",
+            Some(
+                json!({"event_id": "live", "seat_ids": [format!("A-{}", n + 1)], "user_id": user,
+                        "reservation_token": rt, "idempotency_key": format!("k{n}")}),
+            ),
+        )
+        .await,
+    )?;
+    let id = held["reservation_id"].as_str()?.to_string();
+    record(
+        "payment",
+        call(
+            t,
+            "POST",
+            "/api/v1/payments/intent",
+            Some(json!({"reservation_id": id, "user_id": user,
+                        "amount": held["total_amount"], "scenario": "PAYMENT_SCENARIO_APPROVE"})),
+        )
+        .await,
+    )?;
+    record(
+        "reservation",
+        call(t, "GET", &format!("/api/v1/reservations/{id}"), None).await,
+    )?;
+    Some(id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn swaps_under_load_fail_no_request_and_lose_no_hold() {
+    let t = Arc::new(common::start().await);
+    const SEATS: i32 = 20_000;
+    t.create_event("live", SEATS, 10_000, 1_000_000).await;
+
+    let standard = sha256(&component("tacos_payment_sim.wasm"));
+    let chaos = sha256(&component("tacos_payment_sim_chaos.wasm"));
+    let reservation = component("tacos_reservation.wasm");
+    let mut reservation_versions: HashSet<String> = HashSet::from([sha256(&reservation)]);
+    let rebuilds: Vec<Vec<u8>> = (0..5)
+        .map(|i| rebuilt(&reservation, &format!("fix-{i}")))
+        .collect();
+    for r in &rebuilds {
+        reservation_versions.insert(sha256(r));
+    }
+
+    // Load: users run the whole flow until the swaps are done, at least 10 s
+    // have passed and at least 5,000 requests were answered.
+    let done = Arc::new(AtomicBool::new(false));
+    let next_user = Arc::new(AtomicUsize::new(0));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..24 {
+        let (t, done, next_user, answered) =
+            (t.clone(), done.clone(), next_user.clone(), answered.clone());
+        workers.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut holds = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                let n = next_user.fetch_add(1, Ordering::Relaxed);
+                assert!(n < SEATS as usize, "ran out of seats for the load");
+                let before = seen.len();
+                if let Some(id) = user_flow(&t, n, &mut seen).await {
+                    holds.push((id, format!("A-{}", n + 1)));
+                }
+                answered.fetch_add(seen.len() - before, Ordering::Relaxed);
+            }
+            (seen, holds)
+        }));
+    }
+    // Payments complete as virtual time moves.
+    let clock = {
+        let (t, done) = (t.clone(), done.clone());
+        tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                t.advance(1.0).await;
+            }
+        })
+    };
+
+    // 10 swaps of payment-sim (standard ↔ chaos) and 5 of reservation,
+    // interleaved, while the load runs.
+    for i in 0..10 {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let build = if i % 2 == 0 { "chaos" } else { "standard" };
+        let (status, body) = swap(&t, "payment-sim", json!({ "build": build })).await;
+        assert_eq!(status, 200, "swap payment-sim to {build}: {body}");
+        assert_eq!(body["changed"], true, "{body}");
+        if i % 2 == 1 {
+            let (status, body) = upload(&t, "reservation", &rebuilds[i / 2], json!({})).await;
+            assert_eq!(status, 200, "swap reservation: {body}");
+            assert_eq!(body["changed"], true, "{body}");
+        }
+    }
+    while started.elapsed() < Duration::from_secs(10) || answered.load(Ordering::Relaxed) < 5_000 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    done.store(true, Ordering::Relaxed);
+    clock.await.unwrap();
+    let mut seen = Vec::new();
+    let mut holds = Vec::new();
+    for w in workers {
+        let (s, h) = w.await.unwrap();
+        seen.extend(s);
+        holds.extend(h);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{} requests in {secs:.1} s ({:.0}/s) during 15 swaps; {} holds",
+        seen.len(),
+        seen.len() as f64 / secs,
+        holds.len()
+    );
+
+    // Zero failed requests; each answered by exactly one version, of the
+    // service that owns the route.
+    let mut by_version: BTreeMap<String, usize> = BTreeMap::new();
+    for s in &seen {
+        assert_eq!(
+            s.status, 200,
+            "a request failed during the swaps: {}",
+            s.body
+        );
+        assert_eq!(s.served.len(), 1, "served by: {:?}", s.served);
+        let (service, hash) = s.served[0].split_once('@').unwrap();
+        let known = match s.route {
+            "payment" => service == "payment-sim" && (hash == standard || hash == chaos),
+            "reservation" => service == "reservation" && reservation_versions.contains(hash),
+            _ => service == s.route,
+        };
+        assert!(known, "{} answered by {}", s.route, s.served[0]);
+        *by_version.entry(s.served[0].clone()).or_default() += 1;
+    }
+    println!("answered by version: {by_version:#?}");
+    assert!(
+        by_version.contains_key(&format!("payment-sim@{chaos}"))
+            && by_version.contains_key(&format!("payment-sim@{standard}")),
+        "both payment-sim builds served calls"
+    );
+
+    // Nothing lost or doubled: let every payment and hold run out, then each
+    // hold is a distinct reservation whose seat is SOLD exactly when it was
+    // confirmed, and no seat is left HELD.
+    t.advance(120.0).await;
+    let ids: HashSet<&String> = holds.iter().map(|(id, _)| id).collect();
+    assert_eq!(
+        ids.len(),
+        holds.len(),
+        "a reservation id was handed out twice"
+    );
+    let seats = t.seats("live").await;
+    let mut confirmed = 0;
+    for (id, seat) in &holds {
+        let r = t.reservation(id).await;
+        let status = r["status"].as_str().unwrap();
+        let seat_status = seats[seat].as_str();
+        match status {
+            "RESERVATION_STATUS_CONFIRMED" => {
+                confirmed += 1;
+                assert_eq!(seat_status, "SEAT_STATUS_SOLD", "{id}: {r}");
+            }
+            "RESERVATION_STATUS_EXPIRED" | "RESERVATION_STATUS_FAILED" => {
+                assert_eq!(seat_status, "SEAT_STATUS_AVAILABLE", "{id}: {r}");
+            }
+            other => panic!("{id} is still {other} after every deadline passed: {r}"),
+        }
+    }
+    let sold = seats.values().filter(|s| *s == "SEAT_STATUS_SOLD").count();
+    let held = seats.values().filter(|s| *s == "SEAT_STATUS_HELD").count();
+    assert_eq!(sold, confirmed, "sold seats match confirmed reservations");
+    assert_eq!(held, 0, "no seat stays held");
+    println!("{confirmed} of {} holds confirmed", holds.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_components_are_refused_and_the_old_version_keeps_serving() {
+    let t = common::start().await;
+    t.create_event("e", 10, 1_000, 1_000).await;
+    let before: HashMap<&str, String> = HashMap::from([
+        ("payment-sim", current_hash(&t, "payment-sim").await),
+        ("queue", current_hash(&t, "queue").await),
+        ("inventory", current_hash(&t, "inventory").await),
+    ]);
+
+    let cases: Vec<(&str, Vec<u8>, Value, &str)> = vec![
+        // Does not export the consumer world the slot needs.
+        (
+            "payment-sim",
+            component("tacos_fixture_looper.wasm"),
+            json!({}),
+            "does not export `tacos:platform/message-handler`",
+        ),
+        // Not a tacos service at all (a wasi:http proxy).
+        (
+            "inventory",
+            component("tacos_fixture_hello_http.wasm"),
+            json!({}),
+            "imports `wasi:http",
+        ),
+        // Imports a capability the queue's policy does not grant.
+        (
+            "queue",
+            component("tacos_payment_sim.wasm"),
+            json!({}),
+            "which its policy does not grant",
+        ),
+        // Traps in its self-check.
+        (
+            "inventory",
+            component("tacos_fixture_looper.wasm"),
+            json!({"self_check": "trap"}),
+            "self-check",
+        ),
+        // Not a component.
+        (
+            "queue",
+            b"\0asm\x01\0\0\0".to_vec(),
+            json!({}),
+            "is not a wasm component",
+        ),
+    ];
+    for (service, bytes, config, expected) in cases {
+        let (status, body) = upload(&t, service, &bytes, config).await;
+        assert_eq!(status, 409, "{service}: {body}");
+        assert_eq!(code(&body), "ERROR_CODE_FAILED_PRECONDITION", "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(&format!("`{service}`")), "{message}");
+        assert!(message.contains(expected), "{message}");
+        assert_eq!(current_hash(&t, service).await, before[service]);
+    }
+    // A config its self-check rejects is refused the same way.
+    let (status, body) = swap(
+        &t,
+        "payment-sim",
+        json!({"config": {"default_scenario": "SOMETIMES"}}),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("default_scenario")
+    );
+
+    // Bad requests change nothing either.
+    let (status, body) = swap(&t, "nope", json!({"build": "chaos"})).await;
+    assert_eq!(
+        (status, code(&body)),
+        (404, "ERROR_CODE_NOT_FOUND"),
+        "{body}"
+    );
+    let (status, body) = swap(&t, "queue", json!({"build": "chaos"})).await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, "ERROR_CODE_INVALID_ARGUMENT"),
+        "{body}"
+    );
+    let (status, body) = swap(&t, "queue", json!({})).await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, "ERROR_CODE_INVALID_ARGUMENT"),
+        "{body}"
+    );
+    let (status, body) = swap(&t, "queue", json!({"component_base64": "%%%"})).await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, "ERROR_CODE_INVALID_ARGUMENT"),
+        "{body}"
+    );
+
+    // The old versions still serve.
+    let token = t.admitted("e", "u1").await;
+    let (status, body) = t.hold("e", "u1", &token, &["A-1"], "k1").await;
+    assert_eq!(status, 200, "{body}");
+    t.pay(&body, "u1", "PAYMENT_SCENARIO_APPROVE").await;
+    for (service, hash) in &before {
+        assert_eq!(&current_hash(&t, service).await, hash);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_restores_and_the_same_swap_twice_is_a_no_op() {
+    let t = common::start().await;
+    t.create_event("e", 10, 1_000, 1_000).await;
+    let standard = current_hash(&t, "payment-sim").await;
+    let chaos = sha256(&component("tacos_payment_sim_chaos.wasm"));
+
+    let (status, body) = swap(&t, "payment-sim", json!({"build": "chaos"})).await;
+    assert_eq!((status, &body["changed"]), (200, &json!(true)), "{body}");
+    assert_eq!(current_hash(&t, "payment-sim").await, chaos);
+    let (status, body) = swap(&t, "payment-sim", json!({"build": "chaos"})).await;
+    assert_eq!((status, &body["changed"]), (200, &json!(false)), "{body}");
+    // The same bytes uploaded: still nothing to do.
+    let (status, body) = upload(
+        &t,
+        "payment-sim",
+        &component("tacos_payment_sim_chaos.wasm"),
+        json!({}),
+    )
+    .await;
+    assert_eq!((status, &body["changed"]), (200, &json!(false)), "{body}");
+
+    // Calls go to the new version.
+    let token = t.admitted("e", "u1").await;
+    let (_, held) = t.hold("e", "u1", &token, &["A-1"], "k1").await;
+    let (status, _, served) = call(
+        &t,
+        "POST",
+        "/api/v1/payments/intent",
+        Some(
+            json!({"reservation_id": held["reservation_id"], "user_id": "u1",
+                    "amount": held["total_amount"], "scenario": "PAYMENT_SCENARIO_APPROVE"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(served, vec![format!("payment-sim@{chaos}")]);
+
+    // A config-only swap, then two rollbacks: back to chaos with the old
+    // config, then back to the bundle's build.
+    let (status, body) = swap(
+        &t,
+        "payment-sim",
+        json!({"config": {"default_scenario": "FAIL"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["current"]["config"]["default_scenario"], "FAIL");
+    let (status, body) = t
+        .post("/admin/v1/services/payment-sim/rollback", json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["current"]["hash"], chaos.as_str());
+    assert_eq!(body["current"]["config"]["default_scenario"], "APPROVE");
+    let (status, body) = t
+        .post("/admin/v1/services/payment-sim/rollback", json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(current_hash(&t, "payment-sim").await, standard);
+    let (status, body) = t
+        .post("/admin/v1/services/payment-sim/rollback", json!({}))
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, "ERROR_CODE_INVALID_ARGUMENT"),
+        "{body}"
+    );
+
+    // The listing counts calls per version and keeps the history.
+    let (_, body) = t.get("/admin/v1/services").await;
+    let ps = body["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "payment-sim")
+        .unwrap()
+        .clone();
+    assert_eq!(ps["builds"], json!(["chaos", "standard"]));
+    assert_eq!(ps["history"], json!([]));
+    assert!(ps["current"]["calls"].as_u64().unwrap() >= 1, "{ps}");
+}
