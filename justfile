@@ -24,7 +24,7 @@ fmt:
 lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
-    cargo clippy --target wasm32-wasip2 --target-dir target/wasm -p tacos-guest -p tacos-queue -p tacos-reservation -p tacos-inventory -p tacos-payment-sim -p tacos-worker -p tacos-fixture-looper -p tacos-fixture-hello-http -- -D warnings
+    cargo clippy --target wasm32-wasip2 --target-dir target/wasm -p tacos-guest -p tacos-queue -p tacos-reservation -p tacos-inventory -p tacos-payment-sim -p tacos-payment-sim-chaos -p tacos-worker -p tacos-fixture-looper -p tacos-fixture-hello-http -- -D warnings
 
 # The flash-sale benchmark (docs/BENCHMARKS.md).
 bench users="100000" seats="10000" concurrency="64":
@@ -35,3 +35,7 @@ bench-route:
     command -v wrk >/dev/null || apt-get install -y wrk
     command -v wasmtime >/dev/null || cargo install wasmtime-cli --version 48.0.8 --locked
     cargo run --release -p tacos-host -- bench route
+
+# Swap latency (cold/warm cache) and p99 during swaps vs. without (docs/BENCHMARKS.md).
+bench-swap:
+    cargo run --release -p tacos-host -- bench swap

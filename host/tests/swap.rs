@@ -21,28 +21,9 @@ fn component(file: &str) -> Vec<u8> {
     std::fs::read(format!("{BUILT_COMPONENTS_DIR}/{file}")).unwrap()
 }
 
-/// The same component with a custom section appended: a rebuild with the same
-/// behaviour and a new content hash (what a fixed build rolled out looks like
-/// to the host).
+/// A rebuild of `bytes`: same behaviour, new content hash.
 fn rebuilt(bytes: &[u8], label: &str) -> Vec<u8> {
-    let name = b"tacos-test-build";
-    let mut payload = vec![name.len() as u8];
-    payload.extend_from_slice(name);
-    payload.extend_from_slice(label.as_bytes());
-    let mut out = bytes.to_vec();
-    out.push(0); // custom section
-    let mut size = payload.len();
-    loop {
-        let byte = (size & 0x7f) as u8;
-        size >>= 7;
-        if size == 0 {
-            out.push(byte);
-            break;
-        }
-        out.push(byte | 0x80);
-    }
-    out.extend_from_slice(&payload);
-    out
+    tacos_host::runtime::with_custom_section(bytes, "tacos-test-build", label.as_bytes())
 }
 
 fn sha256(bytes: &[u8]) -> String {

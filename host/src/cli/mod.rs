@@ -62,6 +62,8 @@ enum Bench {
     FlashSale(bench::flash_sale::FlashSaleArgs),
     /// Requests/s of a trivial route through a component vs. `wasmtime serve` and hyper.
     Route(bench::route::RouteArgs),
+    /// Swap latency (cold and warm cache) and the load's p99 during swaps vs. without.
+    Swap(bench::swap::SwapArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -131,6 +133,7 @@ pub fn main() -> ExitCode {
             }
             Command::Bench(Bench::FlashSale(args)) => bench::flash_sale::flash_sale(args).await,
             Command::Bench(Bench::Route(args)) => bench::route::route(args).await,
+            Command::Bench(Bench::Swap(args)) => bench::swap::swap(args).await,
         }
     });
     match result {

@@ -15,7 +15,7 @@ mod component;
 pub mod engine;
 pub mod swap;
 
-pub use component::{ComponentVersion, LoadRequest, Prepared, content_hash};
+pub use component::{ComponentVersion, LoadRequest, Prepared, content_hash, with_custom_section};
 
 use crate::bundle::Bundle;
 use crate::capabilities::CallState;

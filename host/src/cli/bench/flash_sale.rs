@@ -11,7 +11,7 @@
 //! checks that every seat was sold exactly once and reports the host's peak
 //! RSS. The virtual clock lets a 60-second world run as fast as the machine.
 
-use super::{Http, client, peak_rss_mib, send, spawn_host};
+use super::{Http, Phase, client, peak_rss_mib, send, spawn_host};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -62,40 +62,6 @@ async fn store_stats(http: &Http, url: &str) -> Option<(u64, u64)> {
         body["store"]["commits"].as_u64()?,
         body["store"]["writes"].as_u64()?,
     ))
-}
-
-/// What one phase measured.
-struct Phase {
-    name: &'static str,
-    requests: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Phase {
-    fn rate(&self) -> f64 {
-        self.requests as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn percentile(&self, p: f64) -> Duration {
-        if self.latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        let mut l = self.latencies.clone();
-        l.sort();
-        l[((l.len() as f64 * p).ceil() as usize).clamp(1, l.len()) - 1]
-    }
-
-    fn print(&self) {
-        println!(
-            "  {:<10} {:>8} requests {:>9.0} /s   p50 {:>7.2} ms   p99 {:>7.2} ms",
-            self.name,
-            self.requests,
-            self.rate(),
-            self.percentile(0.50).as_secs_f64() * 1e3,
-            self.percentile(0.99).as_secs_f64() * 1e3
-        );
-    }
 }
 
 /// Run `work(i)` for every `i` in `0..n` on `concurrency` workers.

@@ -5,6 +5,7 @@
 
 pub mod flash_sale;
 pub mod route;
+pub mod swap;
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -14,6 +15,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 pub type Http = Client<HttpConnector, Full<Bytes>>;
 
@@ -39,18 +41,30 @@ impl Drop for Spawned {
 
 /// Start `tacos up --virtual-clock` (this binary) and return it with its URL.
 pub fn spawn_host() -> anyhow::Result<(Spawned, String)> {
+    spawn_host_with(None).map(|(s, url, _)| (s, url))
+}
+
+/// [`spawn_host`] with a given compiled-component cache; also returns the
+/// start-up time the host reported, in ms.
+pub fn spawn_host_with(
+    cache_dir: Option<&std::path::Path>,
+) -> anyhow::Result<(Spawned, String, Option<u64>)> {
     let dir = tempfile::tempdir().context("creating a data dir")?;
     let exe = std::env::current_exe().context("locating this binary")?;
-    let mut child = Command::new(exe)
-        .args([
-            "up",
-            "--virtual-clock",
-            "--no-demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(dir.path())
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "up",
+        "--virtual-clock",
+        "--no-demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(dir.path());
+    if let Some(cache) = cache_dir {
+        cmd.arg("--cache-dir").arg(cache);
+    }
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -61,7 +75,11 @@ pub fn spawn_host() -> anyhow::Result<(Spawned, String)> {
     let url =
         super::banner_url(&banner).with_context(|| format!("no url in the banner: {banner}"))?;
     std::thread::spawn(move || for _ in lines {});
-    Ok((Spawned { child, _dir: dir }, url))
+    // "… (123 ms to start)"
+    let start_ms = banner
+        .rsplit_once('(')
+        .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok());
+    Ok((Spawned { child, _dir: dir }, url, start_ms))
 }
 
 /// Peak resident memory of a process, in MiB (Linux).
@@ -90,4 +108,38 @@ pub async fn send(
     let status = resp.status().as_u16();
     let body = resp.into_body().collect().await?.to_bytes();
     Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+}
+
+/// What one phase measured.
+pub struct Phase {
+    pub name: &'static str,
+    pub requests: usize,
+    pub elapsed: Duration,
+    pub latencies: Vec<Duration>,
+}
+
+impl Phase {
+    pub fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    pub fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let mut l = self.latencies.clone();
+        l.sort();
+        l[((l.len() as f64 * p).ceil() as usize).clamp(1, l.len()) - 1]
+    }
+
+    pub fn print(&self) {
+        println!(
+            "  {:<10} {:>8} requests {:>9.0} /s   p50 {:>7.2} ms   p99 {:>7.2} ms",
+            self.name,
+            self.requests,
+            self.rate(),
+            self.percentile(0.50).as_secs_f64() * 1e3,
+            self.percentile(0.99).as_secs_f64() * 1e3
+        );
+    }
 }
