@@ -32,11 +32,8 @@ fn built(file: &str) -> PathBuf {
 
 /// Services and their content hashes, as the host lists them.
 async fn versions(t: &TestHost) -> Vec<(String, String, Value)> {
-    let (status, body) = t.get("/admin/v1/services").await;
-    assert_eq!(status, 200, "{body}");
-    body["services"]
-        .as_array()
-        .unwrap()
+    t.services()
+        .await
         .iter()
         .map(|s| {
             (
@@ -191,15 +188,6 @@ async fn tampered_and_broken_bundles_are_refused_before_start() {
     assert!(msg.contains("junk.tacos"), "{msg}");
 }
 
-async fn current(t: &TestHost, service: &str) -> String {
-    versions(t)
-        .await
-        .into_iter()
-        .find(|(name, _, _)| name == service)
-        .unwrap()
-        .1
-}
-
 fn hash_of(path: &Path) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
@@ -227,13 +215,13 @@ async fn watch_swaps_a_service_when_its_file_changes() {
         o.watch = true;
     })
     .await;
-    assert_eq!(current(&t, "payment-sim").await, hash_of(&file));
+    assert_eq!(t.current_hash("payment-sim").await, hash_of(&file));
 
     // A developer rebuilds the component: the host serves the new build.
     std::fs::copy(built("tacos_payment_sim_chaos.wasm"), &file).unwrap();
     let chaos = hash_of(&file);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while current(&t, "payment-sim").await != chaos {
+    while t.current_hash("payment-sim").await != chaos {
         assert!(
             Instant::now() < deadline,
             "the watcher never swapped the new build in"

@@ -77,20 +77,6 @@ async fn upload(t: &TestHost, service: &str, bytes: &[u8], config: Value) -> (u1
     .await
 }
 
-async fn current_hash(t: &TestHost, service: &str) -> String {
-    let (status, body) = t.get("/admin/v1/services").await;
-    assert_eq!(status, 200, "{body}");
-    body["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == service)
-        .unwrap()["current"]["hash"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 /// One response of the load: which route, what status, who served it.
 struct Seen {
     route: &'static str,
@@ -322,9 +308,9 @@ async fn broken_components_are_refused_and_the_old_version_keeps_serving() {
     let t = common::start().await;
     t.create_event("e", 10, 1_000, 1_000).await;
     let before: HashMap<&str, String> = HashMap::from([
-        ("payment-sim", current_hash(&t, "payment-sim").await),
-        ("queue", current_hash(&t, "queue").await),
-        ("inventory", current_hash(&t, "inventory").await),
+        ("payment-sim", t.current_hash("payment-sim").await),
+        ("queue", t.current_hash("queue").await),
+        ("inventory", t.current_hash("inventory").await),
     ]);
 
     let cases: Vec<(&str, Vec<u8>, Value, &str)> = vec![
@@ -371,7 +357,7 @@ async fn broken_components_are_refused_and_the_old_version_keeps_serving() {
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains(&format!("`{service}`")), "{message}");
         assert!(message.contains(expected), "{message}");
-        assert_eq!(current_hash(&t, service).await, before[service]);
+        assert_eq!(t.current_hash(service).await, before[service]);
     }
     // A config its self-check rejects is refused the same way.
     let (status, body) = swap(
@@ -420,7 +406,7 @@ async fn broken_components_are_refused_and_the_old_version_keeps_serving() {
     assert_eq!(status, 200, "{body}");
     t.pay(&body, "u1", "PAYMENT_SCENARIO_APPROVE").await;
     for (service, hash) in &before {
-        assert_eq!(&current_hash(&t, service).await, hash);
+        assert_eq!(&t.current_hash(service).await, hash);
     }
 }
 
@@ -428,12 +414,12 @@ async fn broken_components_are_refused_and_the_old_version_keeps_serving() {
 async fn rollback_restores_and_the_same_swap_twice_is_a_no_op() {
     let t = common::start().await;
     t.create_event("e", 10, 1_000, 1_000).await;
-    let standard = current_hash(&t, "payment-sim").await;
+    let standard = t.current_hash("payment-sim").await;
     let chaos = sha256(&component("tacos_payment_sim_chaos.wasm"));
 
     let (status, body) = swap(&t, "payment-sim", json!({"build": "chaos"})).await;
     assert_eq!((status, &body["changed"]), (200, &json!(true)), "{body}");
-    assert_eq!(current_hash(&t, "payment-sim").await, chaos);
+    assert_eq!(t.current_hash("payment-sim").await, chaos);
     let (status, body) = swap(&t, "payment-sim", json!({"build": "chaos"})).await;
     assert_eq!((status, &body["changed"]), (200, &json!(false)), "{body}");
     // The same bytes uploaded: still nothing to do.
@@ -482,7 +468,7 @@ async fn rollback_restores_and_the_same_swap_twice_is_a_no_op() {
         .post("/admin/v1/services/payment-sim/rollback", json!({}))
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(current_hash(&t, "payment-sim").await, standard);
+    assert_eq!(t.current_hash("payment-sim").await, standard);
     let (status, body) = t
         .post("/admin/v1/services/payment-sim/rollback", json!({}))
         .await;
@@ -493,14 +479,11 @@ async fn rollback_restores_and_the_same_swap_twice_is_a_no_op() {
     );
 
     // The listing counts calls per version and keeps the history.
-    let (_, body) = t.get("/admin/v1/services").await;
-    let ps = body["services"]
-        .as_array()
-        .unwrap()
+    let services = t.services().await;
+    let ps = services
         .iter()
         .find(|s| s["name"] == "payment-sim")
-        .unwrap()
-        .clone();
+        .unwrap();
     assert_eq!(ps["builds"], json!(["chaos", "standard"]));
     assert_eq!(ps["history"], json!([]));
     assert!(ps["current"]["calls"].as_u64().unwrap() >= 1, "{ps}");

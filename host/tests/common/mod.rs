@@ -224,6 +224,22 @@ impl TestHost {
     }
 }
 
+impl TestHost {
+    /// The host's services as `GET /admin/v1/services` lists them.
+    pub async fn services(&self) -> Vec<Value> {
+        let (status, body) = self.get("/admin/v1/services").await;
+        assert_eq!(status, 200, "services: {body}");
+        body["services"].as_array().unwrap().clone()
+    }
+
+    /// The content hash of a service's current version.
+    pub async fn current_hash(&self, service: &str) -> String {
+        let services = self.services().await;
+        let s = services.iter().find(|s| s["name"] == service).unwrap();
+        s["current"]["hash"].as_str().unwrap().to_string()
+    }
+}
+
 /// The error code of an error body.
 pub fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<no error>")
