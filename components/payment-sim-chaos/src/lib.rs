@@ -6,4 +6,7 @@
 #[path = "../../payment-sim/src/sim.rs"]
 mod sim;
 
-const PROFILE: sim::Profile = sim::Profile::CHAOS;
+const PROFILE: sim::Profile = sim::Profile {
+    extra_failure_percent: 30,
+    extra_delay_seconds: (1, 5),
+};

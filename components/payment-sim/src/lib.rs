@@ -3,4 +3,7 @@
 
 mod sim;
 
-const PROFILE: sim::Profile = sim::Profile::STANDARD;
+const PROFILE: sim::Profile = sim::Profile {
+    extra_failure_percent: 0,
+    extra_delay_seconds: (0, 0),
+};
