@@ -23,7 +23,8 @@ use tacos_guest::proto::internal::v1::{Marker, PaymentCompletion};
 use tacos_guest::proto::payment::v1::*;
 use tacos_guest::proto::timestamp_ms;
 use tacos_guest::{
-    Message, Reply, Result, ServiceError, config_or, decode, now_ms, random_below, reply, require,
+    Message, Reply, Result, ServiceError, config_or, decode, handle, now_ms, random_below, reply,
+    require,
 };
 
 tacos_guest::component_bindings!("../../wit", "tacos:platform/consumer");
@@ -35,13 +36,11 @@ impl bindings::exports::tacos::platform::handler::Guest for PaymentSim {
         match method.as_str() {
             tacos_guest::SELF_CHECK => reply(self_check()),
             "payment.v1.PaymentService/CreatePaymentIntent" => create(&request),
-            "payment.v1.PaymentService/GetPaymentStatus" => reply(decode(&request).and_then(get)),
-            "payment.v1.PaymentService/ProcessPayment" => reply(decode(&request).and_then(process)),
-            "payment.v1.PaymentService/CancelPayment" => reply(decode(&request).and_then(cancel)),
-            "payment.v1.PaymentService/ListPayments" => reply(decode(&request).and_then(list)),
-            "payment.v1.PaymentService/SimulateWebhook" => {
-                reply(decode(&request).and_then(simulate))
-            }
+            "payment.v1.PaymentService/GetPaymentStatus" => handle(&request, get),
+            "payment.v1.PaymentService/ProcessPayment" => handle(&request, process),
+            "payment.v1.PaymentService/CancelPayment" => handle(&request, cancel),
+            "payment.v1.PaymentService/ListPayments" => handle(&request, list),
+            "payment.v1.PaymentService/SimulateWebhook" => handle(&request, simulate),
             other => Err(ServiceError::invalid(format!("unknown method {other}")).encode()),
         }
     }

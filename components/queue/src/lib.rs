@@ -17,7 +17,7 @@ use tacos_guest::proto::internal::v1::{
     QueueEventConfig, WaitingTicket,
 };
 use tacos_guest::proto::{common::v1::ErrorCode, timestamp_ms};
-use tacos_guest::{Reply, Result, ServiceError, config_or, decode, now_ms, reply, require, token};
+use tacos_guest::{Reply, Result, ServiceError, config_or, handle, now_ms, reply, require, token};
 
 tacos_guest::component_bindings!("../../wit", "tacos:platform/service");
 
@@ -27,14 +27,12 @@ impl bindings::exports::tacos::platform::handler::Guest for Queue {
     fn call(method: String, request: Vec<u8>) -> Reply {
         match method.as_str() {
             tacos_guest::SELF_CHECK => reply(self_check()),
-            "gateway.v1.QueueService/JoinQueue" => reply(decode(&request).and_then(join)),
-            "gateway.v1.QueueService/GetQueueStatus" => reply(decode(&request).and_then(status)),
-            "gateway.v1.QueueService/RequestAdmission" => reply(decode(&request).and_then(admit)),
-            "gateway.v1.QueueService/LeaveQueue" => reply(decode(&request).and_then(leave)),
-            "gateway.v1.QueueService/GetQueueStats" => reply(decode(&request).and_then(stats)),
-            "tacos.internal.v1.QueueAdmin/ConfigureEvent" => {
-                reply(decode(&request).and_then(configure))
-            }
+            "gateway.v1.QueueService/JoinQueue" => handle(&request, join),
+            "gateway.v1.QueueService/GetQueueStatus" => handle(&request, status),
+            "gateway.v1.QueueService/RequestAdmission" => handle(&request, admit),
+            "gateway.v1.QueueService/LeaveQueue" => handle(&request, leave),
+            "gateway.v1.QueueService/GetQueueStats" => handle(&request, stats),
+            "tacos.internal.v1.QueueAdmin/ConfigureEvent" => handle(&request, configure),
             other => Err(ServiceError::invalid(format!("unknown method {other}")).encode()),
         }
     }

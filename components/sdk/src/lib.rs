@@ -124,6 +124,14 @@ pub fn reply<M: Message>(result: Result<M>) -> Reply {
     result.map(|m| m.encode_to_vec()).map_err(|e| e.encode())
 }
 
+/// One RPC: decode the request, run `handler`, encode its result.
+pub fn handle<Req: Message + Default, Resp: Message>(
+    request: &[u8],
+    handler: impl FnOnce(Req) -> Result<Resp>,
+) -> Reply {
+    reply(decode(request).and_then(handler))
+}
+
 /// Decode a request message.
 pub fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M> {
     Ok(M::decode(bytes)?)

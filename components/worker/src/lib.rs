@@ -23,7 +23,7 @@ use tacos_guest::proto::internal::v1::{
 };
 use tacos_guest::proto::reservation::v1::*;
 use tacos_guest::proto::timestamp_ms;
-use tacos_guest::{Message, Reply, Result, ServiceError, decode, now_ms, reply, require};
+use tacos_guest::{Message, Reply, Result, ServiceError, decode, handle, now_ms, reply, require};
 
 tacos_guest::component_bindings!("../../wit", "tacos:platform/consumer");
 
@@ -33,15 +33,9 @@ impl bindings::exports::tacos::platform::handler::Guest for Worker {
     fn call(method: String, request: Vec<u8>) -> Reply {
         match method.as_str() {
             tacos_guest::SELF_CHECK => reply(self_check()),
-            "reservation.v1.WorkerService/ProcessReservationExpiry" => {
-                reply(decode(&request).and_then(expiry))
-            }
-            "reservation.v1.WorkerService/ProcessPaymentResult" => {
-                reply(decode(&request).and_then(payment_result))
-            }
-            "gateway.v1.WebhookService/ReceivePaymentWebhook" => {
-                reply(decode(&request).and_then(webhook))
-            }
+            "reservation.v1.WorkerService/ProcessReservationExpiry" => handle(&request, expiry),
+            "reservation.v1.WorkerService/ProcessPaymentResult" => handle(&request, payment_result),
+            "gateway.v1.WebhookService/ReceivePaymentWebhook" => handle(&request, webhook),
             other => Err(ServiceError::invalid(format!("unknown method {other}")).encode()),
         }
     }

@@ -290,7 +290,7 @@ impl Edge {
         };
         if let Some(v) = version {
             // Which version answered: `payment-sim@3f2a…` (full content hash).
-            if let Ok(h) = HeaderValue::from_str(&format!("{}@{}", v.name, v.hash)) {
+            if let Ok(h) = HeaderValue::from_str(&v.label) {
                 resp.headers_mut().insert(SERVED_BY, h);
             }
         }

@@ -33,6 +33,8 @@ pub struct ComponentVersion {
     pub name: String,
     /// SHA-256 of the component bytes, hex.
     pub hash: String,
+    /// `name@hash`: how responses name the version that served them.
+    pub label: String,
     /// Where the bytes came from (a path, a build name, an upload).
     pub origin: String,
     pub prepared: Prepared,
@@ -58,6 +60,7 @@ impl ComponentVersion {
         ComponentVersion {
             name: self.name.clone(),
             hash: self.hash.clone(),
+            label: self.label.clone(),
             origin: self.origin.clone(),
             prepared: self.prepared.clone(),
             policy: self.policy.clone(),
@@ -186,6 +189,7 @@ pub fn load(
     };
     Ok(ComponentVersion {
         name: name.to_string(),
+        label: format!("{name}@{hash}"),
         hash,
         origin: origin.to_string(),
         prepared,

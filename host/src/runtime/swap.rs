@@ -104,6 +104,23 @@ pub struct SwapOutcome {
     pub took_ms: f64,
 }
 
+impl SwapOutcome {
+    fn new(
+        slot: &Slot,
+        previous: &Arc<ComponentVersion>,
+        current: &Arc<ComponentVersion>,
+        started: Instant,
+    ) -> SwapOutcome {
+        SwapOutcome {
+            service: slot.name.clone(),
+            changed: !Arc::ptr_eq(previous, current),
+            previous: VersionInfo::of(previous),
+            current: VersionInfo::of(current),
+            took_ms: started.elapsed().as_secs_f64() * 1e3,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct ServiceInfo {
     pub name: String,
@@ -196,13 +213,7 @@ impl Runtime {
                 .map_err(refused)?,
         };
         if next.same_as(&current) {
-            return Ok(SwapOutcome {
-                service: slot.name.clone(),
-                changed: false,
-                previous: VersionInfo::of(&current),
-                current: VersionInfo::of(&current),
-                took_ms: started.elapsed().as_secs_f64() * 1e3,
-            });
+            return Ok(SwapOutcome::new(&slot, &current, &current, started));
         }
         if req.self_check {
             self.self_check(&next).await.map_err(refused)?;
@@ -216,13 +227,7 @@ impl Runtime {
         }
         slot.current.store(next.clone());
         tracing::info!(service = %slot.name, from = current.short_hash(), to = next.short_hash(), origin = %next.origin, "service swapped");
-        Ok(SwapOutcome {
-            service: slot.name.clone(),
-            changed: true,
-            previous: VersionInfo::of(&current),
-            current: VersionInfo::of(&next),
-            took_ms: started.elapsed().as_secs_f64() * 1e3,
-        })
+        Ok(SwapOutcome::new(&slot, &current, &next, started))
     }
 
     /// Return a service to the version it ran before its last swap.
@@ -246,13 +251,7 @@ impl Runtime {
             .store(self.clock.now_ms(), Ordering::Relaxed);
         let replaced = slot.current.swap(previous.clone());
         tracing::info!(service = %slot.name, from = replaced.short_hash(), to = previous.short_hash(), "service rolled back");
-        Ok(SwapOutcome {
-            service: slot.name.clone(),
-            changed: true,
-            previous: VersionInfo::of(&replaced),
-            current: VersionInfo::of(&previous),
-            took_ms: started.elapsed().as_secs_f64() * 1e3,
-        })
+        Ok(SwapOutcome::new(&slot, &replaced, &previous, started))
     }
 
     /// Compile and check `bytes` for `slot` (off the async threads: a cold
