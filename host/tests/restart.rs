@@ -5,52 +5,24 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-struct Proc {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Start `tacos up` and read the URL it prints.
+/// Start `tacos up` on `data_dir` with a virtual clock and no demo event.
 fn up(data_dir: &Path) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tacos"))
-        .args([
-            "up",
-            "--virtual-clock",
-            "--no-demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .arg("--cache-dir")
-        .arg(cache_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tacos starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().expect("a first line").expect("readable");
-    let url = first
-        .split(" on ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .expect("url in the banner")
-        .to_string();
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Proc { child, url }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tacos"));
+    cmd.args([
+        "up",
+        "--virtual-clock",
+        "--no-demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(data_dir)
+    .arg("--cache-dir")
+    .arg(cache_dir());
+    Proc::spawn(cmd)
 }
 
 async fn call(http: &Http, method: &str, url: String, body: Option<Value>) -> (u16, Value) {

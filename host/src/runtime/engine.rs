@@ -62,6 +62,9 @@ pub fn build(cache_dir: &Path) -> anyhow::Result<Engine> {
 
     std::fs::create_dir_all(cache_dir)
         .with_context(|| format!("creating cache dir {}", cache_dir.display()))?;
+    // wasmtime's cache wants an absolute path; `--data-dir` defaults to `./.tacos`.
+    let cache_dir = std::fs::canonicalize(cache_dir)
+        .with_context(|| format!("resolving cache dir {}", cache_dir.display()))?;
     let mut cache = CacheConfig::new();
     cache.with_directory(cache_dir);
     config.cache(Some(
