@@ -1,6 +1,7 @@
 //! Compiles the `.proto` contracts with protox (pure Rust; no protoc on the
 //! machine) and generates prost types. The encoded descriptor set is written too,
-//! for the host's JSON mapping and gRPC reflection.
+//! for the host's JSON mapping and gRPC reflection. With feature `grpc-client`
+//! each service also gets a tonic client.
 
 use std::path::PathBuf;
 
@@ -25,8 +26,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("descriptor.bin"),
         prost::Message::encode_to_vec(&fds),
     )?;
-    prost_build::Config::new()
-        .btree_map(["."])
-        .compile_fds(fds)?;
+    let mut config = prost_build::Config::new();
+    config.btree_map(["."]);
+    if std::env::var_os("CARGO_FEATURE_GRPC_CLIENT").is_some() {
+        // The same messages plus a tonic client per service; the host serves
+        // gRPC generically (no generated servers), so none are made.
+        tonic_prost_build::configure()
+            .build_server(false)
+            .compile_fds_with_config(fds, config)?;
+    } else {
+        config.compile_fds(fds)?;
+    }
     Ok(())
 }

@@ -164,7 +164,7 @@ impl Host {
         });
         let (shutdown, stop) = tokio::sync::watch::channel(false);
         let mut tasks = vec![tokio::spawn(
-            Edge::new(shared.clone())?.serve(listener, stop),
+            Edge::new(shared.clone()).await?.serve(listener, stop),
         )];
         tasks.push(tokio::spawn(async move {
             loop {

@@ -30,6 +30,10 @@ impl Codec {
             .ok_or_else(|| anyhow!("unknown message type {name}"))
     }
 
+    pub fn service(&self, name: &str) -> Option<prost_reflect::ServiceDescriptor> {
+        self.pool.get_service_by_name(name)
+    }
+
     /// Parse JSON into a message (unknown fields refused), then set `extra`
     /// string fields (path and query parameters; they win over the body).
     pub fn from_json(

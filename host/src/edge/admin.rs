@@ -15,14 +15,13 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(super) fn authorize(
     edge: &Edge,
-    req: &Request<Incoming>,
+    headers: &hyper::HeaderMap,
     trace: &str,
 ) -> Result<(), ProtoError> {
     let Some(token) = &edge.shared.admin_token else {
         return Ok(());
     };
-    let given = req
-        .headers()
+    let given = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
@@ -76,12 +75,12 @@ pub(super) async fn handle(
             j!({"now_ms": runtime.clock.now_ms(), "virtual": runtime.clock.is_virtual()}),
             trace,
         ),
-        (&Method::POST, "/admin/v1/clock/advance") => match authorize(edge, &req, trace) {
+        (&Method::POST, "/admin/v1/clock/advance") => match authorize(edge, req.headers(), trace) {
             Ok(()) => advance(edge, req, trace).await,
             Err(e) => fail(e),
         },
         (&Method::GET, "/admin/v1/dead-letters") => {
-            if let Err(e) = authorize(edge, &req, trace) {
+            if let Err(e) = authorize(edge, req.headers(), trace) {
                 return Ok(fail(e));
             }
             match runtime.queue.dead_letters(&runtime.tenant.id, 1000).await {

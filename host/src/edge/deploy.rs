@@ -50,7 +50,7 @@ pub(super) async fn handle(
         return Err(req);
     };
     let fail = |code, msg: String| edge.error(&errors::error(code, msg, trace));
-    if let Err(e) = admin::authorize(edge, &req, trace) {
+    if let Err(e) = admin::authorize(edge, req.headers(), trace) {
         return Ok(edge.error(&e));
     }
     let runtime = &edge.shared.runtime;

@@ -1,5 +1,6 @@
 //! The contract's error shape on HTTP: `{"error": {"code": "ERROR_CODE_…",
-//! "message": …, "trace_id": …, "details": […]}}` with a fitting status.
+//! "message": …, "trace_id": …, "details": […]}}` with a fitting status, and
+//! the gRPC status code for each error code.
 
 use hyper::StatusCode;
 use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
@@ -26,6 +27,29 @@ pub fn status_of(code: i32) -> StatusCode {
         ErrorCode::Internal | ErrorCode::DataCorruption | ErrorCode::Unspecified => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
+    }
+}
+
+/// The gRPC status code for a contract error code.
+pub fn grpc_code_of(code: i32) -> tonic::Code {
+    use tonic::Code;
+    match ErrorCode::try_from(code).unwrap_or(ErrorCode::Unspecified) {
+        ErrorCode::Unauthenticated => Code::Unauthenticated,
+        ErrorCode::Forbidden | ErrorCode::Unauthorized => Code::PermissionDenied,
+        ErrorCode::InvalidArgument | ErrorCode::IdempotencyRequired => Code::InvalidArgument,
+        ErrorCode::NotFound => Code::NotFound,
+        ErrorCode::AlreadyExists => Code::AlreadyExists,
+        ErrorCode::InventoryConflict | ErrorCode::ConcurrentModification => Code::Aborted,
+        ErrorCode::FailedPrecondition
+        | ErrorCode::InsufficientInventory
+        | ErrorCode::IdempotencyConflict
+        | ErrorCode::ReservationExpired
+        | ErrorCode::PaymentNotApproved => Code::FailedPrecondition,
+        ErrorCode::RateLimited | ErrorCode::QuotaExceeded => Code::ResourceExhausted,
+        ErrorCode::Unavailable | ErrorCode::UpstreamError => Code::Unavailable,
+        ErrorCode::Timeout | ErrorCode::UpstreamTimeout => Code::DeadlineExceeded,
+        ErrorCode::DataCorruption => Code::DataLoss,
+        ErrorCode::Internal | ErrorCode::Unspecified => Code::Internal,
     }
 }
 

@@ -1,4 +1,5 @@
-//! The REST/JSON edge (hyper, HTTP/1.1 and HTTP/2 on one port).
+//! The edge: REST/JSON and gRPC on one port (hyper, HTTP/1.1 and HTTP/2;
+//! `content-type: application/grpc…` goes to [`grpc`]).
 //!
 //! A request is matched to a route, its JSON body parsed into the route's
 //! request message by the contract descriptors (unknown fields and wrong types
@@ -11,11 +12,12 @@
 mod admin;
 mod deploy;
 pub mod errors;
+pub mod grpc;
 pub mod routes;
 
 use crate::host::Shared;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -32,10 +34,13 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub const SERVED_BY: &str = "x-tacos-served-by";
 
 pub type Body = Full<Bytes>;
+/// A response of either side of the edge.
+pub type EdgeBody = Either<Body, tonic::body::Body>;
 
 pub struct Edge {
     shared: Arc<Shared>,
     routes: Vec<Resolved>,
+    pub grpc: grpc::Grpc,
 }
 
 /// A route with its request and response descriptors looked up once.
@@ -84,7 +89,7 @@ pub fn json(status: StatusCode, body: Vec<u8>, trace_id: &str) -> Response<Body>
 }
 
 impl Edge {
-    pub fn new(shared: Arc<Shared>) -> anyhow::Result<Arc<Edge>> {
+    pub async fn new(shared: Arc<Shared>) -> anyhow::Result<Arc<Edge>> {
         let codec = &shared.runtime.codec;
         let routes = routes::table()
             .into_iter()
@@ -96,7 +101,18 @@ impl Edge {
                 })
             })
             .collect::<anyhow::Result<_>>()?;
-        Ok(Arc::new(Edge { shared, routes }))
+        let services = shared
+            .runtime
+            .slots()
+            .iter()
+            .flat_map(|s| s.serves.iter().cloned())
+            .collect();
+        let grpc = grpc::Grpc::new(services, codec).await?;
+        Ok(Arc::new(Edge {
+            shared,
+            routes,
+            grpc,
+        }))
     }
 
     /// Accept connections until `shutdown` resolves.
@@ -124,7 +140,7 @@ impl Edge {
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
                     let edge = edge.clone();
-                    async move { Ok::<_, std::convert::Infallible>(edge.handle(req).await) }
+                    async move { Ok::<_, std::convert::Infallible>(edge.serve_one(req).await) }
                 });
                 let mut builder =
                     hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -148,6 +164,20 @@ impl Edge {
         )
     }
 
+    /// One request of either kind.
+    pub async fn serve_one(&self, req: Request<Incoming>) -> Response<EdgeBody> {
+        let is_grpc = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        if is_grpc {
+            self.grpc.handle(self, req).await.map(Either::Right)
+        } else {
+            self.handle(req).await.map(Either::Left)
+        }
+    }
+
+    /// One REST request.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         let trace = trace_id_of(&req);
         let req = match admin::handle(self, req, &trace).await {
@@ -201,7 +231,7 @@ impl Edge {
         } = resolved;
         let err = |code, msg: String| errors::error(code, msg, trace);
         if route.guard == Guard::Admin {
-            admin::authorize(self, &req, trace)?;
+            admin::authorize(self, req.headers(), trace)?;
         }
         let mut fields: Vec<(&str, String)> = captures;
         if let Some(q) = req.uri().query() {

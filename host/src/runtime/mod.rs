@@ -356,6 +356,14 @@ impl Runtime {
             .deadline
             .min(Instant::now() + version.policy.limits().deadline());
         let started = Instant::now();
+        if started >= ctx.deadline {
+            // The caller has given up already (a gRPC client's `grpc-timeout`).
+            return Err(CallError::Timeout {
+                component: version.name.clone(),
+                method: full.to_string(),
+                ms: 0,
+            });
+        }
         let mut store = self.new_store(version, ctx.clone());
         let outcome = match &version.prepared {
             Prepared::Service(pre) => match pre.instantiate_async(&mut store).await {

@@ -58,6 +58,37 @@ pub async fn start_with(configure: impl FnOnce(&mut HostOptions)) -> TestHost {
     }
 }
 
+/// An external tool the tests drive (`grpcurl`), from `$TACOS_<NAME>`, from
+/// `target/tools/bin` or installed there by `scripts/test-tools.sh`. When it
+/// cannot be had the test says so loudly and is skipped, unless
+/// `TACOS_REQUIRE_TEST_TOOLS=1` (set by `.ci/run`), where that fails it.
+pub fn test_tool(name: &str) -> Option<PathBuf> {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let var = format!("TACOS_{}", name.to_uppercase().replace('-', "_"));
+    if let Some(path) = std::env::var_os(&var) {
+        return Some(PathBuf::from(path));
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let path = root.join("target/tools/bin").join(name);
+    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    if !path.exists() {
+        let status = Command::new(root.join("scripts/test-tools.sh"))
+            .arg(name)
+            .status();
+        if !matches!(status, Ok(s) if s.success()) {
+            let msg = format!(
+                "`{name}` is not installed and scripts/test-tools.sh could not install it ({status:?}); set {var} to its path"
+            );
+            if std::env::var("TACOS_REQUIRE_TEST_TOOLS").as_deref() == Ok("1") {
+                panic!("{msg}");
+            }
+            eprintln!("\n!!!!! SKIPPED: {msg}\n");
+            return None;
+        }
+    }
+    Some(path)
+}
+
 /// A `tacos up` child process, killed when dropped.
 pub struct Proc {
     pub child: Child,

@@ -1,0 +1,327 @@
+//! gRPC for every contract service, on the edge's port (HTTP/2, by content type).
+//!
+//! A call to `/package.Service/Method` goes to the component serving
+//! `package.Service` with the request bytes exactly as they arrived: tonic
+//! deframes them, the host checks that the method exists in the contract
+//! descriptors, and nothing is translated on the way in or out. So a client
+//! generated from the original protos works unchanged, and a new RPC in a
+//! component needs no host change.
+//!
+//! Beside the contract services: server reflection (v1 and v1alpha, so
+//! `grpcurl` needs no local protos) and `grpc.health.v1.Health`, which reports
+//! every served service. `grpc-timeout` becomes the component call's deadline.
+//! Errors map to gRPC status codes and carry the contract's `common.v1.Error`
+//! as a detail of the standard `google.rpc.Status` (`grpc-status-details-bin`).
+//! `tacos.internal.*` services are not exposed; operators use the admin API.
+
+use super::routes::Guard;
+use super::{Edge, MAX_BODY, SERVED_BY, admin, errors, trace_id_of};
+use bytes::{Buf, BufMut, Bytes};
+use hyper::body::Incoming;
+use hyper::http;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::Duration;
+use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Status};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
+
+/// The longest call a client can ask for with `grpc-timeout` (and the
+/// deadline when it sends none), as on the REST edge.
+const MAX_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Services a client may call only with the admin token (when one is set):
+/// the worker's RPCs change reservations on anyone's behalf.
+const ADMIN_SERVICES: &[&str] = &["reservation.v1.WorkerService"];
+
+type Response = http::Response<tonic::body::Body>;
+type Builtin = BoxCloneSyncService<http::Request<Incoming>, Response, Infallible>;
+
+/// The gRPC side of the edge.
+pub struct Grpc {
+    /// `/package.Service/Method` → the RPC.
+    rpcs: HashMap<String, Rpc>,
+    /// Reflection (v1, v1alpha) and health, by path prefix.
+    builtin: Vec<(&'static str, Builtin)>,
+    /// Kept so the health service's statuses live as long as the edge.
+    _health: HealthReporter,
+}
+
+struct Rpc {
+    service: String,
+    method: String,
+    guard: Guard,
+}
+
+impl Grpc {
+    /// Serve every RPC of the contract services the runtime's components serve.
+    pub async fn new(services: Vec<String>, codec: &crate::json::Codec) -> anyhow::Result<Grpc> {
+        let mut rpcs = HashMap::new();
+        let mut served = Vec::new();
+        for name in services {
+            if name.starts_with("tacos.") {
+                continue;
+            }
+            let Some(service) = codec.service(&name) else {
+                // Reachable over `rpc` from other components, not from outside.
+                tracing::info!(service = %name, "not on gRPC: no contract defines it");
+                continue;
+            };
+            let guard = if ADMIN_SERVICES.contains(&name.as_str()) {
+                Guard::Admin
+            } else {
+                Guard::Open
+            };
+            for m in service.methods() {
+                rpcs.insert(
+                    format!("/{name}/{}", m.name()),
+                    Rpc {
+                        service: name.clone(),
+                        method: m.name().to_string(),
+                        guard,
+                    },
+                );
+            }
+            served.push(name);
+        }
+        served.sort();
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        for name in &served {
+            health
+                .set_service_status(name, ServingStatus::Serving)
+                .await;
+        }
+        let mut reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tacos_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health")
+            .with_service_name("grpc.reflection.v1.ServerReflection");
+        for name in &served {
+            reflection = reflection.with_service_name(name.clone());
+        }
+        let v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tacos_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health")
+            .with_service_name("grpc.reflection.v1alpha.ServerReflection");
+        let v1alpha = served
+            .iter()
+            .fold(v1alpha, |b, name| b.with_service_name(name.clone()));
+        let builtin = vec![
+            (
+                "/grpc.reflection.v1.ServerReflection/",
+                Builtin::new(reflection.build_v1()?),
+            ),
+            (
+                "/grpc.reflection.v1alpha.ServerReflection/",
+                Builtin::new(v1alpha.build_v1alpha()?),
+            ),
+            ("/grpc.health.v1.Health/", Builtin::new(health_service)),
+        ];
+        Ok(Grpc {
+            rpcs,
+            builtin,
+            _health: health,
+        })
+    }
+
+    pub async fn handle(&self, edge: &Edge, req: http::Request<Incoming>) -> Response {
+        let path = req.uri().path();
+        if let Some((_, svc)) = self.builtin.iter().find(|(p, _)| path.starts_with(p)) {
+            return match svc.clone().oneshot(req).await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            };
+        }
+        let trace = trace_id_of(&req);
+        let fail = |e: ProtoError| status(&e).into_http();
+        let Some(rpc) = self.rpcs.get(path) else {
+            let mut e = errors::error(
+                ErrorCode::NotFound,
+                format!("no gRPC method {path} here"),
+                &trace,
+            );
+            return with_details(Code::Unimplemented, &mut e).into_http();
+        };
+        if rpc.guard == Guard::Admin
+            && let Err(e) = admin::authorize(edge, req.headers(), &trace)
+        {
+            return fail(e);
+        }
+        let timeout = match grpc_timeout(req.headers()) {
+            Ok(t) => t.unwrap_or(MAX_DEADLINE).min(MAX_DEADLINE),
+            Err(msg) => return fail(errors::error(ErrorCode::InvalidArgument, msg, &trace)),
+        };
+        let runtime = &edge.shared.runtime;
+        let ctx = runtime.context(trace.as_str().into(), timeout);
+        let call = tower::service_fn(|request: tonic::Request<Bytes>| {
+            let ctx = &ctx;
+            let trace = &trace;
+            async move {
+                let (result, version) = runtime
+                    .call_served(ctx, &rpc.service, &rpc.method, request.get_ref())
+                    .await;
+                let mut response = match result {
+                    Ok(bytes) => tonic::Response::new(bytes),
+                    Err(e) => {
+                        let mut s = status(&e.to_proto(trace));
+                        add_served_by(s.metadata_mut(), version.as_deref());
+                        return Err(s);
+                    }
+                };
+                add_trace(response.metadata_mut(), trace);
+                add_served_by(response.metadata_mut(), version.as_deref());
+                Ok::<_, Status>(response)
+            }
+        });
+        tonic::server::Grpc::new(Raw)
+            .max_decoding_message_size(MAX_BODY)
+            .unary(call, req)
+            .await
+    }
+}
+
+/// A `tonic::Status` for a contract error: the matching gRPC code, the
+/// message, and the error itself as a `google.rpc.Status` detail.
+pub fn status(e: &ProtoError) -> Status {
+    let mut e = e.clone();
+    with_details(errors::grpc_code_of(e.code), &mut e)
+}
+
+fn with_details(code: Code, e: &mut ProtoError) -> Status {
+    let details = RpcStatus {
+        code: code as i32,
+        message: e.message.clone(),
+        details: vec![prost_types::Any {
+            type_url: "type.googleapis.com/common.v1.Error".into(),
+            value: prost::Message::encode_to_vec(&*e),
+        }],
+    };
+    let mut s = Status::with_details(
+        code,
+        std::mem::take(&mut e.message),
+        prost::Message::encode_to_vec(&details).into(),
+    );
+    add_trace(s.metadata_mut(), &e.trace_id);
+    s
+}
+
+fn add_trace(md: &mut tonic::metadata::MetadataMap, trace: &str) {
+    if let Ok(v) = MetadataValue::try_from(trace) {
+        md.insert("x-trace-id", v);
+    }
+}
+
+fn add_served_by(
+    md: &mut tonic::metadata::MetadataMap,
+    version: Option<&crate::runtime::ComponentVersion>,
+) {
+    if let Some(v) = version
+        && let Ok(v) = MetadataValue::try_from(v.label.as_str())
+    {
+        md.insert(SERVED_BY, v);
+    }
+}
+
+/// `grpc-timeout` (`<up to 8 digits><H|M|S|m|u|n>`), if sent.
+fn grpc_timeout(headers: &http::HeaderMap) -> Result<Option<Duration>, String> {
+    let Some(raw) = headers.get("grpc-timeout") else {
+        return Ok(None);
+    };
+    let bad = || format!("malformed grpc-timeout {raw:?}");
+    let text = raw.to_str().map_err(|_| bad())?;
+    let split = text.len().checked_sub(1).ok_or_else(bad)?;
+    let (digits, unit) = text.split_at(split);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    Ok(Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return Err(bad()),
+    }))
+}
+
+/// `google.rpc.Status`, the standard carrier of error details.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<prost_types::Any>,
+}
+
+/// Passes message bytes through untouched: the component decodes them.
+#[derive(Debug, Clone, Copy, Default)]
+struct Raw;
+
+impl Codec for Raw {
+    type Encode = Vec<u8>;
+    type Decode = Bytes;
+    type Encoder = Raw;
+    type Decoder = Raw;
+
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+impl Encoder for Raw {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for Raw {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(grpc_timeout(&h), Ok(None));
+        for (raw, want) in [
+            ("5S", Duration::from_secs(5)),
+            ("250m", Duration::from_millis(250)),
+            ("2M", Duration::from_secs(120)),
+            ("99999999n", Duration::from_nanos(99_999_999)),
+        ] {
+            h.insert("grpc-timeout", raw.parse().unwrap());
+            assert_eq!(grpc_timeout(&h), Ok(Some(want)), "{raw}");
+        }
+        for raw in ["", "S", "5", "5s", "123456789S", "-1S", "1.5S"] {
+            h.insert("grpc-timeout", raw.parse().unwrap());
+            assert!(grpc_timeout(&h).is_err(), "{raw}");
+        }
+    }
+}

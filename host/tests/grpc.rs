@@ -1,0 +1,354 @@
+//! gRPC on the edge's port: a generated tonic client runs the whole ticket
+//! flow; `grpcurl` lists every service by reflection, reads health and calls
+//! without local protos; errors carry `common.v1.Error`; deadlines apply.
+
+mod common;
+
+use common::*;
+use prost::Message;
+use tacos_host::edge::errors::grpc_code_of;
+use tacos_proto::common::v1::{Error as ProtoError, ErrorCode, SeatStatus};
+use tacos_proto::gateway::v1::queue_service_client::QueueServiceClient;
+use tacos_proto::gateway::v1::{
+    GetQueueStatusRequest, JoinQueueRequest, QueueStatus, RequestAdmissionRequest,
+};
+use tacos_proto::payment::v1::payment_service_client::PaymentServiceClient;
+use tacos_proto::payment::v1::{CreatePaymentIntentRequest, PaymentScenario};
+use tacos_proto::reservation::v1::inventory_client::InventoryClient;
+use tacos_proto::reservation::v1::reservation_service_client::ReservationServiceClient;
+use tacos_proto::reservation::v1::{
+    CreateReservationRequest, GetInventoryStatusRequest, GetReservationRequest, ReservationStatus,
+};
+use tonic::Code;
+use tonic::transport::Channel;
+
+async fn channel(t: &TestHost) -> Channel {
+    Channel::from_shared(t.url.clone())
+        .expect("a valid URL")
+        .connect()
+        .await
+        .expect("gRPC connects")
+}
+
+async fn seat_status(inv: &mut InventoryClient<Channel>, event: &str, seat: &str) -> SeatStatus {
+    let r = inv
+        .get_inventory_status(GetInventoryStatusRequest {
+            event_id: event.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("inventory status")
+        .into_inner();
+    let s = r
+        .sections
+        .iter()
+        .flat_map(|s| &s.seats)
+        .find(|s| s.id == seat)
+        .expect("seat listed");
+    SeatStatus::try_from(s.status).expect("a known seat status")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_client_runs_the_whole_flow() {
+    let t = start().await;
+    t.create_event("g", 10, 25_000, 1000).await;
+    let ch = channel(&t).await;
+    let mut queue = QueueServiceClient::new(ch.clone());
+    let mut reservations = ReservationServiceClient::new(ch.clone());
+    let mut payments = PaymentServiceClient::new(ch.clone());
+    let mut inventory = InventoryClient::new(ch);
+
+    let joined = queue
+        .join_queue(JoinQueueRequest {
+            event_id: "g".into(),
+            user_id: "dora".into(),
+            session_id: "s1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(joined.metadata().get("x-trace-id").is_some());
+    let served_by = joined.metadata().get("x-tacos-served-by").unwrap();
+    assert!(served_by.to_str().unwrap().starts_with("queue@"));
+    let wt = joined.into_inner().waiting_token;
+    let status = queue
+        .get_queue_status(GetQueueStatusRequest {
+            waiting_token: wt.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.status, QueueStatus::Ready as i32);
+    let token = queue
+        .request_admission(RequestAdmissionRequest {
+            waiting_token: wt,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .reservation_token;
+
+    let hold = reservations
+        .create_reservation(CreateReservationRequest {
+            event_id: "g".into(),
+            seat_ids: vec!["A-3".into()],
+            user_id: "dora".into(),
+            reservation_token: token,
+            idempotency_key: "k1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(hold.status, ReservationStatus::Hold as i32);
+    assert_eq!(
+        seat_status(&mut inventory, "g", "A-3").await,
+        SeatStatus::Reserved
+    );
+
+    payments
+        .create_payment_intent(CreatePaymentIntentRequest {
+            reservation_id: hold.reservation_id.clone(),
+            user_id: "dora".into(),
+            amount: hold.total_amount,
+            scenario: PaymentScenario::Approve as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    t.advance(5.0).await;
+
+    let r = reservations
+        .get_reservation(GetReservationRequest {
+            reservation_id: hold.reservation_id,
+            user_id: "dora".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .reservation
+        .unwrap();
+    assert_eq!(r.status, ReservationStatus::Confirmed as i32, "{r:?}");
+    assert!(r.order_id.starts_with("ord_"));
+    assert_eq!(
+        seat_status(&mut inventory, "g", "A-3").await,
+        SeatStatus::Sold
+    );
+}
+
+/// `google.rpc.Status`, as a client decodes `grpc-status-details-bin`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<prost_types::Any>,
+}
+
+fn contract_error(s: &tonic::Status) -> ProtoError {
+    let rpc = RpcStatus::decode(s.details()).expect("google.rpc.Status details");
+    assert_eq!(rpc.code, s.code() as i32);
+    let any = rpc.details.first().expect("one detail");
+    assert_eq!(any.type_url, "type.googleapis.com/common.v1.Error");
+    ProtoError::decode(any.value.as_slice()).expect("a common.v1.Error")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_map_to_status_codes_with_the_contract_error() {
+    let t = start().await;
+    t.create_event("g", 2, 1_000, 1000).await;
+    let ch = channel(&t).await;
+
+    let mut inventory = InventoryClient::new(ch.clone());
+    let s = inventory
+        .get_inventory_status(GetInventoryStatusRequest {
+            event_id: "nope".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::NotFound, "{s:?}");
+    let e = contract_error(&s);
+    assert_eq!(e.code, ErrorCode::NotFound as i32);
+    assert!(!e.trace_id.is_empty());
+    assert_eq!(
+        s.metadata().get("x-trace-id").unwrap().to_str().unwrap(),
+        e.trace_id
+    );
+
+    // A bad reservation token: the component's INVALID_ARGUMENT / UNAUTHENTICATED.
+    let mut reservations = ReservationServiceClient::new(ch.clone());
+    let s = reservations
+        .create_reservation(CreateReservationRequest {
+            event_id: "g".into(),
+            seat_ids: vec!["A-1".into()],
+            user_id: "eve".into(),
+            reservation_token: "forged".into(),
+            idempotency_key: "k".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(s.code(), Code::Unauthenticated | Code::InvalidArgument),
+        "{s:?}"
+    );
+    assert_eq!(grpc_code_of(contract_error(&s).code), s.code());
+
+    // A deadline already past when the call arrives: nothing runs.
+    let mut req = tonic::Request::new(GetInventoryStatusRequest {
+        event_id: "g".into(),
+        ..Default::default()
+    });
+    req.metadata_mut()
+        .insert("grpc-timeout", "1n".parse().unwrap());
+    let s = inventory.get_inventory_status(req).await.unwrap_err();
+    assert_eq!(s.code(), Code::DeadlineExceeded, "{s:?}");
+    assert_eq!(contract_error(&s).code, ErrorCode::Timeout as i32);
+
+    // Garbage bytes are the component's INVALID_ARGUMENT, not a crash.
+    let mut grpc = tonic::client::Grpc::new(channel(&t).await);
+    grpc.ready().await.unwrap();
+    let s = grpc
+        .unary::<_, Vec<u8>, _>(
+            tonic::Request::new(vec![0xff, 0xff, 0xff]),
+            "/reservation.v1.Inventory/GetInventoryStatus"
+                .parse()
+                .unwrap(),
+            RawCodec,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+
+    // An unknown method is UNIMPLEMENTED.
+    grpc.ready().await.unwrap();
+    let s = grpc
+        .unary::<_, Vec<u8>, _>(
+            tonic::Request::new(Vec::new()),
+            "/reservation.v1.Inventory/Nope".parse().unwrap(),
+            RawCodec,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::Unimplemented, "{s:?}");
+    // The host still serves.
+    assert_eq!(
+        seat_status(&mut inventory, "g", "A-1").await,
+        SeatStatus::Available
+    );
+}
+
+/// Sends and receives raw bytes (for malformed requests).
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let n = bytes::Buf::remaining(src);
+        Ok(Some(bytes::Buf::copy_to_bytes(src, n).to_vec()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcurl_lists_checks_health_and_calls_by_reflection() {
+    let Some(grpcurl) = test_tool("grpcurl") else {
+        return;
+    };
+    let t = start().await;
+    t.create_event("g", 3, 1_000, 1000).await;
+    let addr = t.url.trim_start_matches("http://").to_string();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&grpcurl)
+            .args(["-plaintext", "-max-time", "20"])
+            .args(args)
+            .output()
+            .expect("grpcurl runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+
+    let (ok, listed, err) = run(&[&addr, "list"]);
+    assert!(ok, "{err}");
+    for service in [
+        "gateway.v1.QueueService",
+        "gateway.v1.WebhookService",
+        "payment.v1.PaymentService",
+        "reservation.v1.Inventory",
+        "reservation.v1.ReservationService",
+        "reservation.v1.WorkerService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(listed.lines().any(|l| l == service), "{service}: {listed}");
+    }
+    assert!(
+        !listed.contains("tacos."),
+        "internal services stay off: {listed}"
+    );
+
+    for service in ["", "gateway.v1.QueueService", "reservation.v1.Inventory"] {
+        let body = format!(r#"{{"service":"{service}"}}"#);
+        let (ok, out, err) = run(&["-d", &body, &addr, "grpc.health.v1.Health/Check"]);
+        assert!(ok && out.contains("SERVING"), "{service}: {out}{err}");
+    }
+
+    let (ok, out, err) = run(&[
+        "-d",
+        r#"{"event_id":"g","user_id":"u1","session_id":"s"}"#,
+        &addr,
+        "gateway.v1.QueueService/JoinQueue",
+    ]);
+    assert!(ok, "{err}");
+    let joined: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(joined["status"], "QUEUE_STATUS_READY", "{out}");
+
+    let (ok, out, err) = run(&[
+        "-d",
+        r#"{"event_id":"missing"}"#,
+        &addr,
+        "reservation.v1.Inventory/GetInventoryStatus",
+    ]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("NotFound"), "{err}");
+    assert!(
+        err.contains("common.v1.Error") && err.contains("ERROR_CODE_NOT_FOUND"),
+        "the contract error travels as a detail: {err}"
+    );
+}
