@@ -4,6 +4,7 @@
 use crate::bundle::{BUILT_COMPONENTS_DIR, Bundle};
 use crate::clock::{Clock, system_now_ms};
 use crate::edge::Edge;
+use crate::edge::auth::{Auth, AuthOptions};
 use crate::queue::Dispatcher;
 use crate::runtime::{CallError, Runtime, RuntimeParts, Settings};
 use crate::store::KvStore;
@@ -40,6 +41,8 @@ pub struct HostOptions {
     pub seed_events: bool,
     /// Swap a service when its component file changes (`tacos up --watch`).
     pub watch: bool,
+    /// How end-user bearer tokens are verified.
+    pub auth: AuthOptions,
 }
 
 impl HostOptions {
@@ -54,6 +57,7 @@ impl HostOptions {
             admin_token: None,
             seed_events: true,
             watch: false,
+            auth: AuthOptions::default(),
         }
     }
 }
@@ -64,6 +68,9 @@ pub struct Shared {
     pub dispatcher: Arc<Dispatcher>,
     pub store: EmbeddedStore,
     pub admin_token: Option<String>,
+    pub auth: Auth,
+    /// How tokens are checked, for the banner.
+    pub auth_summary: String,
 }
 
 impl Shared {
@@ -155,8 +162,11 @@ impl Host {
             },
         )?;
         runtime.self_check_all().await?;
+        let (auth, auth_summary) = Auth::new(&opts.auth, &opts.data_dir)?;
         let dispatcher = Dispatcher::start(runtime.clone());
         let shared = Arc::new(Shared {
+            auth,
+            auth_summary,
             runtime: runtime.clone(),
             dispatcher,
             store: store.clone(),

@@ -12,6 +12,13 @@ use prost_reflect::{
     DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor, SerializeOptions, Value,
 };
 
+/// Why [`Codec::bind_user`] refused a request.
+#[derive(Debug, PartialEq)]
+pub enum BindError {
+    Undecodable(String),
+    OtherUser(String),
+}
+
 #[derive(Clone)]
 pub struct Codec {
     pool: DescriptorPool,
@@ -62,6 +69,33 @@ impl Codec {
             msg.try_set_field(&f, Value::String(value.clone()))
                 .map_err(|e| format!("{field}: {e}"))?;
         }
+        Ok(msg.encode_to_vec())
+    }
+
+    /// Make the `user_id` of an encoded request the authenticated `user`:
+    /// set it when empty, refuse it when it names someone else. Messages
+    /// without a `user_id` field pass unchanged.
+    pub fn bind_user(
+        &self,
+        desc: &MessageDescriptor,
+        bytes: &[u8],
+        user: &str,
+    ) -> Result<Vec<u8>, BindError> {
+        let Some(field) = desc.get_field_by_name("user_id") else {
+            return Ok(bytes.to_vec());
+        };
+        let mut msg = DynamicMessage::decode(desc.clone(), bytes)
+            .map_err(|e| BindError::Undecodable(format!("decoding {}: {e}", desc.full_name())))?;
+        match msg.get_field(&field).as_str() {
+            Some("") | None => {}
+            Some(given) if given == user => return Ok(bytes.to_vec()),
+            Some(given) => {
+                return Err(BindError::OtherUser(format!(
+                    "user_id `{given}` is not the authenticated user"
+                )));
+            }
+        }
+        msg.set_field(&field, Value::String(user.to_string()));
         Ok(msg.encode_to_vec())
     }
 

@@ -20,11 +20,12 @@ async fn bad_requests_are_refused_and_change_nothing() {
         ("/api/v1/queue/join", br#"{"user_id": "frank"}"#.to_vec(), 400, "ERROR_CODE_INVALID_ARGUMENT"),
         ("/api/v1/queue/join", br#"{"event_id": "nope", "user_id": "frank"}"#.to_vec(), 404, "ERROR_CODE_NOT_FOUND"),
         ("/api/v1/queue/enter", br#"{"waiting_token": "forged.token"}"#.to_vec(), 400, "ERROR_CODE_INVALID_ARGUMENT"),
-        ("/api/v1/payments/intent", br#"{"reservation_id": "r", "user_id": "u", "amount": {"amount": -5, "currency": "KRW"}}"#.to_vec(), 400, "ERROR_CODE_INVALID_ARGUMENT"),
+        ("/api/v1/payments/intent", br#"{"reservation_id": "r", "user_id": "frank", "amount": {"amount": -5, "currency": "KRW"}}"#.to_vec(), 400, "ERROR_CODE_INVALID_ARGUMENT"),
         ("/api/v1/reservations", vec![b' '; 70 * 1024], 400, "ERROR_CODE_INVALID_ARGUMENT"),
     ];
+    let frank = t.bearer("frank");
     for (path, body, status, want) in cases {
-        let (got, resp) = t.post_raw(path, body, &[]).await;
+        let (got, resp) = t.post_raw(path, body, &[("authorization", &frank)]).await;
         assert_eq!((got, code(&resp)), (status, want), "{path}: {resp}");
         assert!(!resp["error"]["message"].as_str().unwrap().is_empty());
         assert_eq!(

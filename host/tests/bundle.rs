@@ -54,7 +54,7 @@ async fn flow(t: &TestHost) -> Value {
     t.pay(&held, "u1", "PAYMENT_SCENARIO_APPROVE").await;
     t.advance(10.0).await;
     let r = t
-        .reservation(held["reservation_id"].as_str().unwrap())
+        .reservation(held["reservation_id"].as_str().unwrap(), "u1")
         .await;
     let mut seats: Vec<(String, String)> = t.seats("e").await.into_iter().collect();
     seats.sort();

@@ -30,19 +30,23 @@ async fn approved_payment_confirms_and_sells() {
     // APPROVE completes 2–4 s later; the advance returns once the webhook,
     // the worker and the confirmation have all run.
     t.advance(5.0).await;
-    let r = t.reservation(res["reservation_id"].as_str().unwrap()).await;
+    let r = t
+        .reservation(res["reservation_id"].as_str().unwrap(), "alice")
+        .await;
     assert_eq!(r["status"], "RESERVATION_STATUS_CONFIRMED", "{r}");
     assert!(r["order_id"].as_str().unwrap().starts_with("ord_"), "{r}");
     assert_eq!(r["payment_intent_id"], pi.as_str());
     let seats = t.seats("concert").await;
     assert_eq!(seats["A-1"], "SEAT_STATUS_SOLD");
     assert_eq!(seats["A-2"], "SEAT_STATUS_SOLD");
-    let (_, payment) = t.get(&format!("/api/v1/payments/{pi}")).await;
+    let (_, payment) = t.get_as("alice", &format!("/api/v1/payments/{pi}")).await;
     assert_eq!(payment["payment"]["status"], "PAYMENT_STATUS_COMPLETED");
 
     // The hold's expiry later is a no-op for a confirmed reservation.
     t.advance(61.0).await;
-    let r = t.reservation(res["reservation_id"].as_str().unwrap()).await;
+    let r = t
+        .reservation(res["reservation_id"].as_str().unwrap(), "alice")
+        .await;
     assert_eq!(r["status"], "RESERVATION_STATUS_CONFIRMED");
     assert_eq!(t.seats("concert").await["A-1"], "SEAT_STATUS_SOLD");
 }
@@ -55,7 +59,9 @@ async fn failed_payment_releases_the_seats() {
     let (_, res) = t.hold("concert", "bob", &token, &["A-5"], "k1").await;
     t.pay(&res, "bob", "PAYMENT_SCENARIO_FAIL").await;
     t.advance(3.0).await;
-    let r = t.reservation(res["reservation_id"].as_str().unwrap()).await;
+    let r = t
+        .reservation(res["reservation_id"].as_str().unwrap(), "bob")
+        .await;
     assert_eq!(r["status"], "RESERVATION_STATUS_FAILED", "{r}");
     assert_eq!(t.seats("concert").await["A-5"], "SEAT_STATUS_AVAILABLE");
     // Confirming with the failed payment is refused.
@@ -83,11 +89,11 @@ async fn unpaid_hold_expires_after_sixty_seconds() {
 
     t.advance(59.0).await;
     assert_eq!(
-        t.reservation(&id).await["status"],
+        t.reservation(&id, "carol").await["status"],
         "RESERVATION_STATUS_HOLD"
     );
     t.advance(2.0).await;
-    let r = t.reservation(&id).await;
+    let r = t.reservation(&id, "carol").await;
     assert_eq!(r["status"], "RESERVATION_STATUS_EXPIRED", "{r}");
     let seats = t.seats("concert").await;
     assert_eq!(seats["A-7"], "SEAT_STATUS_AVAILABLE");

@@ -30,6 +30,16 @@ async fn channel(t: &TestHost) -> Channel {
         .expect("gRPC connects")
 }
 
+/// A request as `user`, with their bearer token.
+fn as_user<T>(t: &TestHost, user: &str, msg: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut().insert(
+        "authorization",
+        t.bearer(user).parse().expect("an ASCII header value"),
+    );
+    req
+}
+
 async fn seat_status(inv: &mut InventoryClient<Channel>, event: &str, seat: &str) -> SeatStatus {
     let r = inv
         .get_inventory_status(GetInventoryStatusRequest {
@@ -90,14 +100,18 @@ async fn generated_client_runs_the_whole_flow() {
         .reservation_token;
 
     let hold = reservations
-        .create_reservation(CreateReservationRequest {
-            event_id: "g".into(),
-            seat_ids: vec!["A-3".into()],
-            user_id: "dora".into(),
-            reservation_token: token,
-            idempotency_key: "k1".into(),
-            ..Default::default()
-        })
+        .create_reservation(as_user(
+            &t,
+            "dora",
+            CreateReservationRequest {
+                event_id: "g".into(),
+                seat_ids: vec!["A-3".into()],
+                user_id: "dora".into(),
+                reservation_token: token,
+                idempotency_key: "k1".into(),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -107,23 +121,31 @@ async fn generated_client_runs_the_whole_flow() {
         SeatStatus::Reserved
     );
 
+    // The user comes from the token; the field may be left empty.
     payments
-        .create_payment_intent(CreatePaymentIntentRequest {
-            reservation_id: hold.reservation_id.clone(),
-            user_id: "dora".into(),
-            amount: hold.total_amount,
-            scenario: PaymentScenario::Approve as i32,
-            ..Default::default()
-        })
+        .create_payment_intent(as_user(
+            &t,
+            "dora",
+            CreatePaymentIntentRequest {
+                reservation_id: hold.reservation_id.clone(),
+                amount: hold.total_amount,
+                scenario: PaymentScenario::Approve as i32,
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap();
     t.advance(5.0).await;
 
     let r = reservations
-        .get_reservation(GetReservationRequest {
-            reservation_id: hold.reservation_id,
-            user_id: "dora".into(),
-        })
+        .get_reservation(as_user(
+            &t,
+            "dora",
+            GetReservationRequest {
+                reservation_id: hold.reservation_id,
+                user_id: String::new(),
+            },
+        ))
         .await
         .unwrap()
         .into_inner()
@@ -182,14 +204,18 @@ async fn errors_map_to_status_codes_with_the_contract_error() {
     // A bad reservation token: the component's INVALID_ARGUMENT / UNAUTHENTICATED.
     let mut reservations = ReservationServiceClient::new(ch.clone());
     let s = reservations
-        .create_reservation(CreateReservationRequest {
-            event_id: "g".into(),
-            seat_ids: vec!["A-1".into()],
-            user_id: "eve".into(),
-            reservation_token: "forged".into(),
-            idempotency_key: "k".into(),
-            ..Default::default()
-        })
+        .create_reservation(as_user(
+            &t,
+            "eve",
+            CreateReservationRequest {
+                event_id: "g".into(),
+                seat_ids: vec!["A-1".into()],
+                user_id: "eve".into(),
+                reservation_token: "forged".into(),
+                idempotency_key: "k".into(),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap_err();
     assert!(

@@ -21,17 +21,33 @@ fn up(data_dir: &Path) -> Proc {
     ])
     .arg(data_dir)
     .arg("--cache-dir")
-    .arg(cache_dir());
+    .arg(cache_dir())
+    .env("TACOS_JWT_SECRET", JWT_SECRET);
     Proc::spawn(cmd)
 }
 
+/// A request, as the body's `user_id` when it names one.
 async fn call(http: &Http, method: &str, url: String, body: Option<Value>) -> (u16, Value) {
+    let user = body.as_ref().and_then(|b| b["user_id"].as_str());
+    call_as(http, user, method, url, body.clone()).await
+}
+
+async fn call_as(
+    http: &Http,
+    user: Option<&str>,
+    method: &str,
+    url: String,
+    body: Option<Value>,
+) -> (u16, Value) {
+    // The virtual clock starts at the system's time and moves minutes at most.
+    let auth = user.map(|u| bearer_at(tacos_host::clock::system_now_ms() / 1000, u));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
     request(
         http,
         method,
         &url,
         body.map(|b| b.to_string().into_bytes()),
-        &[],
+        &headers,
     )
     .await
 }
@@ -83,7 +99,14 @@ async fn holds_reservations_and_delayed_messages_survive_a_kill() {
     );
     let id1 = holds[0]["reservation_id"].as_str().unwrap();
     let id2 = holds[1]["reservation_id"].as_str().unwrap();
-    let (_, r1) = call(&http, "GET", format!("{u}/api/v1/reservations/{id1}"), None).await;
+    let (_, r1) = call_as(
+        &http,
+        Some("u1"),
+        "GET",
+        format!("{u}/api/v1/reservations/{id1}"),
+        None,
+    )
+    .await;
     assert_eq!(
         r1["reservation"]["status"], "RESERVATION_STATUS_HOLD",
         "{r1}"
@@ -100,7 +123,14 @@ async fn holds_reservations_and_delayed_messages_survive_a_kill() {
     )
     .await;
     assert_eq!(adv["settled"], true);
-    let (_, r2) = call(&http, "GET", format!("{u}/api/v1/reservations/{id2}"), None).await;
+    let (_, r2) = call_as(
+        &http,
+        Some("u2"),
+        "GET",
+        format!("{u}/api/v1/reservations/{id2}"),
+        None,
+    )
+    .await;
     assert_eq!(
         r2["reservation"]["status"], "RESERVATION_STATUS_CONFIRMED",
         "{r2}"
@@ -113,7 +143,14 @@ async fn holds_reservations_and_delayed_messages_survive_a_kill() {
         Some(json!({"seconds": 61})),
     )
     .await;
-    let (_, r1) = call(&http, "GET", format!("{u}/api/v1/reservations/{id1}"), None).await;
+    let (_, r1) = call_as(
+        &http,
+        Some("u1"),
+        "GET",
+        format!("{u}/api/v1/reservations/{id1}"),
+        None,
+    )
+    .await;
     assert_eq!(
         r1["reservation"]["status"], "RESERVATION_STATUS_EXPIRED",
         "{r1}"

@@ -32,15 +32,18 @@ fn sha256(bytes: &[u8]) -> String {
 }
 
 /// A request that also returns every `x-tacos-served-by` header.
+/// A request as `user` (with their bearer token).
 async fn call(
     t: &TestHost,
+    user: &str,
     method: &str,
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value, Vec<String>) {
     let mut req = hyper::Request::builder()
         .method(method)
-        .uri(format!("{}{path}", t.url));
+        .uri(format!("{}{path}", t.url))
+        .header("authorization", t.bearer(user));
     if body.is_some() {
         req = req.header("content-type", "application/json");
     }
@@ -102,6 +105,7 @@ async fn user_flow(t: &TestHost, n: usize, seen: &mut Vec<Seen>) -> Option<Strin
         "queue",
         call(
             t,
+            &user,
             "POST",
             "/api/v1/queue/join",
             Some(json!({"event_id": "live", "user_id": user, "session_id": format!("s{n}")})),
@@ -111,12 +115,20 @@ async fn user_flow(t: &TestHost, n: usize, seen: &mut Vec<Seen>) -> Option<Strin
     let wt = joined["waiting_token"].as_str()?.to_string();
     record(
         "queue",
-        call(t, "GET", &format!("/api/v1/queue/status?token={wt}"), None).await,
+        call(
+            t,
+            &user,
+            "GET",
+            &format!("/api/v1/queue/status?token={wt}"),
+            None,
+        )
+        .await,
     )?;
     let entered = record(
         "queue",
         call(
             t,
+            &user,
             "POST",
             "/api/v1/queue/enter",
             Some(json!({ "waiting_token": wt })),
@@ -128,6 +140,7 @@ async fn user_flow(t: &TestHost, n: usize, seen: &mut Vec<Seen>) -> Option<Strin
         "reservation",
         call(
             t,
+            &user,
             "POST",
             "/api/v1/reservations",
             Some(
@@ -142,6 +155,7 @@ async fn user_flow(t: &TestHost, n: usize, seen: &mut Vec<Seen>) -> Option<Strin
         "payment",
         call(
             t,
+            &user,
             "POST",
             "/api/v1/payments/intent",
             Some(json!({"reservation_id": id, "user_id": user,
@@ -151,7 +165,7 @@ async fn user_flow(t: &TestHost, n: usize, seen: &mut Vec<Seen>) -> Option<Strin
     )?;
     record(
         "reservation",
-        call(t, "GET", &format!("/api/v1/reservations/{id}"), None).await,
+        call(t, &user, "GET", &format!("/api/v1/reservations/{id}"), None).await,
     )?;
     Some(id)
 }
@@ -191,7 +205,7 @@ async fn swaps_under_load_fail_no_request_and_lose_no_hold() {
                 assert!(n < SEATS as usize, "ran out of seats for the load");
                 let before = seen.len();
                 if let Some(id) = user_flow(&t, n, &mut seen).await {
-                    holds.push((id, format!("A-{}", n + 1)));
+                    holds.push((id, format!("A-{}", n + 1), format!("u{n}")));
                 }
                 answered.fetch_add(seen.len() - before, Ordering::Relaxed);
             }
@@ -273,7 +287,7 @@ async fn swaps_under_load_fail_no_request_and_lose_no_hold() {
     // hold is a distinct reservation whose seat is SOLD exactly when it was
     // confirmed, and no seat is left HELD.
     t.advance(120.0).await;
-    let ids: HashSet<&String> = holds.iter().map(|(id, _)| id).collect();
+    let ids: HashSet<&String> = holds.iter().map(|(id, _, _)| id).collect();
     assert_eq!(
         ids.len(),
         holds.len(),
@@ -281,8 +295,8 @@ async fn swaps_under_load_fail_no_request_and_lose_no_hold() {
     );
     let seats = t.seats("live").await;
     let mut confirmed = 0;
-    for (id, seat) in &holds {
-        let r = t.reservation(id).await;
+    for (id, seat, user) in &holds {
+        let r = t.reservation(id, user).await;
         let status = r["status"].as_str().unwrap();
         let seat_status = seats[seat].as_str();
         match status {
@@ -437,6 +451,7 @@ async fn rollback_restores_and_the_same_swap_twice_is_a_no_op() {
     let (_, held) = t.hold("e", "u1", &token, &["A-1"], "k1").await;
     let (status, _, served) = call(
         &t,
+        "u1",
         "POST",
         "/api/v1/payments/intent",
         Some(

@@ -5,6 +5,7 @@
 mod bench;
 mod ops;
 
+use crate::edge::auth::{self, AuthOptions};
 use crate::host::{Host, HostOptions};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -35,9 +36,40 @@ enum Command {
     /// Work with bundles.
     #[command(subcommand)]
     Bundle(BundleCommand),
+    /// Mint a development bearer token (HS256) for a user.
+    Token(TokenArgs),
     /// Measure a host.
     #[command(subcommand)]
     Bench(Bench),
+}
+
+/// Where end-user tokens are verified (shared by `up` and `token`).
+#[derive(Debug, clap::Args)]
+struct AuthArgs {
+    /// HS256 secret for end-user JWTs, at least 16 bytes (default: a random
+    /// secret kept in <data-dir>/jwt-secret).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "TACOS_JWT_SECRET",
+        hide_env_values = true
+    )]
+    jwt_secret: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// The user id (the token's subject).
+    #[arg(long, value_name = "USER")]
+    user: String,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    ttl: u64,
+    /// The data dir of the host whose generated secret to use.
+    #[arg(long, default_value = "./.tacos", value_name = "DIR")]
+    data_dir: PathBuf,
+    #[command(flatten)]
+    auth: AuthArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +130,17 @@ struct UpArgs {
     /// Swap a service when its component file changes on disk (same checks as `tacos swap`).
     #[arg(long)]
     watch: bool,
+    #[command(flatten)]
+    auth: AuthArgs,
+    /// A JWKS file of RS256/ES256 public keys for end-user JWTs (keys picked by `kid`).
+    #[arg(long, value_name = "FILE", env = "TACOS_JWKS")]
+    jwks: Option<PathBuf>,
+    /// Require this `iss` claim in end-user JWTs.
+    #[arg(long, value_name = "ISSUER", env = "TACOS_JWT_ISSUER")]
+    jwt_issuer: Option<String>,
+    /// Require this `aud` claim in end-user JWTs.
+    #[arg(long, value_name = "AUDIENCE", env = "TACOS_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
 }
 
 pub fn main() -> ExitCode {
@@ -131,6 +174,7 @@ pub fn main() -> ExitCode {
                 }
                 Ok(())
             }
+            Command::Token(args) => token(args),
             Command::Bench(Bench::FlashSale(args)) => bench::flash_sale::flash_sale(args).await,
             Command::Bench(Bench::Route(args)) => bench::route::route(args).await,
             Command::Bench(Bench::Swap(args)) => bench::swap::swap(args).await,
@@ -143,6 +187,16 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let secret = match args.auth.jwt_secret {
+        Some(s) => s,
+        None => auth::dev_secret(&args.data_dir)?,
+    };
+    let now = crate::clock::system_now_ms() / 1000;
+    println!("{}", auth::mint(&secret, &args.user, now, args.ttl)?);
+    Ok(())
 }
 
 /// The URL in the first line `tacos up` prints, for tools that start a host.
@@ -170,6 +224,12 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     opts.admin_token = args.admin_token;
     opts.seed_events = !args.no_demo;
     opts.watch = args.watch;
+    opts.auth = AuthOptions {
+        secret: args.auth.jwt_secret,
+        jwks: args.jwks,
+        issuer: args.jwt_issuer,
+        audience: args.jwt_audience,
+    };
     let started = std::time::Instant::now();
     let host = Host::start(opts.clone()).await?;
     let url = host.url();
@@ -188,6 +248,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             "system"
         }
     );
+    println!("  auth       {}", host.shared.auth_summary);
     for slot in host.runtime().slots() {
         let v = slot.current.load();
         println!(

@@ -38,6 +38,12 @@ const MAX_DEADLINE: Duration = Duration::from_secs(60);
 /// Services a client may call only with the admin token (when one is set):
 /// the worker's RPCs change reservations on anyone's behalf.
 const ADMIN_SERVICES: &[&str] = &["reservation.v1.WorkerService"];
+/// Services that act for an end user: a bearer token is required and its
+/// subject becomes the request's `user_id`, as on the REST routes.
+const USER_SERVICES: &[&str] = &[
+    "reservation.v1.ReservationService",
+    "payment.v1.PaymentService",
+];
 
 type Response = http::Response<tonic::body::Body>;
 type Builtin = BoxCloneSyncService<http::Request<Incoming>, Response, Infallible>;
@@ -55,6 +61,7 @@ pub struct Grpc {
 struct Rpc {
     service: String,
     method: String,
+    input: prost_reflect::MessageDescriptor,
     guard: Guard,
 }
 
@@ -74,6 +81,8 @@ impl Grpc {
             };
             let guard = if ADMIN_SERVICES.contains(&name.as_str()) {
                 Guard::Admin
+            } else if USER_SERVICES.contains(&name.as_str()) {
+                Guard::User
             } else {
                 Guard::Open
             };
@@ -83,6 +92,7 @@ impl Grpc {
                     Rpc {
                         service: name.clone(),
                         method: m.name().to_string(),
+                        input: m.input(),
                         guard,
                     },
                 );
@@ -149,11 +159,17 @@ impl Grpc {
             );
             return with_details(Code::Unimplemented, &mut e).into_http();
         };
-        if rpc.guard == Guard::Admin
-            && let Err(e) = admin::authorize(edge, req.headers(), &trace)
-        {
-            return fail(e);
-        }
+        let user = match rpc.guard {
+            Guard::Admin => match admin::authorize(edge, req.headers(), &trace) {
+                Ok(()) => None,
+                Err(e) => return fail(e),
+            },
+            Guard::User => match edge.authenticate(req.headers(), &trace) {
+                Ok(user) => Some(user),
+                Err(e) => return fail(e),
+            },
+            Guard::Open | Guard::SignedWebhook => None,
+        };
         let timeout = match grpc_timeout(req.headers()) {
             Ok(t) => t.unwrap_or(MAX_DEADLINE).min(MAX_DEADLINE),
             Err(msg) => return fail(errors::error(ErrorCode::InvalidArgument, msg, &trace)),
@@ -163,9 +179,18 @@ impl Grpc {
         let call = tower::service_fn(|request: tonic::Request<Bytes>| {
             let ctx = &ctx;
             let trace = &trace;
+            let user = user.as_deref();
             async move {
+                let bound;
+                let mut bytes: &[u8] = request.get_ref();
+                if let Some(user) = user {
+                    bound = edge
+                        .bind_user(&rpc.input, bytes, user, trace)
+                        .map_err(|e| status(&e))?;
+                    bytes = &bound;
+                }
                 let (result, version) = runtime
-                    .call_served(ctx, &rpc.service, &rpc.method, request.get_ref())
+                    .call_served(ctx, &rpc.service, &rpc.method, bytes)
                     .await;
                 let mut response = match result {
                     Ok(bytes) => tonic::Response::new(bytes),

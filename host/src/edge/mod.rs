@@ -10,16 +10,18 @@
 //! `traceparent` on the request is honoured.
 
 mod admin;
+pub mod auth;
 mod deploy;
 pub mod errors;
 pub mod grpc;
 pub mod routes;
 
 use crate::host::Shared;
+use crate::json::BindError;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use prost_reflect::MessageDescriptor;
@@ -156,6 +158,40 @@ impl Edge {
         }
     }
 
+    /// The user a request on a [`Guard::User`] route acts as: its bearer
+    /// token's subject, checked against the host's clock.
+    pub(crate) fn authenticate(
+        &self,
+        headers: &hyper::HeaderMap,
+        trace: &str,
+    ) -> Result<String, ProtoError> {
+        let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let now_s = self.shared.runtime.clock.now_ms() / 1000;
+        self.shared
+            .auth
+            .verify(header, now_s)
+            .map_err(|m| errors::error(ErrorCode::Unauthenticated, m, trace))
+    }
+
+    /// Write the authenticated `user` into an encoded request (see
+    /// [`Codec::bind_user`](crate::json::Codec::bind_user)).
+    pub(crate) fn bind_user(
+        &self,
+        desc: &MessageDescriptor,
+        request: &[u8],
+        user: &str,
+        trace: &str,
+    ) -> Result<Vec<u8>, ProtoError> {
+        self.shared
+            .runtime
+            .codec
+            .bind_user(desc, request, user)
+            .map_err(|e| match e {
+                BindError::Undecodable(m) => errors::error(ErrorCode::InvalidArgument, m, trace),
+                BindError::OtherUser(m) => errors::error(ErrorCode::Forbidden, m, trace),
+            })
+    }
+
     fn error(&self, e: &ProtoError) -> Response<Body> {
         json(
             errors::status_of(e.code),
@@ -230,9 +266,14 @@ impl Edge {
             output,
         } = resolved;
         let err = |code, msg: String| errors::error(code, msg, trace);
-        if route.guard == Guard::Admin {
-            admin::authorize(self, req.headers(), trace)?;
-        }
+        let user = match route.guard {
+            Guard::Admin => {
+                admin::authorize(self, req.headers(), trace)?;
+                None
+            }
+            Guard::User => Some(self.authenticate(req.headers(), trace)?),
+            Guard::Open | Guard::SignedWebhook => None,
+        };
         let mut fields: Vec<(&str, String)> = captures;
         if let Some(q) = req.uri().query() {
             for (k, v) in routes::query_pairs(q) {
@@ -304,9 +345,12 @@ impl Edge {
             })?;
         }
         let codec = &runtime.codec;
-        let request = codec
+        let mut request = codec
             .from_json(input, &body, &fields)
             .map_err(|m| err(ErrorCode::InvalidArgument, m))?;
+        if let Some(user) = &user {
+            request = self.bind_user(input, &request, user, trace)?;
+        }
         let ctx = runtime.context(trace.into(), std::time::Duration::from_secs(60));
         let (result, version) = runtime
             .call_served(&ctx, route.service, route.rpc, &request)

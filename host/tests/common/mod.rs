@@ -37,7 +37,17 @@ pub fn options(dir: &std::path::Path) -> HostOptions {
     opts.virtual_clock = true;
     opts.cache_dir = Some(cache_dir());
     opts.seed_events = false;
+    opts.auth.secret = Some(JWT_SECRET.into());
     opts
+}
+
+/// The HS256 secret test hosts verify end-user tokens with.
+pub const JWT_SECRET: &str = "tacos-test-secret-0123456789";
+
+/// `Bearer …` for `user`, signed with [`JWT_SECRET`], valid a day from `now_s`.
+pub fn bearer_at(now_s: u64, user: &str) -> String {
+    let token = tacos_host::edge::auth::mint(JWT_SECRET, user, now_s, 86_400).unwrap();
+    format!("Bearer {token}")
 }
 
 pub async fn start() -> TestHost {
@@ -154,13 +164,35 @@ pub async fn request(
 }
 
 impl TestHost {
+    /// `authorization: Bearer …` for `user`, valid for a day of the host's clock.
+    pub fn bearer(&self, user: &str) -> String {
+        bearer_at(self.host.runtime().clock.now_ms() / 1000, user)
+    }
+
+    /// POST JSON, as the body's `user_id` when it names one.
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let auth = body["user_id"].as_str().map(|u| self.bearer(u));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
         request(
             &self.http,
             "POST",
             &format!("{}{path}", self.url),
             Some(body.to_string().into_bytes()),
-            &[],
+            &headers,
+        )
+        .await
+    }
+
+    /// GET as `user`.
+    pub async fn get_as(&self, user: &str, path: &str) -> (u16, Value) {
+        let auth = self.bearer(user);
+        request(
+            &self.http,
+            "GET",
+            &format!("{}{path}", self.url),
+            None,
+            &[("authorization", &auth)],
         )
         .await
     }
@@ -268,8 +300,11 @@ impl TestHost {
         body["payment_intent_id"].as_str().unwrap().to_string()
     }
 
-    pub async fn reservation(&self, id: &str) -> Value {
-        let (status, body) = self.get(&format!("/api/v1/reservations/{id}")).await;
+    /// A reservation, read as its owner.
+    pub async fn reservation(&self, id: &str, user: &str) -> Value {
+        let (status, body) = self
+            .get_as(user, &format!("/api/v1/reservations/{id}"))
+            .await;
         assert_eq!(status, 200, "get reservation: {body}");
         body["reservation"].clone()
     }

@@ -11,7 +11,7 @@
 //! checks that every seat was sold exactly once and reports the host's peak
 //! RSS. The virtual clock lets a 60-second world run as fast as the machine.
 
-use super::{Http, Phase, client, peak_rss_mib, send, spawn_host};
+use super::{Http, Phase, bearer, client, peak_rss_mib, send, send_as, spawn_host};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -34,6 +34,14 @@ pub struct FlashSaleArgs {
     /// A running host (started with --virtual-clock) instead of a fresh one.
     #[arg(long, value_name = "URL")]
     target: Option<String>,
+    /// The target host's HS256 secret, to sign the users' tokens.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "TACOS_JWT_SECRET",
+        hide_env_values = true
+    )]
+    jwt_secret: Option<String>,
 }
 
 /// The baseline: how many 256-byte appends per second one writer makes durable
@@ -125,11 +133,18 @@ pub async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<()> {
     if args.seats == 0 || args.users < args.seats {
         bail!("need at least as many users as seats (and at least one seat)");
     }
-    let (spawned, url) = match &args.target {
-        Some(u) => (None, u.trim_end_matches('/').to_string()),
+    let (spawned, url, secret) = match &args.target {
+        Some(u) => (
+            None,
+            u.trim_end_matches('/').to_string(),
+            args.jwt_secret
+                .clone()
+                .context("a --target host needs its --jwt-secret to sign the users' tokens")?,
+        ),
         None => {
             let (s, u) = spawn_host()?;
-            (Some(s), u)
+            let secret = s.jwt_secret.clone();
+            (Some(s), u, secret)
         }
     };
     let http = client(args.concurrency);
@@ -175,7 +190,7 @@ pub async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<()> {
         }
     };
 
-    let ctx = Arc::new((http.clone(), url.clone(), event.clone()));
+    let ctx = Arc::new((http.clone(), url.clone(), event.clone(), secret));
     let c = ctx.clone();
     let (joins, waiting) = phase("join", args.users, args.concurrency, move |i| {
         let c = c.clone();
@@ -227,8 +242,9 @@ pub async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<()> {
                 let user = i + offset;
                 let req = json!({"event_id": c.2, "quantity": 1, "user_id": format!("u{user}"),
                                  "reservation_token": t[user], "idempotency_key": format!("hold-{user}")});
-                let (status, body) = send(
+                let (status, body) = send_as(
                     &c.0,
+                    Some(&bearer(&c.3, &format!("u{user}"))?),
                     "POST",
                     &format!("{}/api/v1/reservations", c.1),
                     Some(&req),
@@ -288,7 +304,8 @@ pub async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<()> {
         async move {
             let (r, user) = &h[i];
             let req = json!({"reservation_id": r["reservation_id"], "user_id": user, "amount": r["total_amount"], "scenario": "PAYMENT_SCENARIO_APPROVE"});
-            let (s, b) = send(&c.0, "POST", &format!("{}/api/v1/payments/intent", c.1), Some(&req)).await?;
+            let auth = bearer(&c.3, user)?;
+            let (s, b) = send_as(&c.0, Some(&auth), "POST", &format!("{}/api/v1/payments/intent", c.1), Some(&req)).await?;
             if s != 200 {
                 bail!("payment intent: {s} {b}");
             }

@@ -29,7 +29,18 @@ pub fn client(connections: usize) -> Http {
 /// A host process started for a run, on a throwaway data dir.
 pub struct Spawned {
     pub child: Child,
+    /// The HS256 secret the host verifies end-user tokens with.
+    pub jwt_secret: String,
     _dir: tempfile::TempDir,
+}
+
+/// `Bearer <token>` for `user`, signed with `secret`, valid for a day.
+pub fn bearer(secret: &str, user: &str) -> anyhow::Result<String> {
+    let now_s = crate::clock::system_now_ms() / 1000;
+    Ok(format!(
+        "Bearer {}",
+        crate::edge::auth::mint(secret, user, now_s, 86_400)?
+    ))
 }
 
 impl Drop for Spawned {
@@ -64,6 +75,8 @@ pub fn spawn_host_with(
     if let Some(cache) = cache_dir {
         cmd.arg("--cache-dir").arg(cache);
     }
+    let jwt_secret = hex::encode(rand::random::<[u8; 16]>());
+    cmd.env("TACOS_JWT_SECRET", &jwt_secret);
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -79,7 +92,15 @@ pub fn spawn_host_with(
     let start_ms = banner
         .rsplit_once('(')
         .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok());
-    Ok((Spawned { child, _dir: dir }, url, start_ms))
+    Ok((
+        Spawned {
+            child,
+            jwt_secret,
+            _dir: dir,
+        },
+        url,
+        start_ms,
+    ))
 }
 
 /// Peak resident memory of a process, in MiB (Linux).
@@ -97,7 +118,21 @@ pub async fn send(
     url: &str,
     body: Option<&Value>,
 ) -> anyhow::Result<(u16, Value)> {
+    send_as(http, None, method, url, body).await
+}
+
+/// [`send`] with an `authorization` header.
+pub async fn send_as(
+    http: &Http,
+    authorization: Option<&str>,
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<(u16, Value)> {
     let mut req = hyper::Request::builder().method(method).uri(url);
+    if let Some(auth) = authorization {
+        req = req.header(hyper::header::AUTHORIZATION, auth);
+    }
     if body.is_some() {
         req = req.header("content-type", "application/json");
     }

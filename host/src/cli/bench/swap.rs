@@ -7,7 +7,7 @@
 //!   the same load without swaps, in the same run;
 //! - host start-up with a cold and a warm compiled-component cache.
 
-use super::{Http, Phase, client, send, spawn_host_with};
+use super::{Http, Phase, bearer, client, send, send_as, spawn_host_with};
 use crate::bundle::BUILT_COMPONENTS_DIR;
 use crate::runtime::with_custom_section;
 use anyhow::{Context, bail};
@@ -35,9 +35,18 @@ pub struct SwapArgs {
     cold_swaps: usize,
 }
 
-/// GET `url`; the status and the `x-tacos-served-by` hash.
-async fn served_by(http: &Http, url: &str) -> anyhow::Result<(u16, String)> {
-    let req = hyper::Request::get(url).body(Full::new(Bytes::new()))?;
+/// The request the load repeats: a payment's status, read as its owner.
+#[derive(Clone)]
+struct Probe {
+    url: String,
+    authorization: String,
+}
+
+/// GET the probe; the status and the `x-tacos-served-by` hash.
+async fn served_by(http: &Http, probe: &Probe) -> anyhow::Result<(u16, String)> {
+    let req = hyper::Request::get(&probe.url)
+        .header(hyper::header::AUTHORIZATION, &probe.authorization)
+        .body(Full::new(Bytes::new()))?;
     let resp = http.request(req).await?;
     let status = resp.status().as_u16();
     let hash = resp
@@ -52,7 +61,7 @@ async fn served_by(http: &Http, url: &str) -> anyhow::Result<(u16, String)> {
 }
 
 /// Swap, then call until the new version answers: milliseconds end to end.
-async fn timed_swap(http: &Http, base: &str, probe: &str, body: Value) -> anyhow::Result<f64> {
+async fn timed_swap(http: &Http, base: &str, probe: &Probe, body: Value) -> anyhow::Result<f64> {
     let started = Instant::now();
     let (status, answer) = send(
         http,
@@ -79,7 +88,7 @@ async fn timed_swap(http: &Http, base: &str, probe: &str, body: Value) -> anyhow
 /// Load on `probe` for `seconds`; latencies of every answer, failures counted.
 async fn load(
     http: &Http,
-    probe: &str,
+    probe: &Probe,
     connections: usize,
     seconds: u64,
     name: &'static str,
@@ -89,12 +98,8 @@ async fn load(
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..connections {
-        let (http, probe, stop, failed) = (
-            http.clone(),
-            probe.to_string(),
-            stop.clone(),
-            failed.clone(),
-        );
+        let (http, probe, stop, failed) =
+            (http.clone(), probe.clone(), stop.clone(), failed.clone());
         workers.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             while !stop.load(Ordering::Relaxed) {
@@ -139,10 +144,11 @@ pub async fn swap(args: SwapArgs) -> anyhow::Result<()> {
     let http = client(args.connections + 2);
 
     // One payment intent to read back under load (payment-sim's GetPaymentStatus).
+    let authorization = bearer(&host.jwt_secret, "u")?;
     let post = |path: &str, body: Value| {
-        let (http, url) = (http.clone(), format!("{base}{path}"));
+        let (http, url, auth) = (http.clone(), format!("{base}{path}"), authorization.clone());
         async move {
-            let (status, v) = send(&http, "POST", &url, Some(&body)).await?;
+            let (status, v) = send_as(&http, Some(&auth), "POST", &url, Some(&body)).await?;
             if status != 200 {
                 bail!("{url}: {v}");
             }
@@ -174,12 +180,15 @@ pub async fn swap(args: SwapArgs) -> anyhow::Result<()> {
         json!({"reservation_id": held["reservation_id"], "user_id": "u", "amount": held["total_amount"], "scenario": "PAYMENT_SCENARIO_TIMEOUT"}),
     )
     .await?;
-    let probe = format!(
-        "{base}/api/v1/payments/{}",
-        intent["payment_intent_id"]
-            .as_str()
-            .context("no payment id")?
-    );
+    let probe = Probe {
+        url: format!(
+            "{base}/api/v1/payments/{}",
+            intent["payment_intent_id"]
+                .as_str()
+                .context("no payment id")?
+        ),
+        authorization,
+    };
 
     // Cold swaps: bytes no cache has seen.
     let standard = std::fs::read(format!("{BUILT_COMPONENTS_DIR}/tacos_payment_sim.wasm"))?;
