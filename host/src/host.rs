@@ -43,6 +43,8 @@ pub struct HostOptions {
     pub watch: bool,
     /// How end-user bearer tokens are verified.
     pub auth: AuthOptions,
+    /// How long a response to an `Idempotency-Key` is kept for replay.
+    pub idempotency_window: Duration,
 }
 
 impl HostOptions {
@@ -58,6 +60,7 @@ impl HostOptions {
             seed_events: true,
             watch: false,
             auth: AuthOptions::default(),
+            idempotency_window: Duration::from_secs(300),
         }
     }
 }
@@ -71,6 +74,7 @@ pub struct Shared {
     pub auth: Auth,
     /// How tokens are checked, for the banner.
     pub auth_summary: String,
+    pub idempotency_window: Duration,
 }
 
 impl Shared {
@@ -167,6 +171,7 @@ impl Host {
         let shared = Arc::new(Shared {
             auth,
             auth_summary,
+            idempotency_window: opts.idempotency_window,
             runtime: runtime.clone(),
             dispatcher,
             store: store.clone(),

@@ -12,11 +12,15 @@ use prost_reflect::{
     DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor, SerializeOptions, Value,
 };
 
-/// Why [`Codec::bind_user`] refused a request.
+/// Why [`Codec::bind`] refused a request.
 #[derive(Debug, PartialEq)]
 pub enum BindError {
     Undecodable(String),
-    OtherUser(String),
+    /// The request's `field` holds `given`, not the bound value.
+    Mismatch {
+        field: String,
+        given: String,
+    },
 }
 
 #[derive(Clone)]
@@ -72,31 +76,47 @@ impl Codec {
         Ok(msg.encode_to_vec())
     }
 
-    /// Make the `user_id` of an encoded request the authenticated `user`:
-    /// set it when empty, refuse it when it names someone else. Messages
-    /// without a `user_id` field pass unchanged.
-    pub fn bind_user(
+    /// Give string fields of an encoded request values the edge vouches for
+    /// (the authenticated `user_id`, the `idempotency_key` of the header):
+    /// each is set when empty and refused when it holds something else.
+    /// Fields the message does not have are skipped; with nothing to set the
+    /// bytes pass unchanged.
+    pub fn bind(
         &self,
         desc: &MessageDescriptor,
         bytes: &[u8],
-        user: &str,
+        values: &[(&str, &str)],
     ) -> Result<Vec<u8>, BindError> {
-        let Some(field) = desc.get_field_by_name("user_id") else {
+        let fields: Vec<_> = values
+            .iter()
+            .filter_map(|(name, v)| Some((desc.get_field_by_name(name)?, *v)))
+            .collect();
+        if fields.is_empty() {
             return Ok(bytes.to_vec());
-        };
+        }
         let mut msg = DynamicMessage::decode(desc.clone(), bytes)
             .map_err(|e| BindError::Undecodable(format!("decoding {}: {e}", desc.full_name())))?;
-        match msg.get_field(&field).as_str() {
-            Some("") | None => {}
-            Some(given) if given == user => return Ok(bytes.to_vec()),
-            Some(given) => {
-                return Err(BindError::OtherUser(format!(
-                    "user_id `{given}` is not the authenticated user"
-                )));
+        let mut changed = false;
+        for (field, value) in fields {
+            match msg.get_field(&field).as_str() {
+                Some("") | None => {
+                    msg.set_field(&field, Value::String(value.to_string()));
+                    changed = true;
+                }
+                Some(given) if given == value => {}
+                Some(given) => {
+                    return Err(BindError::Mismatch {
+                        field: field.name().to_string(),
+                        given: given.to_string(),
+                    });
+                }
             }
         }
-        msg.set_field(&field, Value::String(user.to_string()));
-        Ok(msg.encode_to_vec())
+        Ok(if changed {
+            msg.encode_to_vec()
+        } else {
+            bytes.to_vec()
+        })
     }
 
     /// Render encoded `bytes` of message `desc` as JSON.

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,4 +88,105 @@ async fn concurrent_duplicates_hold_once() {
             .count(),
         1
     );
+}
+
+/// A hold sent with an `Idempotency-Key` header (and no key in the body).
+async fn hold_with_header(t: &TestHost, token: &str, seat: &str, key: &str) -> (u16, Value) {
+    let body = json!({"event_id": "e", "seat_ids": [seat], "reservation_token": token});
+    let auth = t.bearer("gina");
+    t.post_raw(
+        "/api/v1/reservations",
+        body.to_string().into_bytes(),
+        &[("authorization", &auth), ("idempotency-key", key)],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_key_fifty_concurrent_duplicates_hold_once_and_answer_alike() {
+    let t = Arc::new(start().await);
+    t.create_event("e", 10, 1_000, 1000).await;
+    let token = t.admitted("e", "gina").await;
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (t, token) = (t.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            hold_with_header(&t, &token, "A-5", "hdr-1").await
+        }));
+    }
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    assert_eq!(answers[0].0, 200, "{}", answers[0].1);
+    assert!(
+        answers.iter().all(|a| *a == answers[0]),
+        "all 50 answers are identical: {answers:?}"
+    );
+    let seats = t.seats("e").await;
+    let held: Vec<_> = seats
+        .iter()
+        .filter(|(_, s)| *s == "SEAT_STATUS_RESERVED")
+        .collect();
+    assert_eq!(held.len(), 1, "{seats:?}");
+    let (_, list) = t.get_as("gina", "/api/v1/reservations").await;
+    assert_eq!(list["reservations"].as_array().map(Vec::len), Some(1));
+
+    // The same key for another request is refused and changes nothing.
+    let (status, body) = hold_with_header(&t, &token, "A-6", "hdr-1").await;
+    assert_eq!(
+        (status, code(&body)),
+        (422, "ERROR_CODE_IDEMPOTENCY_CONFLICT"),
+        "{body}"
+    );
+    assert_eq!(t.seats("e").await["A-6"], "SEAT_STATUS_AVAILABLE");
+    // A body key that disagrees with the header is refused.
+    let auth = t.bearer("gina");
+    let body = json!({"event_id": "e", "seat_ids": ["A-7"], "reservation_token": token, "idempotency_key": "other"});
+    let (status, resp) = t
+        .post_raw(
+            "/api/v1/reservations",
+            body.to_string().into_bytes(),
+            &[("authorization", &auth), ("idempotency-key", "hdr-2")],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&resp)),
+        (400, "ERROR_CODE_INVALID_ARGUMENT"),
+        "{resp}"
+    );
+    // A malformed key too.
+    let (status, _) = hold_with_header(&t, &token, "A-7", "has space").await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_key_replays_on_open_routes_until_the_window_ends() {
+    let t = start_with(|o| o.idempotency_window = std::time::Duration::from_secs(30)).await;
+    t.create_event("e", 10, 1_000, 1000).await;
+    let join = |user: &str| {
+        let body = json!({"event_id": "e", "user_id": user, "session_id": "s"});
+        let t = &t;
+        async move {
+            t.post_raw(
+                "/api/v1/queue/join",
+                body.to_string().into_bytes(),
+                &[("idempotency-key", "join-1")],
+            )
+            .await
+        }
+    };
+    let (status, first) = join("hal").await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(join("hal").await, (200, first.clone()), "replayed");
+    let (status, other) = join("ivy").await;
+    assert_eq!(
+        (status, code(&other)),
+        (422, "ERROR_CODE_IDEMPOTENCY_CONFLICT"),
+        "{other}"
+    );
+    t.advance(31.0).await;
+    let (status, later) = join("ivy").await;
+    assert_eq!(status, 200, "the key's record has expired: {later}");
+    assert_ne!(later["waiting_token"], first["waiting_token"]);
 }

@@ -138,6 +138,9 @@ struct UpArgs {
     /// Require this `iss` claim in end-user JWTs.
     #[arg(long, value_name = "ISSUER", env = "TACOS_JWT_ISSUER")]
     jwt_issuer: Option<String>,
+    /// How long a response to an `Idempotency-Key` is replayed, in seconds.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    idempotency_window: u64,
     /// Require this `aud` claim in end-user JWTs.
     #[arg(long, value_name = "AUDIENCE", env = "TACOS_JWT_AUDIENCE")]
     jwt_audience: Option<String>,
@@ -224,6 +227,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     opts.admin_token = args.admin_token;
     opts.seed_events = !args.no_demo;
     opts.watch = args.watch;
+    opts.idempotency_window = std::time::Duration::from_secs(args.idempotency_window);
     opts.auth = AuthOptions {
         secret: args.auth.jwt_secret,
         jwks: args.jwks,

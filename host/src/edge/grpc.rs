@@ -185,7 +185,7 @@ impl Grpc {
                 let mut bytes: &[u8] = request.get_ref();
                 if let Some(user) = user {
                     bound = edge
-                        .bind_user(&rpc.input, bytes, user, trace)
+                        .bind(&rpc.input, bytes, Some(user), None, trace)
                         .map_err(|e| status(&e))?;
                     bytes = &bound;
                 }

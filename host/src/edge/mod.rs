@@ -14,6 +14,7 @@ pub mod auth;
 mod deploy;
 pub mod errors;
 pub mod grpc;
+pub mod idempotency;
 pub mod routes;
 
 use crate::host::Shared;
@@ -24,6 +25,7 @@ use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use idempotency::Begin;
 use prost_reflect::MessageDescriptor;
 use routes::{Guard, Route};
 use std::sync::Arc;
@@ -32,6 +34,8 @@ use tokio::net::TcpListener;
 
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
+/// The request header that makes a POST safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The response header naming the component version that answered.
 pub const SERVED_BY: &str = "x-tacos-served-by";
 
@@ -42,6 +46,7 @@ pub type EdgeBody = Either<Body, tonic::body::Body>;
 pub struct Edge {
     shared: Arc<Shared>,
     routes: Vec<Resolved>,
+    idempotency: Arc<idempotency::Idempotency>,
     pub grpc: grpc::Grpc,
 }
 
@@ -110,9 +115,17 @@ impl Edge {
             .flat_map(|s| s.serves.iter().cloned())
             .collect();
         let grpc = grpc::Grpc::new(services, codec).await?;
+        let runtime = &shared.runtime;
+        let idempotency = idempotency::Idempotency::new(
+            runtime.kv.clone(),
+            runtime.clock.clone(),
+            &runtime.tenant.id,
+            shared.idempotency_window,
+        );
         Ok(Arc::new(Edge {
             shared,
             routes,
+            idempotency,
             grpc,
         }))
     }
@@ -173,30 +186,55 @@ impl Edge {
             .map_err(|m| errors::error(ErrorCode::Unauthenticated, m, trace))
     }
 
-    /// Write the authenticated `user` into an encoded request (see
-    /// [`Codec::bind_user`](crate::json::Codec::bind_user)).
-    pub(crate) fn bind_user(
+    /// Write what the edge vouches for into an encoded request: the
+    /// authenticated user as `user_id`, the `Idempotency-Key` header as
+    /// `idempotency_key` (see [`Codec::bind`](crate::json::Codec::bind)).
+    pub(crate) fn bind(
         &self,
         desc: &MessageDescriptor,
         request: &[u8],
-        user: &str,
+        user: Option<&str>,
+        idempotency_key: Option<&str>,
         trace: &str,
     ) -> Result<Vec<u8>, ProtoError> {
+        let mut values = Vec::with_capacity(2);
+        if let Some(u) = user {
+            values.push(("user_id", u));
+        }
+        if let Some(k) = idempotency_key {
+            values.push(("idempotency_key", k));
+        }
+        if values.is_empty() {
+            return Ok(request.to_vec());
+        }
         self.shared
             .runtime
             .codec
-            .bind_user(desc, request, user)
+            .bind(desc, request, &values)
             .map_err(|e| match e {
                 BindError::Undecodable(m) => errors::error(ErrorCode::InvalidArgument, m, trace),
-                BindError::OtherUser(m) => errors::error(ErrorCode::Forbidden, m, trace),
+                BindError::Mismatch { field, given } if field == "user_id" => errors::error(
+                    ErrorCode::Forbidden,
+                    format!("user_id `{given}` is not the authenticated user"),
+                    trace,
+                ),
+                BindError::Mismatch { field, given } => errors::error(
+                    ErrorCode::InvalidArgument,
+                    format!("{field} `{given}` disagrees with the Idempotency-Key header"),
+                    trace,
+                ),
             })
     }
 
     fn error(&self, e: &ProtoError) -> Response<Body> {
-        json(
+        let (status, body) = self.error_body(e);
+        json(status, body, &e.trace_id)
+    }
+
+    fn error_body(&self, e: &ProtoError) -> (StatusCode, Vec<u8>) {
+        (
             errors::status_of(e.code),
             errors::body(&self.shared.runtime.codec, e),
-            &e.trace_id,
         )
     }
 
@@ -344,24 +382,74 @@ impl Edge {
                 )
             })?;
         }
+        let idempotency_key = match headers.get(IDEMPOTENCY_KEY) {
+            Some(_) if parts.method != Method::POST => {
+                return Err(err(
+                    ErrorCode::InvalidArgument,
+                    "Idempotency-Key is for POST routes".into(),
+                ));
+            }
+            Some(v) => {
+                let key = v
+                    .to_str()
+                    .map_err(|e| err(ErrorCode::InvalidArgument, e.to_string()))?;
+                idempotency::valid_key(key).map_err(|m| err(ErrorCode::InvalidArgument, m))?;
+                Some(key)
+            }
+            None => None,
+        };
         let codec = &runtime.codec;
-        let mut request = codec
+        let request = codec
             .from_json(input, &body, &fields)
             .map_err(|m| err(ErrorCode::InvalidArgument, m))?;
-        if let Some(user) = &user {
-            request = self.bind_user(input, &request, user, trace)?;
-        }
+        let request = self.bind(input, &request, user.as_deref(), idempotency_key, trace)?;
+
+        let ticket = match idempotency_key {
+            None => None,
+            Some(key) => {
+                let target = parts.uri.path_and_query().map_or("", |p| p.as_str());
+                let fingerprint = idempotency::fingerprint(parts.method.as_str(), target, &body);
+                let caller = user.as_deref().unwrap_or("");
+                match self.idempotency.begin(caller, key, fingerprint).await {
+                    Ok(Begin::Run(ticket)) => Some(ticket),
+                    Ok(Begin::Replay(r)) => {
+                        let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
+                        let mut resp = json(status, r.body.into_bytes(), trace);
+                        resp.headers_mut()
+                            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+                        return Ok(resp);
+                    }
+                    Ok(Begin::Conflict) => {
+                        return Err(err(
+                            ErrorCode::IdempotencyConflict,
+                            format!("Idempotency-Key `{key}` was used for a different request"),
+                        ));
+                    }
+                    Err(e) => {
+                        return Err(err(
+                            ErrorCode::Unavailable,
+                            format!("idempotency records: {e}"),
+                        ));
+                    }
+                }
+            }
+        };
+
         let ctx = runtime.context(trace.into(), std::time::Duration::from_secs(60));
         let (result, version) = runtime
             .call_served(&ctx, route.service, route.rpc, &request)
             .await;
-        let mut resp = match result {
+        let (status, rendered) = match result {
             Ok(bytes) => match codec.to_json(output, &bytes) {
-                Ok(rendered) => json(StatusCode::OK, rendered, trace),
-                Err(e) => self.error(&err(ErrorCode::Internal, format!("{e:#}"))),
+                Ok(rendered) => (StatusCode::OK, rendered),
+                Err(e) => self.error_body(&err(ErrorCode::Internal, format!("{e:#}"))),
             },
-            Err(e) => self.error(&e.to_proto(trace)),
+            Err(e) => self.error_body(&e.to_proto(trace)),
         };
+        if let Some(ticket) = ticket {
+            ticket.finish(status.as_u16(), &rendered).await;
+        }
+        let mut resp = json(status, rendered, trace);
         if let Some(v) = version {
             // Which version answered: `payment-sim@3f2a…` (full content hash).
             if let Ok(h) = HeaderValue::from_str(&v.label) {
