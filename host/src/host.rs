@@ -5,6 +5,7 @@ use crate::bundle::{BUILT_COMPONENTS_DIR, Bundle};
 use crate::clock::{Clock, system_now_ms};
 use crate::edge::Edge;
 use crate::edge::auth::{Auth, AuthOptions};
+use crate::edge::limits::RateLimits;
 use crate::queue::Dispatcher;
 use crate::runtime::{CallError, Runtime, RuntimeParts, Settings};
 use crate::store::KvStore;
@@ -45,6 +46,8 @@ pub struct HostOptions {
     pub auth: AuthOptions,
     /// How long a response to an `Idempotency-Key` is kept for replay.
     pub idempotency_window: Duration,
+    /// Token buckets per client IP and user, by route class.
+    pub rate_limits: RateLimits,
 }
 
 impl HostOptions {
@@ -61,6 +64,7 @@ impl HostOptions {
             watch: false,
             auth: AuthOptions::default(),
             idempotency_window: Duration::from_secs(300),
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -75,6 +79,7 @@ pub struct Shared {
     /// How tokens are checked, for the banner.
     pub auth_summary: String,
     pub idempotency_window: Duration,
+    pub rate_limits: RateLimits,
 }
 
 impl Shared {
@@ -172,6 +177,7 @@ impl Host {
             auth,
             auth_summary,
             idempotency_window: opts.idempotency_window,
+            rate_limits: opts.rate_limits.clone(),
             runtime: runtime.clone(),
             dispatcher,
             store: store.clone(),

@@ -138,6 +138,16 @@ struct UpArgs {
     /// Require this `iss` claim in end-user JWTs.
     #[arg(long, value_name = "ISSUER", env = "TACOS_JWT_ISSUER")]
     jwt_issuer: Option<String>,
+    /// Rate limit per client IP and per user: CLASS=RPS/BURST or CLASS=off, for
+    /// queue, inventory, reservation, payment, webhook or all (repeatable;
+    /// default 50/100 for every class).
+    #[arg(
+        long = "rate-limit",
+        value_name = "CLASS=RPS/BURST",
+        env = "TACOS_RATE_LIMITS",
+        value_delimiter = ','
+    )]
+    rate_limits: Vec<String>,
     /// How long a response to an `Idempotency-Key` is replayed, in seconds.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     idempotency_window: u64,
@@ -228,6 +238,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     opts.seed_events = !args.no_demo;
     opts.watch = args.watch;
     opts.idempotency_window = std::time::Duration::from_secs(args.idempotency_window);
+    for setting in &args.rate_limits {
+        opts.rate_limits
+            .set(setting)
+            .map_err(|e| anyhow::anyhow!("--rate-limit {e}"))?;
+    }
     opts.auth = AuthOptions {
         secret: args.auth.jwt_secret,
         jwks: args.jwks,
@@ -253,6 +268,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     );
     println!("  auth       {}", host.shared.auth_summary);
+    println!("  limits     {}", host.shared.rate_limits.summary());
     for slot in host.runtime().slots() {
         let v = slot.current.load();
         println!(

@@ -21,6 +21,7 @@ use hyper::body::Incoming;
 use hyper::http;
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::time::Duration;
 use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -141,7 +142,12 @@ impl Grpc {
         })
     }
 
-    pub async fn handle(&self, edge: &Edge, req: http::Request<Incoming>) -> Response {
+    pub async fn handle(
+        &self,
+        edge: &Edge,
+        req: http::Request<Incoming>,
+        peer: IpAddr,
+    ) -> Response {
         let path = req.uri().path();
         if let Some((_, svc)) = self.builtin.iter().find(|(p, _)| path.starts_with(p)) {
             return match svc.clone().oneshot(req).await {
@@ -170,6 +176,9 @@ impl Grpc {
             },
             Guard::Open | Guard::SignedWebhook => None,
         };
+        if let Err(e) = edge.rate_limit(&rpc.service, peer, user.as_deref(), &trace) {
+            return fail(e);
+        }
         let timeout = match grpc_timeout(req.headers()) {
             Ok(t) => t.unwrap_or(MAX_DEADLINE).min(MAX_DEADLINE),
             Err(msg) => return fail(errors::error(ErrorCode::InvalidArgument, msg, &trace)),
@@ -234,6 +243,10 @@ fn with_details(code: Code, e: &mut ProtoError) -> Status {
         prost::Message::encode_to_vec(&details).into(),
     );
     add_trace(s.metadata_mut(), &e.trace_id);
+    if let Some(secs) = super::retry_after(e) {
+        s.metadata_mut()
+            .insert("retry-after", MetadataValue::from(secs));
+    }
     s
 }
 

@@ -15,6 +15,7 @@ mod deploy;
 pub mod errors;
 pub mod grpc;
 pub mod idempotency;
+pub mod limits;
 pub mod routes;
 
 use crate::host::Shared;
@@ -22,12 +23,13 @@ use crate::json::BindError;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use idempotency::Begin;
 use prost_reflect::MessageDescriptor;
 use routes::{Guard, Route};
+use std::net::IpAddr;
 use std::sync::Arc;
 use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
 use tokio::net::TcpListener;
@@ -47,6 +49,7 @@ pub struct Edge {
     shared: Arc<Shared>,
     routes: Vec<Resolved>,
     idempotency: Arc<idempotency::Idempotency>,
+    limiter: Arc<limits::Limiter>,
     pub grpc: grpc::Grpc,
 }
 
@@ -82,6 +85,14 @@ fn trace_id_of<B>(req: &Request<B>) -> String {
             .then(|| parts[1].to_ascii_lowercase())
         })
         .unwrap_or_else(new_trace_id)
+}
+
+/// The `retry-after` seconds a rate-limit error carries.
+pub fn retry_after(e: &ProtoError) -> Option<u64> {
+    e.details
+        .iter()
+        .find(|d| d.field == "retry_after_seconds")
+        .and_then(|d| d.value.parse().ok())
 }
 
 pub fn json(status: StatusCode, body: Vec<u8>, trace_id: &str) -> Response<Body> {
@@ -122,10 +133,12 @@ impl Edge {
             &runtime.tenant.id,
             shared.idempotency_window,
         );
+        let limiter = limits::Limiter::new(&shared.rate_limits, runtime.clock.clone());
         Ok(Arc::new(Edge {
             shared,
             routes,
             idempotency,
+            limiter,
             grpc,
         }))
     }
@@ -142,7 +155,7 @@ impl Edge {
                 a = listener.accept() => a,
                 _ = stop.changed() => return,
             };
-            let (stream, _) = match accepted {
+            let (stream, peer) = match accepted {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -155,7 +168,9 @@ impl Edge {
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
                     let edge = edge.clone();
-                    async move { Ok::<_, std::convert::Infallible>(edge.serve_one(req).await) }
+                    async move {
+                        Ok::<_, std::convert::Infallible>(edge.serve_one(req, peer.ip()).await)
+                    }
                 });
                 let mut builder =
                     hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -184,6 +199,28 @@ impl Edge {
             .auth
             .verify(header, now_s)
             .map_err(|m| errors::error(ErrorCode::Unauthenticated, m, trace))
+    }
+
+    /// Take a token from the caller's buckets for a route of `service`.
+    pub(crate) fn rate_limit(
+        &self,
+        service: &str,
+        peer: IpAddr,
+        user: Option<&str>,
+        trace: &str,
+    ) -> Result<(), ProtoError> {
+        let Some(class) = limits::RouteClass::of_service(service) else {
+            return Ok(());
+        };
+        self.limiter.check(class, peer, user).map_err(|l| {
+            let mut e = errors::error(ErrorCode::RateLimited, l.message(), trace);
+            e.details.push(tacos_proto::common::v1::ErrorDetail {
+                field: "retry_after_seconds".into(),
+                reason: "rate limited".into(),
+                value: l.retry_after_secs().to_string(),
+            });
+            e
+        })
     }
 
     /// Write what the edge vouches for into an encoded request: the
@@ -239,20 +276,20 @@ impl Edge {
     }
 
     /// One request of either kind.
-    pub async fn serve_one(&self, req: Request<Incoming>) -> Response<EdgeBody> {
+    pub async fn serve_one(&self, req: Request<Incoming>, peer: IpAddr) -> Response<EdgeBody> {
         let is_grpc = req
             .headers()
             .get(CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
         if is_grpc {
-            self.grpc.handle(self, req).await.map(Either::Right)
+            self.grpc.handle(self, req, peer).await.map(Either::Right)
         } else {
-            self.handle(req).await.map(Either::Left)
+            self.handle(req, peer).await.map(Either::Left)
         }
     }
 
     /// One REST request.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+    pub async fn handle(&self, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
         let trace = trace_id_of(&req);
         let req = match admin::handle(self, req, &trace).await {
             Ok(resp) => return resp,
@@ -285,9 +322,16 @@ impl Edge {
             }
             return resp;
         };
-        match self.dispatch(route, captures, req, &trace).await {
+        match self.dispatch(route, captures, req, peer, &trace).await {
             Ok(resp) => resp,
-            Err(e) => self.error(&e),
+            Err(e) => {
+                let mut resp = self.error(&e);
+                if let Some(secs) = retry_after(&e) {
+                    resp.headers_mut()
+                        .insert(RETRY_AFTER, HeaderValue::from(secs));
+                }
+                resp
+            }
         }
     }
 
@@ -296,6 +340,7 @@ impl Edge {
         resolved: &Resolved,
         captures: Vec<(&'static str, String)>,
         req: Request<Incoming>,
+        peer: IpAddr,
         trace: &str,
     ) -> Result<Response<Body>, ProtoError> {
         let Resolved {
@@ -312,6 +357,7 @@ impl Edge {
             Guard::User => Some(self.authenticate(req.headers(), trace)?),
             Guard::Open | Guard::SignedWebhook => None,
         };
+        self.rate_limit(route.service, peer, user.as_deref(), trace)?;
         let mut fields: Vec<(&str, String)> = captures;
         if let Some(q) = req.uri().query() {
             for (k, v) in routes::query_pairs(q) {

@@ -38,6 +38,9 @@ pub fn options(dir: &std::path::Path) -> HostOptions {
     opts.cache_dir = Some(cache_dir());
     opts.seed_events = false;
     opts.auth.secret = Some(JWT_SECRET.into());
+    // Every test client is 127.0.0.1 on a frozen clock; tests/limits.rs
+    // turns the limits on.
+    opts.rate_limits = tacos_host::edge::limits::RateLimits::off();
     opts
 }
 

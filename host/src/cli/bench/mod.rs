@@ -75,6 +75,8 @@ pub fn spawn_host_with(
     if let Some(cache) = cache_dir {
         cmd.arg("--cache-dir").arg(cache);
     }
+    // All load comes from this one address: no per-IP limits.
+    cmd.args(["--rate-limit", "all=off"]);
     let jwt_secret = hex::encode(rand::random::<[u8; 16]>());
     cmd.env("TACOS_JWT_SECRET", &jwt_secret);
     let mut child = cmd
