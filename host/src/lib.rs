@@ -13,6 +13,7 @@ pub mod clock;
 pub mod edge;
 pub mod host;
 pub mod json;
+pub mod metrics;
 pub mod policy;
 pub mod queue;
 pub mod runtime;

@@ -28,7 +28,13 @@ pub(crate) fn create(request: &[u8]) -> Reply {
                 );
             (resp, tx)
         });
-    idempotency::finish(claim, result)
+    let held = result.as_ref().ok().map(|(r, _)| r.reservation_id.clone());
+    let reply = idempotency::finish(claim, result);
+    if let (Ok(_), Some(id)) = (&reply, held) {
+        // Counted by the host as the `reservation held` event.
+        tacos_guest::info("reservation held", &[("reservation_id", &id)]);
+    }
+    reply
 }
 
 fn validate_shape(req: &CreateReservationRequest) -> Result<()> {

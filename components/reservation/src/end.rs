@@ -101,8 +101,14 @@ pub(crate) fn expire(req: ExpireReservationRequest) -> Result<ExpireReservationR
         "EXPIRED",
         "expired",
     )?;
+    // The host counts these as events: only a hold that really ended is an expiry.
+    let event = if outcome == "expired" {
+        "reservation expired"
+    } else {
+        "expiry skipped"
+    };
     tacos_guest::info(
-        "expiry handled",
+        event,
         &[
             ("reservation_id", &req.reservation_id),
             ("outcome", &outcome),

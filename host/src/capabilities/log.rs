@@ -35,7 +35,10 @@ impl log::Host for CallState {
         match level {
             Level::Trace => emit!(tracing::Level::TRACE),
             Level::Debug => emit!(tracing::Level::DEBUG),
-            Level::Info => emit!(tracing::Level::INFO),
+            Level::Info => {
+                emit!(tracing::Level::INFO);
+                self.runtime.metrics.event(component, &message);
+            }
             Level::Warn => emit!(tracing::Level::WARN),
             Level::Error => emit!(tracing::Level::ERROR),
         }

@@ -1,4 +1,4 @@
-//! Host routes that reach no component: health, readiness, the virtual clock,
+//! Host routes that reach no component: health, readiness, `/metrics`, the virtual clock,
 //! dead letters. Operator routes require `Authorization: Bearer <token>` when
 //! the host was started with an admin token.
 
@@ -71,6 +71,27 @@ pub(super) async fn handle(
                 trace,
             )),
         },
+        (&Method::GET, "/metrics") => {
+            if let Err(e) = authorize(edge, req.headers(), trace) {
+                return Ok(fail(e));
+            }
+            let metrics = &runtime.metrics;
+            match runtime.queue.depth().await {
+                Ok(depth) => {
+                    metrics.queue_pending.set(depth.pending as i64);
+                    metrics.queue_dead_letters.set(depth.dead as i64);
+                }
+                Err(e) => tracing::warn!(error = %e, "reading the queue depth for /metrics"),
+            }
+            let mut resp = Response::new(Body::from(metrics.encode()));
+            resp.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            resp
+        }
         (&Method::GET, "/admin/v1/clock") => ok(
             j!({"now_ms": runtime.clock.now_ms(), "virtual": runtime.clock.is_virtual()}),
             trace,

@@ -30,6 +30,13 @@ pub fn status_of(code: i32) -> StatusCode {
     }
 }
 
+/// `ERROR_CODE_…`, the name of an error code (for metric labels).
+pub fn code_name(code: i32) -> &'static str {
+    ErrorCode::try_from(code)
+        .unwrap_or(ErrorCode::Unspecified)
+        .as_str_name()
+}
+
 /// The gRPC status code for a contract error code.
 pub fn grpc_code_of(code: i32) -> tonic::Code {
     use tonic::Code;

@@ -16,12 +16,14 @@
 
 use super::routes::Guard;
 use super::{Edge, MAX_BODY, SERVED_BY, admin, errors, trace_id_of};
+use crate::metrics::{Metrics, RouteMetrics};
 use bytes::{Buf, BufMut, Bytes};
 use hyper::body::Incoming;
 use hyper::http;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::IpAddr;
+use std::sync::OnceLock;
 use std::time::Duration;
 use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -64,11 +66,16 @@ struct Rpc {
     method: String,
     input: prost_reflect::MessageDescriptor,
     guard: Guard,
+    metrics: RouteMetrics,
 }
 
 impl Grpc {
     /// Serve every RPC of the contract services the runtime's components serve.
-    pub async fn new(services: Vec<String>, codec: &crate::json::Codec) -> anyhow::Result<Grpc> {
+    pub async fn new(
+        services: Vec<String>,
+        codec: &crate::json::Codec,
+        metrics: &Metrics,
+    ) -> anyhow::Result<Grpc> {
         let mut rpcs = HashMap::new();
         let mut served = Vec::new();
         for name in services {
@@ -88,9 +95,11 @@ impl Grpc {
                 Guard::Open
             };
             for m in service.methods() {
+                let path = format!("/{name}/{}", m.name());
                 rpcs.insert(
-                    format!("/{name}/{}", m.name()),
+                    path.clone(),
                     Rpc {
+                        metrics: metrics.route("grpc", path.into()),
                         service: name.clone(),
                         method: m.name().to_string(),
                         input: m.input(),
@@ -155,16 +164,38 @@ impl Grpc {
                 Err(never) => match never {},
             };
         }
-        let trace = trace_id_of(&req);
-        let fail = |e: ProtoError| status(&e).into_http();
         let Some(rpc) = self.rpcs.get(path) else {
             let mut e = errors::error(
                 ErrorCode::NotFound,
                 format!("no gRPC method {path} here"),
-                &trace,
+                &trace_id_of(&req),
             );
             return with_details(Code::Unimplemented, &mut e).into_http();
         };
+        let started = std::time::Instant::now();
+        let failed = OnceLock::new();
+        let resp = self.call(edge, rpc, req, peer, &failed).await;
+        let metrics = &edge.shared.runtime.metrics;
+        rpc.metrics
+            .observe(metrics, failed.get().copied(), started.elapsed());
+        resp
+    }
+
+    /// Run one RPC; the error code of a failure goes into `failed`.
+    async fn call(
+        &self,
+        edge: &Edge,
+        rpc: &Rpc,
+        req: http::Request<Incoming>,
+        peer: IpAddr,
+        failed: &OnceLock<&'static str>,
+    ) -> Response {
+        let trace = trace_id_of(&req);
+        let status = |e: &ProtoError| {
+            let _ = failed.set(errors::code_name(e.code));
+            status(e)
+        };
+        let fail = |e: ProtoError| status(&e).into_http();
         let user = match rpc.guard {
             Guard::Admin => match admin::authorize(edge, req.headers(), &trace) {
                 Ok(()) => None,
@@ -189,6 +220,7 @@ impl Grpc {
             let ctx = &ctx;
             let trace = &trace;
             let user = user.as_deref();
+            let status = &status;
             async move {
                 let bound;
                 let mut bytes: &[u8] = request.get_ref();

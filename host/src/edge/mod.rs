@@ -20,6 +20,7 @@ pub mod routes;
 
 use crate::host::Shared;
 use crate::json::BindError;
+use crate::metrics::RouteMetrics;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
@@ -53,12 +54,18 @@ pub struct Edge {
     pub grpc: grpc::Grpc,
 }
 
-/// A route with its request and response descriptors looked up once.
+/// A route with its request and response descriptors and its metric
+/// handles made once.
 struct Resolved {
     route: Route,
     input: MessageDescriptor,
     output: MessageDescriptor,
+    metrics: RouteMetrics,
 }
+
+/// On a response built from a component's error: its code, for the metrics.
+#[derive(Clone, Copy)]
+struct FailedWith(&'static str);
 
 /// A fresh W3C trace id (32 hex digits).
 pub fn new_trace_id() -> String {
@@ -115,6 +122,10 @@ impl Edge {
                 Ok(Resolved {
                     input: codec.message(route.input)?,
                     output: codec.message(route.output)?,
+                    metrics: shared
+                        .runtime
+                        .metrics
+                        .route("rest", format!("{} {}", route.method, route.path).into()),
                     route,
                 })
             })
@@ -125,7 +136,7 @@ impl Edge {
             .iter()
             .flat_map(|s| s.serves.iter().cloned())
             .collect();
-        let grpc = grpc::Grpc::new(services, codec).await?;
+        let grpc = grpc::Grpc::new(services, codec, &shared.runtime.metrics).await?;
         let runtime = &shared.runtime;
         let idempotency = idempotency::Idempotency::new(
             runtime.kv.clone(),
@@ -213,6 +224,15 @@ impl Edge {
             return Ok(());
         };
         self.limiter.check(class, peer, user).map_err(|l| {
+            self.shared
+                .runtime
+                .metrics
+                .rate_limited
+                .get_or_create(&crate::metrics::LimitLabels {
+                    class: l.class.name().into(),
+                    by: (if l.by_user { "user" } else { "ip" }).into(),
+                })
+                .inc();
             let mut e = errors::error(ErrorCode::RateLimited, l.message(), trace);
             e.details.push(tacos_proto::common::v1::ErrorDetail {
                 field: "retry_after_seconds".into(),
@@ -322,17 +342,24 @@ impl Edge {
             }
             return resp;
         };
-        match self.dispatch(route, captures, req, peer, &trace).await {
-            Ok(resp) => resp,
+        let started = std::time::Instant::now();
+        let (resp, code) = match self.dispatch(route, captures, req, peer, &trace).await {
+            Ok(resp) => {
+                let code = resp.extensions().get::<FailedWith>().map(|f| f.0);
+                (resp, code)
+            }
             Err(e) => {
                 let mut resp = self.error(&e);
                 if let Some(secs) = retry_after(&e) {
                     resp.headers_mut()
                         .insert(RETRY_AFTER, HeaderValue::from(secs));
                 }
-                resp
+                (resp, Some(errors::code_name(e.code)))
             }
-        }
+        };
+        let metrics = &self.shared.runtime.metrics;
+        route.metrics.observe(metrics, code, started.elapsed());
+        resp
     }
 
     async fn dispatch(
@@ -347,6 +374,7 @@ impl Edge {
             route,
             input,
             output,
+            ..
         } = resolved;
         let err = |code, msg: String| errors::error(code, msg, trace);
         let user = match route.guard {
@@ -459,6 +487,7 @@ impl Edge {
                 match self.idempotency.begin(caller, key, fingerprint).await {
                     Ok(Begin::Run(ticket)) => Some(ticket),
                     Ok(Begin::Replay(r)) => {
+                        self.shared.runtime.metrics.idempotent_replays.inc();
                         let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
                         let mut resp = json(status, r.body.into_bytes(), trace);
                         resp.headers_mut()
@@ -485,17 +514,27 @@ impl Edge {
         let (result, version) = runtime
             .call_served(&ctx, route.service, route.rpc, &request)
             .await;
-        let (status, rendered) = match result {
-            Ok(bytes) => match codec.to_json(output, &bytes) {
-                Ok(rendered) => (StatusCode::OK, rendered),
-                Err(e) => self.error_body(&err(ErrorCode::Internal, format!("{e:#}"))),
+        let failure = match &result {
+            Ok(bytes) => match codec.to_json(output, bytes) {
+                Ok(rendered) => Ok(rendered),
+                Err(e) => Err(err(ErrorCode::Internal, format!("{e:#}"))),
             },
-            Err(e) => self.error_body(&e.to_proto(trace)),
+            Err(e) => Err(e.to_proto(trace)),
+        };
+        let (status, rendered, failed) = match failure {
+            Ok(rendered) => (StatusCode::OK, rendered, None),
+            Err(e) => {
+                let (status, body) = self.error_body(&e);
+                (status, body, Some(FailedWith(errors::code_name(e.code))))
+            }
         };
         if let Some(ticket) = ticket {
             ticket.finish(status.as_u16(), &rendered).await;
         }
         let mut resp = json(status, rendered, trace);
+        if let Some(f) = failed {
+            resp.extensions_mut().insert(f);
+        }
         if let Some(v) = version {
             // Which version answered: `payment-sim@3f2a…` (full content hash).
             if let Ok(h) = HeaderValue::from_str(&v.label) {

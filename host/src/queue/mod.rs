@@ -12,6 +12,7 @@
 //! in flight, which is how an advance of the virtual clock returns only once
 //! the consequences (expiries, payments, confirmations) have happened.
 
+use crate::metrics::TopicLabels;
 use crate::runtime::Runtime;
 use crate::store::{Leased, QueueStore};
 use std::sync::Arc;
@@ -121,9 +122,20 @@ impl Dispatcher {
         let trace: Arc<str> = crate::edge::new_trace_id().into();
         let outcome = self.runtime.deliver(&msg, trace.clone()).await;
         let store = self.queue();
+        let count = |outcome: &'static str| {
+            self.runtime
+                .metrics
+                .messages
+                .get_or_create(&TopicLabels {
+                    topic: msg.topic.clone().into(),
+                    outcome: outcome.into(),
+                })
+                .inc();
+        };
         let result = match outcome {
             Ok(()) => {
                 self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                count("acked");
                 store.ack(&msg).await
             }
             Err(reason)
@@ -131,11 +143,13 @@ impl Dispatcher {
                     || self.runtime.slot_for_topic(&msg.topic).is_none() =>
             {
                 self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                count("dead_lettered");
                 tracing::error!(tenant = %msg.tenant, topic = %msg.topic, id = msg.id, attempt = msg.attempt, trace_id = %trace, %reason, "message dead-lettered");
                 store.dead_letter(&msg, &reason).await
             }
             Err(reason) => {
                 self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                count("retried");
                 let backoff = BACKOFF_MS[(msg.attempt as usize - 1).min(BACKOFF_MS.len() - 1)];
                 tracing::warn!(tenant = %msg.tenant, topic = %msg.topic, id = msg.id, attempt = msg.attempt, retry_in_ms = backoff, trace_id = %trace, %reason, "message delivery failed");
                 store

@@ -21,6 +21,7 @@ use crate::bundle::Bundle;
 use crate::capabilities::CallState;
 use crate::clock::Clock;
 use crate::json::Codec;
+use crate::metrics::{ComponentMetrics, Metrics};
 use crate::store::{KvStore, Leased, QueueStore};
 use crate::tenancy::Tenant;
 use anyhow::Context;
@@ -99,6 +100,16 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// The outcome label of a failed call in the metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            CallError::App(_) | CallError::UnknownService(_) | CallError::Denied(_) => "error",
+            CallError::Timeout { .. } => "deadline_exceeded",
+            CallError::MemoryExceeded { .. } => "memory_exceeded",
+            CallError::Trapped { .. } | CallError::Internal(_) => "trap",
+        }
+    }
+
     /// The contract's error shape, with the trace id filled in.
     pub fn to_proto(&self, trace_id: &str) -> ProtoError {
         let code = match self {
@@ -163,6 +174,9 @@ pub struct Runtime {
     /// Wakes the queue dispatcher (a message was sent, or time moved).
     pub queue_wakeup: Arc<Notify>,
     permits: Semaphore,
+    pub metrics: Arc<Metrics>,
+    /// Metric handles by component (slot) name.
+    component_metrics: HashMap<String, ComponentMetrics>,
 }
 
 /// Everything the runtime is built from.
@@ -234,6 +248,11 @@ impl Runtime {
             slots.push(slot);
         }
         let top_level = (engine::POOL_INSTANCES / (engine::MAX_CALL_DEPTH + 1)) as usize;
+        let metrics = Arc::new(Metrics::new());
+        let component_metrics = slots
+            .iter()
+            .map(|s| (s.name.clone(), metrics.component(&s.name)))
+            .collect();
         Ok(Arc::new(Runtime {
             engine,
             linker,
@@ -250,6 +269,8 @@ impl Runtime {
             http: Client::builder(hyper_util::rt::TokioExecutor::new()).build_http(),
             queue_wakeup: Arc::new(Notify::new()),
             permits: Semaphore::new(top_level),
+            metrics,
+            component_metrics,
         }))
     }
 
@@ -365,6 +386,10 @@ impl Runtime {
             });
         }
         let mut store = self.new_store(version, ctx.clone());
+        let metrics = self.component_metrics.get(&version.name);
+        if let Some(m) = metrics {
+            m.instantiations.inc();
+        }
         let outcome = match &version.prepared {
             Prepared::Service(pre) => match pre.instantiate_async(&mut store).await {
                 Ok(i) => {
@@ -384,7 +409,7 @@ impl Runtime {
             },
         };
         version.calls.fetch_add(1, Ordering::Relaxed);
-        match outcome {
+        let result = match outcome {
             Ok(Ok(bytes)) => Ok(bytes),
             Ok(Err(err)) => Err(CallError::App(
                 prost::Message::decode(err.as_slice()).unwrap_or_else(|_| ProtoError {
@@ -400,7 +425,15 @@ impl Runtime {
                 tracing::warn!(component = %version.name, version = version.short_hash(), method = %full, trace_id = %ctx.trace_id, error = %err, "component call contained");
                 Err(err)
             }
+        };
+        if let Some(m) = metrics {
+            m.observe(
+                &self.metrics,
+                result.as_ref().err().map(CallError::outcome),
+                started.elapsed(),
+            );
         }
+        result
     }
 
     /// Describe a trapped call.
@@ -451,6 +484,10 @@ impl Runtime {
         let deadline = ctx.deadline;
         let started = Instant::now();
         let mut store = self.new_store(&version, ctx);
+        let metrics = self.component_metrics.get(&version.name);
+        if let Some(m) = metrics {
+            m.instantiations.inc();
+        }
         let delivery = bindings::consumer::exports::tacos::platform::message_handler::Delivery {
             id: format!("{:016x}", msg.id),
             topic: msg.topic.clone(),
@@ -466,15 +503,20 @@ impl Runtime {
             Err(e) => Err(e),
         };
         version.calls.fetch_add(1, Ordering::Relaxed);
-        match outcome {
-            Ok(result) => result,
+        let (result, label) = match outcome {
+            Ok(Ok(())) => (Ok(()), None),
+            Ok(Err(e)) => (Err(e), Some("error")),
             Err(trap) => {
                 version.failures.fetch_add(1, Ordering::Relaxed);
                 let method = format!("message on {}", msg.topic);
-                Err(self
-                    .contained(&version, &method, &store, trap, started.elapsed(), deadline)
-                    .to_string())
+                let err =
+                    self.contained(&version, &method, &store, trap, started.elapsed(), deadline);
+                (Err(err.to_string()), Some(err.outcome()))
             }
+        };
+        if let Some(m) = metrics {
+            m.observe(&self.metrics, label, started.elapsed());
         }
+        result
     }
 }
