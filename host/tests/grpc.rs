@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use prost::Message;
 use tacos_host::edge::errors::grpc_code_of;
+use tacos_host::edge::grpc::Raw;
 use tacos_proto::common::v1::{Error as ProtoError, ErrorCode, SeatStatus};
 use tacos_proto::gateway::v1::queue_service_client::QueueServiceClient;
 use tacos_proto::gateway::v1::{
@@ -259,12 +260,12 @@ async fn errors_map_to_status_codes_with_the_contract_error() {
     let mut grpc = tonic::client::Grpc::new(channel(&t).await);
     grpc.ready().await.unwrap();
     let s = grpc
-        .unary::<_, Vec<u8>, _>(
+        .unary::<Vec<u8>, bytes::Bytes, _>(
             tonic::Request::new(vec![0xff, 0xff, 0xff]),
             "/reservation.v1.Inventory/GetInventoryStatus"
                 .parse()
                 .unwrap(),
-            RawCodec,
+            Raw,
         )
         .await
         .unwrap_err();
@@ -273,10 +274,10 @@ async fn errors_map_to_status_codes_with_the_contract_error() {
     // An unknown method is UNIMPLEMENTED.
     grpc.ready().await.unwrap();
     let s = grpc
-        .unary::<_, Vec<u8>, _>(
+        .unary::<Vec<u8>, bytes::Bytes, _>(
             tonic::Request::new(Vec::new()),
             "/reservation.v1.Inventory/Nope".parse().unwrap(),
-            RawCodec,
+            Raw,
         )
         .await
         .unwrap_err();
@@ -286,48 +287,6 @@ async fn errors_map_to_status_codes_with_the_contract_error() {
         seat_status(&mut inventory, "g", "A-1").await,
         SeatStatus::Available
     );
-}
-
-/// Sends and receives raw bytes (for malformed requests).
-#[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-    fn encoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-    fn decoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-}
-
-impl tonic::codec::Encoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn encode(
-        &mut self,
-        item: Vec<u8>,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        bytes::BufMut::put_slice(dst, &item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn decode(
-        &mut self,
-        src: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<Vec<u8>>, tonic::Status> {
-        let n = bytes::Buf::remaining(src);
-        Ok(Some(bytes::Buf::copy_to_bytes(src, n).to_vec()))
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

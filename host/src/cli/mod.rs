@@ -96,6 +96,8 @@ enum Bench {
     Route(bench::route::RouteArgs),
     /// Swap latency (cold and warm cache) and the load's p99 during swaps vs. without.
     Swap(bench::swap::SwapArgs),
+    /// The same read and hold over REST/JSON and gRPC, in one run.
+    Protocols(bench::protocols::ProtocolsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -191,6 +193,7 @@ pub fn main() -> ExitCode {
             Command::Bench(Bench::FlashSale(args)) => bench::flash_sale::flash_sale(args).await,
             Command::Bench(Bench::Route(args)) => bench::route::route(args).await,
             Command::Bench(Bench::Swap(args)) => bench::swap::swap(args).await,
+            Command::Bench(Bench::Protocols(args)) => bench::protocols::protocols(args).await,
         }
     });
     match result {

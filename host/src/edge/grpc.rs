@@ -335,8 +335,9 @@ struct RpcStatus {
 }
 
 /// Passes message bytes through untouched: the component decodes them.
+/// (Public for clients that send raw bytes, such as the tests.)
 #[derive(Debug, Clone, Copy, Default)]
-struct Raw;
+pub struct Raw;
 
 impl Codec for Raw {
     type Encode = Vec<u8>;

@@ -11,13 +11,11 @@
 //! checks that every seat was sold exactly once and reports the host's peak
 //! RSS. The virtual clock lets a 60-second world run as fast as the machine.
 
-use super::{Http, Phase, bearer, client, peak_rss_mib, send, send_as, spawn_host};
+use super::{Http, bearer, client, field, peak_rss_mib, phase, send, send_as, spawn_host};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
@@ -70,63 +68,6 @@ async fn store_stats(http: &Http, url: &str) -> Option<(u64, u64)> {
         body["store"]["commits"].as_u64()?,
         body["store"]["writes"].as_u64()?,
     ))
-}
-
-/// Run `work(i)` for every `i` in `0..n` on `concurrency` workers.
-async fn phase<T, F, Fut>(
-    name: &'static str,
-    n: usize,
-    concurrency: usize,
-    work: F,
-) -> anyhow::Result<(Phase, Vec<T>)>
-where
-    T: Send + 'static,
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = anyhow::Result<T>> + Send,
-{
-    let work = Arc::new(work);
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..concurrency.max(1) {
-        let (work, next) = (work.clone(), next.clone());
-        workers.push(tokio::spawn(async move {
-            let mut out = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    return Ok::<_, anyhow::Error>(out);
-                }
-                let t = Instant::now();
-                let value = work(i).await?;
-                out.push((i, t.elapsed(), value));
-            }
-        }));
-    }
-    let mut all = Vec::with_capacity(n);
-    for w in workers {
-        all.extend(w.await??);
-    }
-    let elapsed = started.elapsed();
-    all.sort_by_key(|(i, _, _)| *i);
-    let latencies = all.iter().map(|(_, l, _)| *l).collect();
-    let values = all.into_iter().map(|(_, _, v)| v).collect();
-    Ok((
-        Phase {
-            name,
-            requests: n,
-            elapsed,
-            latencies,
-        },
-        values,
-    ))
-}
-
-fn field(v: &Value, name: &str) -> anyhow::Result<String> {
-    v[name]
-        .as_str()
-        .map(str::to_string)
-        .with_context(|| format!("no {name} in {v}"))
 }
 
 pub async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<()> {

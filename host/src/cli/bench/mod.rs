@@ -4,6 +4,7 @@
 //! `docs/BENCHMARKS.md`.
 
 pub mod flash_sale;
+pub mod protocols;
 pub mod route;
 pub mod swap;
 
@@ -13,9 +14,12 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::Value;
+use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 pub type Http = Client<HttpConnector, Full<Bytes>>;
 
@@ -179,4 +183,61 @@ impl Phase {
             self.percentile(0.99).as_secs_f64() * 1e3
         );
     }
+}
+
+/// Run `work(i)` for every `i` in `0..n` on `concurrency` workers.
+pub async fn phase<T, F, Fut>(
+    name: &'static str,
+    n: usize,
+    concurrency: usize,
+    work: F,
+) -> anyhow::Result<(Phase, Vec<T>)>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<T>> + Send,
+{
+    let work = Arc::new(work);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (work, next) = (work.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, anyhow::Error>(out);
+                }
+                let t = Instant::now();
+                let value = work(i).await?;
+                out.push((i, t.elapsed(), value));
+            }
+        }));
+    }
+    let mut all = Vec::with_capacity(n);
+    for w in workers {
+        all.extend(w.await??);
+    }
+    let elapsed = started.elapsed();
+    all.sort_by_key(|(i, _, _)| *i);
+    let latencies = all.iter().map(|(_, l, _)| *l).collect();
+    let values = all.into_iter().map(|(_, _, v)| v).collect();
+    Ok((
+        Phase {
+            name,
+            requests: n,
+            elapsed,
+            latencies,
+        },
+        values,
+    ))
+}
+
+pub fn field(v: &Value, name: &str) -> anyhow::Result<String> {
+    v[name]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("no {name} in {v}"))
 }
