@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "common/v1/common.proto",
     "gateway/v1/queue.proto",
     "gateway/v1/webhook.proto",
+    "gateway/v1/gateway.proto",
     "reservation/v1/reservation.proto",
     "reservation/v1/inventory.proto",
     "reservation/v1/worker.proto",

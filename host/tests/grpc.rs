@@ -319,6 +319,7 @@ async fn grpcurl_lists_checks_health_and_calls_by_reflection() {
         "reservation.v1.Inventory",
         "reservation.v1.ReservationService",
         "reservation.v1.WorkerService",
+        "gateway.v1.GatewayService",
         "grpc.health.v1.Health",
     ] {
         assert!(listed.lines().any(|l| l == service), "{service}: {listed}");
@@ -355,5 +356,89 @@ async fn grpcurl_lists_checks_health_and_calls_by_reflection() {
     assert!(
         err.contains("common.v1.Error") && err.contains("ERROR_CODE_NOT_FOUND"),
         "the contract error travels as a detail: {err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_service_fronts_the_owning_services() {
+    use tacos_proto::gateway::v1::gateway_service_client::GatewayServiceClient;
+    use tacos_proto::gateway::v1::{HealthCheckRequest, HealthStatus, ValidateTokenRequest};
+
+    let t = start().await;
+    t.create_event("g", 4, 2_000, 1000).await;
+    let mut gw = GatewayServiceClient::new(channel(&t).await);
+
+    let health = gw
+        .health_check(HealthCheckRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(health.status, HealthStatus::Healthy as i32, "{health:?}");
+    assert_eq!(
+        health.services.get("reservation.v1.ReservationService"),
+        Some(&(HealthStatus::Healthy as i32))
+    );
+
+    let bearer = t.bearer("kim");
+    let valid = gw
+        .validate_token(ValidateTokenRequest {
+            token: bearer.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(valid.valid, "{valid:?}");
+    assert_eq!(valid.user.unwrap().user_id, "kim");
+    let invalid = gw
+        .validate_token(ValidateTokenRequest {
+            token: "not.a.jwt".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!invalid.valid);
+    assert_eq!(
+        invalid.error.unwrap().code,
+        ErrorCode::Unauthenticated as i32
+    );
+
+    // Aliases run the owning RPC, with its guard.
+    let seats = gw
+        .get_event_availability(GetInventoryStatusRequest {
+            event_id: "g".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(seats.stats.unwrap().available_seats, 4);
+    let token = t.admitted("g", "kim").await;
+    let hold = CreateReservationRequest {
+        event_id: "g".into(),
+        seat_ids: vec!["A-2".into()],
+        reservation_token: token,
+        idempotency_key: "k".into(),
+        ..Default::default()
+    };
+    let s = gw.create_reservation(hold.clone()).await.unwrap_err();
+    assert_eq!(s.code(), Code::Unauthenticated);
+    let held = gw
+        .create_reservation(as_user(&t, "kim", hold))
+        .await
+        .unwrap();
+    assert!(
+        held.metadata()
+            .get("x-tacos-served-by")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("reservation@")
+    );
+    let mut inventory = InventoryClient::new(channel(&t).await);
+    assert_eq!(
+        seat_status(&mut inventory, "g", "A-2").await,
+        SeatStatus::Reserved
     );
 }

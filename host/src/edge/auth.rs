@@ -89,8 +89,8 @@ impl Auth {
         Ok((auth, said.join(" + ")))
     }
 
-    /// The subject of a valid `authorization: Bearer …` header at `now_s`.
-    pub fn verify(&self, authorization: Option<&str>, now_s: u64) -> Result<String, String> {
+    /// The claims of a valid `authorization: Bearer …` header at `now_s`.
+    pub fn verify(&self, authorization: Option<&str>, now_s: u64) -> Result<Claims, String> {
         let token = authorization
             .ok_or("missing bearer token (authorization: Bearer <JWT>)")?
             .strip_prefix("Bearer ")
@@ -136,7 +136,7 @@ impl Auth {
         if claims.sub.is_empty() {
             return Err("the token has an empty subject".into());
         }
-        Ok(claims.sub)
+        Ok(claims)
     }
 }
 
@@ -237,7 +237,10 @@ mod tests {
         let auth = hs("0123456789abcdef-secret");
         let t = mint("0123456789abcdef-secret", "alice", 1_000, 60).unwrap();
         let bearer = format!("Bearer {t}");
-        assert_eq!(auth.verify(Some(&bearer), 1_030), Ok("alice".into()));
+        assert_eq!(
+            auth.verify(Some(&bearer), 1_030).map(|c| (c.sub, c.exp)),
+            Ok(("alice".into(), 1_060))
+        );
         assert!(
             auth.verify(Some(&bearer), 1_060)
                 .unwrap_err()

@@ -13,9 +13,11 @@
 //! Errors map to gRPC status codes and carry the contract's `common.v1.Error`
 //! as a detail of the standard `google.rpc.Status` (`grpc-status-details-bin`).
 //! `tacos.internal.*` services are not exposed; operators use the admin API.
+//! `gateway.v1.GatewayService` is served from [`gateway`]: aliases of the
+//! owning services' RPCs, and two RPCs the host answers.
 
 use super::routes::Guard;
-use super::{Edge, MAX_BODY, SERVED_BY, admin, errors, trace_id_of};
+use super::{Edge, MAX_BODY, SERVED_BY, admin, errors, gateway, trace_id_of};
 use crate::metrics::{Metrics, RouteMetrics};
 use bytes::{Buf, BufMut, Bytes};
 use hyper::body::Incoming;
@@ -62,11 +64,14 @@ pub struct Grpc {
 }
 
 struct Rpc {
+    /// The service and method of the component that runs it.
     service: String,
     method: String,
     input: prost_reflect::MessageDescriptor,
     guard: Guard,
     metrics: RouteMetrics,
+    /// Answered by the host instead (GatewayService's own RPCs).
+    native: Option<gateway::Native>,
 }
 
 impl Grpc {
@@ -104,10 +109,37 @@ impl Grpc {
                         method: m.name().to_string(),
                         input: m.input(),
                         guard,
+                        native: None,
                     },
                 );
             }
             served.push(name);
+        }
+        if let Some(service) = codec.service(gateway::SERVICE) {
+            for m in service.methods() {
+                let path = format!("/{}/{}", gateway::SERVICE, m.name());
+                let (service, method, guard, native) = match gateway::target(m.name()) {
+                    Some(Ok(native)) => (gateway::SERVICE, m.name(), Guard::Open, Some(native)),
+                    // An alias of an RPC served above: its guard too.
+                    Some(Err((service, method))) => {
+                        match rpcs.get(&format!("/{service}/{method}")) {
+                            Some(owner) => (service, method, owner.guard, None),
+                            None => continue,
+                        }
+                    }
+                    None => continue,
+                };
+                let rpc = Rpc {
+                    metrics: metrics.route("grpc", path.clone().into()),
+                    service: service.to_string(),
+                    method: method.to_string(),
+                    input: m.input(),
+                    guard,
+                    native,
+                };
+                rpcs.insert(path, rpc);
+            }
+            served.push(gateway::SERVICE.to_string());
         }
         served.sort();
 
@@ -222,6 +254,19 @@ impl Grpc {
             let user = user.as_deref();
             let status = &status;
             async move {
+                if let Some(native) = rpc.native {
+                    let verify = |token: &str| {
+                        let now_s = runtime.clock.now_ms() / 1000;
+                        edge.shared
+                            .auth
+                            .verify(Some(&format!("Bearer {token}")), now_s)
+                    };
+                    let bytes = gateway::answer(native, runtime, verify, request.get_ref(), trace)
+                        .map_err(|e| status(&e))?;
+                    let mut response = tonic::Response::new(bytes);
+                    add_trace(response.metadata_mut(), trace);
+                    return Ok(response);
+                }
                 let bound;
                 let mut bytes: &[u8] = request.get_ref();
                 if let Some(user) = user {

@@ -13,6 +13,7 @@ mod admin;
 pub mod auth;
 mod deploy;
 pub mod errors;
+pub mod gateway;
 pub mod grpc;
 pub mod idempotency;
 pub mod limits;
@@ -209,6 +210,7 @@ impl Edge {
         self.shared
             .auth
             .verify(header, now_s)
+            .map(|claims| claims.sub)
             .map_err(|m| errors::error(ErrorCode::Unauthenticated, m, trace))
     }
 
