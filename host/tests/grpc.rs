@@ -1,6 +1,7 @@
-//! gRPC on the edge's port: a generated tonic client runs the whole ticket
-//! flow; `grpcurl` lists every service by reflection, reads health and calls
-//! without local protos; errors carry `common.v1.Error`; deadlines apply.
+//! gRPC on the edge's port: a generated tonic client and `grpcurl` (no local
+//! protos, reflection only) each run the whole ticket flow; reflection lists
+//! every service; health reports SERVING; errors carry `common.v1.Error`;
+//! deadlines apply; GatewayService fronts the owning services.
 
 mod common;
 
@@ -290,7 +291,7 @@ async fn errors_map_to_status_codes_with_the_contract_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpcurl_lists_checks_health_and_calls_by_reflection() {
+async fn grpcurl_runs_the_flow_lists_and_checks_health_by_reflection() {
     let Some(grpcurl) = test_tool("grpcurl") else {
         return;
     };
@@ -335,15 +336,63 @@ async fn grpcurl_lists_checks_health_and_calls_by_reflection() {
         assert!(ok && out.contains("SERVING"), "{service}: {out}{err}");
     }
 
-    let (ok, out, err) = run(&[
-        "-d",
-        r#"{"event_id":"g","user_id":"u1","session_id":"s"}"#,
-        &addr,
+    // The whole flow, with grpcurl alone (and the admin clock).
+    let call = |headers: &[&str], body: String, method: &str| {
+        let mut args: Vec<&str> = Vec::new();
+        for h in headers {
+            args.extend(["-H", h]);
+        }
+        args.extend(["-d", &body, &addr, method]);
+        let (ok, out, err) = run(&args);
+        assert!(ok, "{method}: {err}");
+        serde_json::from_str::<serde_json::Value>(&out).expect("JSON out")
+    };
+    let joined = call(
+        &[],
+        r#"{"event_id":"g","user_id":"u1","session_id":"s"}"#.into(),
         "gateway.v1.QueueService/JoinQueue",
-    ]);
-    assert!(ok, "{err}");
-    let joined: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(joined["status"], "QUEUE_STATUS_READY", "{out}");
+    );
+    assert_eq!(joined["status"], "QUEUE_STATUS_READY", "{joined}");
+    let wt = joined["waitingToken"].as_str().unwrap().to_string();
+    let status = call(
+        &[],
+        format!(r#"{{"waiting_token":"{wt}"}}"#),
+        "gateway.v1.QueueService/GetQueueStatus",
+    );
+    assert_eq!(status["status"], "QUEUE_STATUS_READY", "{status}");
+    let entered = call(
+        &[],
+        format!(r#"{{"waiting_token":"{wt}"}}"#),
+        "gateway.v1.QueueService/RequestAdmission",
+    );
+    let rt = entered["reservationToken"].as_str().unwrap().to_string();
+    let auth = format!("authorization: {}", t.bearer("u1"));
+    let held = call(
+        &[&auth],
+        format!(
+            r#"{{"event_id":"g","seat_ids":["A-1"],"reservation_token":"{rt}","idempotency_key":"k1"}}"#
+        ),
+        "reservation.v1.ReservationService/CreateReservation",
+    );
+    assert_eq!(held["status"], "RESERVATION_STATUS_HOLD", "{held}");
+    let id = held["reservationId"].as_str().unwrap().to_string();
+    call(
+        &[&auth],
+        format!(
+            r#"{{"reservation_id":"{id}","amount":{{"amount":"1000","currency":"KRW"}},"scenario":"PAYMENT_SCENARIO_APPROVE"}}"#
+        ),
+        "payment.v1.PaymentService/CreatePaymentIntent",
+    );
+    t.advance(5.0).await;
+    let got = call(
+        &[&auth],
+        format!(r#"{{"reservation_id":"{id}"}}"#),
+        "reservation.v1.ReservationService/GetReservation",
+    );
+    assert_eq!(
+        got["reservation"]["status"], "RESERVATION_STATUS_CONFIRMED",
+        "{got}"
+    );
 
     let (ok, out, err) = run(&[
         "-d",
