@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use prost::Message;
 use tacos_host::edge::errors::grpc_code_of;
-use tacos_host::edge::grpc::Raw;
+use tacos_host::edge::grpc::{Raw, RpcStatus};
 use tacos_proto::common::v1::{Error as ProtoError, ErrorCode, SeatStatus};
 use tacos_proto::gateway::v1::queue_service_client::QueueServiceClient;
 use tacos_proto::gateway::v1::{
@@ -159,17 +159,6 @@ async fn generated_client_runs_the_whole_flow() {
         seat_status(&mut inventory, "g", "A-3").await,
         SeatStatus::Sold
     );
-}
-
-/// `google.rpc.Status`, as a client decodes `grpc-status-details-bin`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-    #[prost(message, repeated, tag = "3")]
-    details: Vec<prost_types::Any>,
 }
 
 fn contract_error(s: &tonic::Status) -> ProtoError {

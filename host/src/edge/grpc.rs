@@ -368,15 +368,16 @@ fn grpc_timeout(headers: &http::HeaderMap) -> Result<Option<Duration>, String> {
     }))
 }
 
-/// `google.rpc.Status`, the standard carrier of error details.
+/// `google.rpc.Status`, the standard carrier of error details (what
+/// `grpc-status-details-bin` holds).
 #[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
+pub struct RpcStatus {
     #[prost(int32, tag = "1")]
-    code: i32,
+    pub code: i32,
     #[prost(string, tag = "2")]
-    message: String,
+    pub message: String,
     #[prost(message, repeated, tag = "3")]
-    details: Vec<prost_types::Any>,
+    pub details: Vec<prost_types::Any>,
 }
 
 /// Passes message bytes through untouched: the component decodes them.
