@@ -46,6 +46,7 @@ impl CallState {
             topic,
             payload,
             due_at_ms: now_ms.saturating_add(delay_ms),
+            trace_id: self.ctx.trace_id.to_string(),
         })
     }
 }

@@ -119,7 +119,12 @@ impl Dispatcher {
     }
 
     async fn deliver(&self, msg: Leased) {
-        let trace: Arc<str> = crate::edge::new_trace_id().into();
+        // The delivery continues the trace of the call that sent the message.
+        let trace: Arc<str> = if msg.trace_id.is_empty() {
+            crate::edge::new_trace_id().into()
+        } else {
+            msg.trace_id.as_str().into()
+        };
         let outcome = self.runtime.deliver(&msg, trace.clone()).await;
         let store = self.queue();
         let count = |outcome: &'static str| {

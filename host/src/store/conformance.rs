@@ -187,6 +187,7 @@ pub async fn outbox_sends_commit_with_the_transaction<S: KvStore + QueueStore>(s
             topic: topic.into(),
             payload: b"expire".to_vec(),
             due_at_ms: 60_000,
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
         })
     };
     let failed = s
@@ -207,6 +208,10 @@ pub async fn outbox_sends_commit_with_the_transaction<S: KvStore + QueueStore>(s
     let leased = s.lease_due(60_000, 90_000, 10).await.unwrap();
     assert_eq!(leased.len(), 1);
     assert_eq!((leased[0].topic.as_str(), leased[0].id), ("kept", ok[1]));
+    assert_eq!(
+        leased[0].trace_id, "4bf92f3577b34da6a3ce929d0e0e4736",
+        "the sender's trace travels with the message"
+    );
 }
 
 pub async fn messages_lease_retry_and_die(q: &dyn QueueStore) {
@@ -215,6 +220,7 @@ pub async fn messages_lease_retry_and_die(q: &dyn QueueStore) {
         topic: topic.into(),
         payload: b"p".to_vec(),
         due_at_ms: due,
+        trace_id: String::new(),
     };
     q.enqueue(msg("later", 5_000)).await.unwrap();
     q.enqueue(msg("now", 1_000)).await.unwrap();

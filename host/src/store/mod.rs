@@ -172,6 +172,8 @@ pub struct NewMessage {
     pub topic: String,
     pub payload: Vec<u8>,
     pub due_at_ms: u64,
+    /// The trace of the call that sent it; its delivery continues that trace.
+    pub trace_id: String,
 }
 
 /// A message leased to the dispatcher: invisible until `lease_until_ms`.
@@ -181,6 +183,7 @@ pub struct Leased {
     pub tenant: String,
     pub topic: String,
     pub payload: Vec<u8>,
+    pub trace_id: String,
     /// 1 on the first delivery.
     pub attempt: u32,
     pub lease_until_ms: u64,

@@ -28,6 +28,8 @@ struct Record {
     attempts: u32,
     #[prost(string, tag = "5")]
     reason: String,
+    #[prost(string, tag = "6")]
+    trace_id: String,
 }
 
 pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
@@ -45,6 +47,7 @@ pub(super) fn insert(txn: &WriteTransaction, msg: NewMessage) -> Result<u64, red
         payload: msg.payload,
         attempts: 0,
         reason: String::new(),
+        trace_id: msg.trace_id,
     };
     txn.open_table(QUEUE)?
         .insert((msg.due_at_ms, id), record.encode_to_vec().as_slice())?;
@@ -96,6 +99,7 @@ impl QueueStore for EmbeddedStore {
                         tenant: rec.tenant,
                         topic: rec.topic,
                         payload: rec.payload,
+                        trace_id: rec.trace_id,
                         attempt: rec.attempts,
                         lease_until_ms,
                     });
