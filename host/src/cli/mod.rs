@@ -25,7 +25,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a host: the bundle's components behind the REST/JSON edge.
+    /// Run a host: the bundle's components behind the REST/JSON and gRPC edge.
     Up(UpArgs),
     /// List a running host's services: version, since when, calls.
     Services(ops::ServicesArgs),
@@ -140,6 +140,9 @@ struct UpArgs {
     /// Require this `iss` claim in end-user JWTs.
     #[arg(long, value_name = "ISSUER", env = "TACOS_JWT_ISSUER")]
     jwt_issuer: Option<String>,
+    /// Require this `aud` claim in end-user JWTs.
+    #[arg(long, value_name = "AUDIENCE", env = "TACOS_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
     /// Rate limit per client IP and per user: CLASS=RPS/BURST or CLASS=off, for
     /// queue, inventory, reservation, payment, webhook or all (repeatable;
     /// default 50/100 for every class).
@@ -153,9 +156,6 @@ struct UpArgs {
     /// How long a response to an `Idempotency-Key` is replayed, in seconds.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     idempotency_window: u64,
-    /// Require this `aud` claim in end-user JWTs.
-    #[arg(long, value_name = "AUDIENCE", env = "TACOS_JWT_AUDIENCE")]
-    jwt_audience: Option<String>,
 }
 
 pub fn main() -> ExitCode {
