@@ -149,30 +149,27 @@ impl Grpc {
                 .set_service_status(name, ServingStatus::Serving)
                 .await;
         }
-        let mut reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(tacos_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .with_service_name("grpc.health.v1.Health")
-            .with_service_name("grpc.reflection.v1.ServerReflection");
-        for name in &served {
-            reflection = reflection.with_service_name(name.clone());
-        }
-        let v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(tacos_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .with_service_name("grpc.health.v1.Health")
-            .with_service_name("grpc.reflection.v1alpha.ServerReflection");
-        let v1alpha = served
-            .iter()
-            .fold(v1alpha, |b, name| b.with_service_name(name.clone()));
+        // Reflection advertises what is served here, in both versions.
+        let reflection = |own: &str| {
+            served.iter().fold(
+                tonic_reflection::server::Builder::configure()
+                    .register_encoded_file_descriptor_set(tacos_proto::FILE_DESCRIPTOR_SET)
+                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                    .with_service_name("grpc.health.v1.Health")
+                    .with_service_name(own),
+                |b, name| b.with_service_name(name.clone()),
+            )
+        };
         let builtin = vec![
             (
                 "/grpc.reflection.v1.ServerReflection/",
-                Builtin::new(reflection.build_v1()?),
+                Builtin::new(reflection("grpc.reflection.v1.ServerReflection").build_v1()?),
             ),
             (
                 "/grpc.reflection.v1alpha.ServerReflection/",
-                Builtin::new(v1alpha.build_v1alpha()?),
+                Builtin::new(
+                    reflection("grpc.reflection.v1alpha.ServerReflection").build_v1alpha()?,
+                ),
             ),
             ("/grpc.health.v1.Health/", Builtin::new(health_service)),
         ];

@@ -8,6 +8,11 @@
 //! failure becomes `{"error": {…}}` with a fitting status. Bodies over 64 KiB
 //! are refused before parsing. Every response carries `x-trace-id`; a W3C
 //! `traceparent` on the request is honoured.
+//!
+//! Before a component runs, both sides check the caller ([`auth`], admin
+//! token), take a token from the rate-limit buckets ([`limits`]), bind the
+//! authenticated user into the request, and, for a POST with an
+//! `Idempotency-Key`, replay or wait for an earlier answer ([`idempotency`]).
 
 mod admin;
 pub mod auth;
