@@ -84,7 +84,7 @@ impl Codec {
     pub fn bind(
         &self,
         desc: &MessageDescriptor,
-        bytes: &[u8],
+        bytes: Vec<u8>,
         values: &[(&str, &str)],
     ) -> Result<Vec<u8>, BindError> {
         let fields: Vec<_> = values
@@ -92,9 +92,9 @@ impl Codec {
             .filter_map(|(name, v)| Some((desc.get_field_by_name(name)?, *v)))
             .collect();
         if fields.is_empty() {
-            return Ok(bytes.to_vec());
+            return Ok(bytes);
         }
-        let mut msg = DynamicMessage::decode(desc.clone(), bytes)
+        let mut msg = DynamicMessage::decode(desc.clone(), bytes.as_slice())
             .map_err(|e| BindError::Undecodable(format!("decoding {}: {e}", desc.full_name())))?;
         let mut changed = false;
         for (field, value) in fields {
@@ -112,11 +112,7 @@ impl Codec {
                 }
             }
         }
-        Ok(if changed {
-            msg.encode_to_vec()
-        } else {
-            bytes.to_vec()
-        })
+        Ok(if changed { msg.encode_to_vec() } else { bytes })
     }
 
     /// Render encoded `bytes` of message `desc` as JSON.
@@ -171,5 +167,41 @@ mod tests {
             c.from_json(&req, br#"{"event_id":"e"} trailing"#, &[])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn bind_fills_empty_fields_and_refuses_others() {
+        use tacos_proto::reservation::v1::GetReservationRequest;
+        let c = Codec::new().unwrap();
+        let d = c.message("reservation.v1.GetReservationRequest").unwrap();
+        let empty = GetReservationRequest {
+            reservation_id: "r".into(),
+            user_id: String::new(),
+        }
+        .encode_to_vec();
+        let bound = c
+            .bind(&d, empty, &[("user_id", "ann"), ("no_such", "x")])
+            .unwrap();
+        let got = GetReservationRequest::decode(bound.as_slice()).unwrap();
+        assert_eq!(
+            (got.reservation_id.as_str(), got.user_id.as_str()),
+            ("r", "ann")
+        );
+        // Already right: the same bytes back.
+        assert_eq!(
+            c.bind(&d, bound.clone(), &[("user_id", "ann")]).unwrap(),
+            bound
+        );
+        assert_eq!(
+            c.bind(&d, bound, &[("user_id", "bob")]),
+            Err(BindError::Mismatch {
+                field: "user_id".into(),
+                given: "ann".into()
+            })
+        );
+        assert!(matches!(
+            c.bind(&d, vec![0xff, 0xff], &[("user_id", "ann")]),
+            Err(BindError::Undecodable(_))
+        ));
     }
 }

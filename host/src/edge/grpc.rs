@@ -268,7 +268,7 @@ impl Grpc {
                 let mut bytes: &[u8] = request.get_ref();
                 if let Some(user) = user {
                     bound = edge
-                        .bind(&rpc.input, bytes, Some(user), None, trace)
+                        .bind(&rpc.input, bytes.to_vec(), Some(user), None, trace)
                         .map_err(|e| status(&e))?;
                     bytes = &bound;
                 }

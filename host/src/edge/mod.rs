@@ -256,7 +256,7 @@ impl Edge {
     pub(crate) fn bind(
         &self,
         desc: &MessageDescriptor,
-        request: &[u8],
+        request: Vec<u8>,
         user: Option<&str>,
         idempotency_key: Option<&str>,
         trace: &str,
@@ -269,7 +269,7 @@ impl Edge {
             values.push(("idempotency_key", k));
         }
         if values.is_empty() {
-            return Ok(request.to_vec());
+            return Ok(request);
         }
         self.shared
             .runtime
@@ -483,7 +483,7 @@ impl Edge {
         let request = codec
             .from_json(input, &body, &fields)
             .map_err(|m| err(ErrorCode::InvalidArgument, m))?;
-        let request = self.bind(input, &request, user.as_deref(), idempotency_key, trace)?;
+        let request = self.bind(input, request, user.as_deref(), idempotency_key, trace)?;
 
         let ticket = match idempotency_key {
             None => None,
