@@ -386,10 +386,7 @@ impl Runtime {
             });
         }
         let mut store = self.new_store(version, ctx.clone());
-        let metrics = self.component_metrics.get(&version.name);
-        if let Some(m) = metrics {
-            m.instantiations.inc();
-        }
+        let metrics = self.instantiating(&version.name);
         let outcome = match &version.prepared {
             Prepared::Service(pre) => match pre.instantiate_async(&mut store).await {
                 Ok(i) => {
@@ -434,6 +431,13 @@ impl Runtime {
             );
         }
         result
+    }
+
+    /// Count an instance of `component` about to be made; its metric handles.
+    fn instantiating(&self, component: &str) -> Option<&ComponentMetrics> {
+        let m = self.component_metrics.get(component)?;
+        m.instantiations.inc();
+        Some(m)
     }
 
     /// Describe a trapped call.
@@ -484,10 +488,7 @@ impl Runtime {
         let deadline = ctx.deadline;
         let started = Instant::now();
         let mut store = self.new_store(&version, ctx);
-        let metrics = self.component_metrics.get(&version.name);
-        if let Some(m) = metrics {
-            m.instantiations.inc();
-        }
+        let metrics = self.instantiating(&version.name);
         let delivery = bindings::consumer::exports::tacos::platform::message_handler::Delivery {
             id: format!("{:016x}", msg.id),
             topic: msg.topic.clone(),
