@@ -26,12 +26,7 @@ pub(crate) fn confirm(req: ConfirmReservationRequest) -> Result<ConfirmReservati
         ));
     }
     refuse_unless_held(&r.value)?;
-    let expires = r
-        .value
-        .hold_expires_at
-        .as_ref()
-        .map(timestamp_to_ms)
-        .unwrap_or(0);
+    let expires = hold_expires_ms(&r.value);
     if now_ms() >= expires {
         return Err(ServiceError::new(
             ErrorCode::ReservationExpired,

@@ -82,12 +82,7 @@ pub(crate) fn expire(req: ExpireReservationRequest) -> Result<ExpireReservationR
             error: None,
         });
     };
-    let expires = r
-        .value
-        .hold_expires_at
-        .as_ref()
-        .map(timestamp_to_ms)
-        .unwrap_or(0);
+    let expires = hold_expires_ms(&r.value);
     if status_of(&r.value) == ReservationStatus::Hold && now_ms() < expires {
         // The hold was extended; a later expiry message covers it.
         return Ok(ExpireReservationResponse {

@@ -7,12 +7,7 @@ pub(crate) fn extend(req: ExtendHoldRequest) -> Result<ExtendHoldResponse> {
     refuse_unless_held(&r.value)?;
     let max: i32 = config_or("max_hold_extension_seconds", 60);
     let now = now_ms();
-    let expires = r
-        .value
-        .hold_expires_at
-        .as_ref()
-        .map(timestamp_to_ms)
-        .unwrap_or(0);
+    let expires = hold_expires_ms(&r.value);
     let already = r.value.metadata.contains_key("tacos.extended");
     if req.extension_seconds <= 0 || req.extension_seconds > max || already || now >= expires {
         return Ok(ExtendHoldResponse {

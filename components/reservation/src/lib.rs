@@ -73,6 +73,11 @@ fn status_of(r: &Reservation) -> ReservationStatus {
     ReservationStatus::try_from(r.status).unwrap_or(ReservationStatus::Unspecified)
 }
 
+/// When the hold runs out, in ms since the epoch (0 when it has no expiry).
+fn hold_expires_ms(r: &Reservation) -> i64 {
+    r.hold_expires_at.as_ref().map(timestamp_to_ms).unwrap_or(0)
+}
+
 fn load(id: &str) -> Result<Versioned<Reservation>> {
     require("reservation_id", id)?;
     kv::get::<Reservation>(&res_key(id))?

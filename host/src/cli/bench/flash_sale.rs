@@ -11,7 +11,9 @@
 //! checks that every seat was sold exactly once and reports the host's peak
 //! RSS. The virtual clock lets a 60-second world run as fast as the machine.
 
-use super::{Http, bearer, client, field, peak_rss_mib, phase, send, send_as, spawn_host};
+use super::{
+    Http, bearer, client, enter_phase, join_phase, peak_rss_mib, phase, send, send_as, spawn_host,
+};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -132,46 +134,10 @@ pub async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<()> {
     };
 
     let ctx = Arc::new((http.clone(), url.clone(), event.clone(), secret));
-    let c = ctx.clone();
-    let (joins, waiting) = phase("join", args.users, args.concurrency, move |i| {
-        let c = c.clone();
-        async move {
-            let (s, b) = send(
-                &c.0,
-                "POST",
-                &format!("{}/api/v1/queue/join", c.1),
-                Some(&json!({"event_id": c.2, "user_id": format!("u{i}")})),
-            )
-            .await?;
-            if s != 200 {
-                bail!("join: {s} {b}");
-            }
-            field(&b, "waiting_token")
-        }
-    })
-    .await?;
+    let (joins, waiting) = join_phase(&http, &url, &event, args.users, args.concurrency).await?;
     joins.print();
     advance(1.0).await?;
-
-    let waiting = Arc::new(waiting);
-    let (c, w) = (ctx.clone(), waiting.clone());
-    let (enters, tokens) = phase("enter", args.users, args.concurrency, move |i| {
-        let (c, w) = (c.clone(), w.clone());
-        async move {
-            let (s, b) = send(
-                &c.0,
-                "POST",
-                &format!("{}/api/v1/queue/enter", c.1),
-                Some(&json!({"waiting_token": w[i]})),
-            )
-            .await?;
-            if s != 200 {
-                bail!("enter: {s} {b}");
-            }
-            field(&b, "reservation_token")
-        }
-    })
-    .await?;
+    let (enters, tokens) = enter_phase(&http, &url, waiting, args.concurrency).await?;
     enters.print();
 
     let tokens = Arc::new(tokens);

@@ -241,3 +241,54 @@ pub fn field(v: &Value, name: &str) -> anyhow::Result<String> {
         .map(str::to_string)
         .with_context(|| format!("no {name} in {v}"))
 }
+
+/// Users `u0`…`u{n-1}` join the waiting room of `event`: their waiting tokens.
+pub async fn join_phase(
+    http: &Http,
+    url: &str,
+    event: &str,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<(Phase, Vec<String>)> {
+    let (http, join_url, event) = (
+        http.clone(),
+        format!("{url}/api/v1/queue/join"),
+        event.to_string(),
+    );
+    phase("join", n, concurrency, move |i| {
+        let (http, join_url) = (http.clone(), join_url.clone());
+        let body = serde_json::json!({"event_id": event, "user_id": format!("u{i}")});
+        async move {
+            let (s, b) = send(&http, "POST", &join_url, Some(&body)).await?;
+            if s != 200 {
+                anyhow::bail!("join: {s} {b}");
+            }
+            field(&b, "waiting_token")
+        }
+    })
+    .await
+}
+
+/// Admitted users exchange their waiting tokens: their reservation tokens.
+pub async fn enter_phase(
+    http: &Http,
+    url: &str,
+    waiting: Vec<String>,
+    concurrency: usize,
+) -> anyhow::Result<(Phase, Vec<String>)> {
+    let (http, enter_url) = (http.clone(), format!("{url}/api/v1/queue/enter"));
+    let n = waiting.len();
+    let waiting = Arc::new(waiting);
+    phase("enter", n, concurrency, move |i| {
+        let (http, enter_url) = (http.clone(), enter_url.clone());
+        let body = serde_json::json!({"waiting_token": waiting[i]});
+        async move {
+            let (s, b) = send(&http, "POST", &enter_url, Some(&body)).await?;
+            if s != 200 {
+                anyhow::bail!("enter: {s} {b}");
+            }
+            field(&b, "reservation_token")
+        }
+    })
+    .await
+}

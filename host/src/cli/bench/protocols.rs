@@ -11,7 +11,9 @@
 //! alternate the protocols; the median round is reported with the ratio
 //! gRPC / REST.
 
-use super::{Http, Phase, bearer, client, field, phase, send, send_as, spawn_host};
+use super::{
+    Http, Phase, bearer, client, enter_phase, join_phase, phase, send, send_as, spawn_host,
+};
 use anyhow::{Context, bail};
 use serde_json::json;
 use std::sync::Arc;
@@ -79,27 +81,7 @@ pub async fn protocols(args: ProtocolsArgs) -> anyhow::Result<()> {
     }
 
     // Unmeasured: every user joins and is admitted.
-    let joiner = {
-        let (http, url) = (http.clone(), url.clone());
-        move |i: usize| {
-            let (http, url) = (http.clone(), url.clone());
-            async move {
-                let body = json!({"event_id": "p", "user_id": format!("u{i}")});
-                let (s, b) = send(
-                    &http,
-                    "POST",
-                    &format!("{url}/api/v1/queue/join"),
-                    Some(&body),
-                )
-                .await?;
-                if s != 200 {
-                    bail!("join: {s} {b}");
-                }
-                field(&b, "waiting_token")
-            }
-        }
-    };
-    let (_, waiting) = phase("join", users, args.concurrency, joiner).await?;
+    let (_, waiting) = join_phase(&http, &url, "p", users, args.concurrency).await?;
     let (s, b) = send(
         &http,
         "POST",
@@ -110,28 +92,8 @@ pub async fn protocols(args: ProtocolsArgs) -> anyhow::Result<()> {
     if s != 200 {
         bail!("advancing the clock: {s} {b}");
     }
-    let waiting = Arc::new(waiting);
-    let enter = {
-        let (http, url, waiting) = (http.clone(), url.clone(), waiting.clone());
-        move |i: usize| {
-            let (http, url, waiting) = (http.clone(), url.clone(), waiting.clone());
-            async move {
-                let body = json!({"waiting_token": waiting[i]});
-                let (s, b) = send(
-                    &http,
-                    "POST",
-                    &format!("{url}/api/v1/queue/enter"),
-                    Some(&body),
-                )
-                .await?;
-                if s != 200 {
-                    bail!("enter: {s} {b}");
-                }
-                field(&b, "reservation_token")
-            }
-        }
-    };
-    let (_, tokens) = phase("enter", users, args.concurrency, enter).await?;
+    let waiting_token = waiting[0].clone();
+    let (_, tokens) = enter_phase(&http, &url, waiting, args.concurrency).await?;
 
     let mut channels = Vec::new();
     for _ in 0..args.grpc_connections {
@@ -147,7 +109,7 @@ pub async fn protocols(args: ProtocolsArgs) -> anyhow::Result<()> {
         url: url.clone(),
         channels,
         secret: host.jwt_secret.clone(),
-        waiting_token: waiting[0].clone(),
+        waiting_token,
         tokens,
     });
 
