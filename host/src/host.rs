@@ -7,18 +7,14 @@ use crate::edge::Edge;
 use crate::edge::auth::{Auth, AuthOptions};
 use crate::edge::limits::RateLimits;
 use crate::queue::Dispatcher;
-use crate::runtime::{CallError, Runtime, RuntimeParts, Settings};
+use crate::runtime::{Runtime, RuntimeParts, Settings};
 use crate::store::KvStore;
 use crate::store::embedded::EmbeddedStore;
-use crate::tenancy::{DEFAULT_TENANT, Tenant};
 use anyhow::Context;
-use prost::Message;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tacos_proto::common::v1::{ErrorCode, Money};
-use tacos_proto::internal::v1::CreateEventRequest;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -80,6 +76,8 @@ pub struct Shared {
     pub auth_summary: String,
     pub idempotency_window: Duration,
     pub rate_limits: RateLimits,
+    /// Seed a tenant's demo events when it is added.
+    pub seed_events: bool,
 }
 
 impl Shared {
@@ -149,7 +147,6 @@ impl Host {
                 }
             }
         }
-        let tenant = Arc::new(Tenant::load_or_create(&store, DEFAULT_TENANT).await?);
         let listener = TcpListener::bind(opts.listen)
             .await
             .with_context(|| format!("listening on {}", opts.listen))?;
@@ -160,7 +157,6 @@ impl Host {
                 kv: Arc::new(store.clone()),
                 queue: Arc::new(store.clone()),
                 clock,
-                tenant,
                 settings: Settings {
                     public_url: format!("http://{addr}"),
                 },
@@ -171,6 +167,12 @@ impl Host {
             },
         )?;
         runtime.self_check_all().await?;
+        for spec in &bundle.tenants {
+            runtime
+                .apply_tenant(spec.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("bundle {}: {e}", bundle.origin))?;
+        }
         let (auth, auth_summary) = Auth::new(&opts.auth, &opts.data_dir)?;
         let dispatcher = Dispatcher::start(runtime.clone());
         let shared = Arc::new(Shared {
@@ -182,6 +184,7 @@ impl Host {
             dispatcher,
             store: store.clone(),
             admin_token: opts.admin_token.clone(),
+            seed_events: opts.seed_events,
         });
         let (shutdown, stop) = tokio::sync::watch::channel(false);
         let mut tasks = vec![tokio::spawn(
@@ -211,7 +214,9 @@ impl Host {
             _shutdown: shutdown,
         };
         if opts.seed_events {
-            host.seed_events().await?;
+            for tenant in host.runtime().tenants().all() {
+                host.runtime().seed_events(tenant).await?;
+            }
         }
         Ok(host)
     }
@@ -222,41 +227,5 @@ impl Host {
 
     pub fn runtime(&self) -> &Arc<Runtime> {
         &self.shared.runtime
-    }
-
-    async fn seed_events(&self) -> anyhow::Result<()> {
-        let runtime = self.runtime();
-        for e in &self.bundle.events {
-            let req = CreateEventRequest {
-                event_id: e.event_id.clone(),
-                name: e.name.clone(),
-                seat_count: e.seat_count,
-                price: Some(Money {
-                    amount: e.price_amount,
-                    currency: e.currency.clone(),
-                }),
-                admission_per_second: e.admission_per_second,
-                description: String::new(),
-            };
-            let ctx = runtime.context(crate::edge::new_trace_id().into(), Duration::from_secs(120));
-            match runtime
-                .call(
-                    &ctx,
-                    "tacos.internal.v1.EventAdmin",
-                    "CreateEvent",
-                    &req.encode_to_vec(),
-                )
-                .await
-            {
-                Ok(_) => {
-                    tracing::info!(event_id = %e.event_id, seats = e.seat_count, "demo event created")
-                }
-                Err(CallError::App(err)) if err.code == ErrorCode::AlreadyExists as i32 => {}
-                Err(err) => {
-                    return Err(anyhow::anyhow!("creating demo event {}: {err}", e.event_id));
-                }
-            }
-        }
-        Ok(())
     }
 }

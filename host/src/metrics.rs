@@ -70,6 +70,23 @@ pub struct TopicLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabels {
+    pub tenant: Label,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantOutcomeLabels {
+    pub tenant: Label,
+    pub outcome: Label,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantQuotaLabels {
+    pub tenant: Label,
+    pub quota: Label,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LimitLabels {
     pub class: Label,
     pub by: Label,
@@ -96,6 +113,12 @@ pub struct Metrics {
     pub idempotent_replays: Counter,
     pub queue_pending: Gauge,
     pub queue_dead_letters: Gauge,
+    pub tenant_calls: Family<TenantOutcomeLabels, Counter>,
+    pub tenant_call_seconds: Histograms<TenantLabels>,
+    pub tenant_quota_hits: Family<TenantQuotaLabels, Counter>,
+    pub tenant_storage_keys: Family<TenantLabels, Gauge>,
+    pub tenant_storage_bytes: Family<TenantLabels, Gauge>,
+    pub tenant_queue_pending: Family<TenantLabels, Gauge>,
     events: Family<EventLabels, Counter>,
     event_names: Mutex<HashMap<String, HashSet<String>>>,
 }
@@ -169,6 +192,42 @@ impl Metrics {
             "Messages in dead-letter topics",
             queue_dead_letters.clone(),
         );
+        let tenant_calls = Family::default();
+        registry.register(
+            "tenant_calls",
+            "Component calls by tenant and outcome",
+            tenant_calls.clone(),
+        );
+        let tenant_call_seconds: Histograms<TenantLabels> = Family::new_with_constructor(latency);
+        registry.register(
+            "tenant_call_duration_seconds",
+            "Component call latency by tenant",
+            tenant_call_seconds.clone(),
+        );
+        let tenant_quota_hits = Family::default();
+        registry.register(
+            "tenant_quota_hits",
+            "Refusals by a tenant quota, by tenant and quota",
+            tenant_quota_hits.clone(),
+        );
+        let tenant_storage_keys = Family::default();
+        registry.register(
+            "tenant_storage_keys",
+            "Keys a tenant stores (at scrape time)",
+            tenant_storage_keys.clone(),
+        );
+        let tenant_storage_bytes = Family::default();
+        registry.register(
+            "tenant_storage_bytes",
+            "Bytes a tenant stores, keys and values (at scrape time)",
+            tenant_storage_bytes.clone(),
+        );
+        let tenant_queue_pending = Family::default();
+        registry.register(
+            "tenant_queue_pending_messages",
+            "A tenant's messages waiting for delivery (at scrape time)",
+            tenant_queue_pending.clone(),
+        );
         let events = Family::default();
         registry.register(
             "component_events",
@@ -187,6 +246,12 @@ impl Metrics {
             idempotent_replays,
             queue_pending,
             queue_dead_letters,
+            tenant_calls,
+            tenant_call_seconds,
+            tenant_quota_hits,
+            tenant_storage_keys,
+            tenant_storage_bytes,
+            tenant_queue_pending,
             events,
             event_names: Mutex::default(),
         }
@@ -237,6 +302,25 @@ impl Metrics {
             }),
             seconds: self.request_seconds.get_or_create_owned(&labels),
             labels,
+        }
+    }
+
+    /// Handles for one tenant.
+    pub fn tenant(&self, id: &str) -> TenantMetrics {
+        let tenant: Label = Cow::Owned(id.to_string());
+        TenantMetrics {
+            ok: self.tenant_calls.get_or_create_owned(&TenantOutcomeLabels {
+                tenant: tenant.clone(),
+                outcome: Cow::Borrowed("ok"),
+            }),
+            seconds: self.tenant_call_seconds.get_or_create_owned(&TenantLabels {
+                tenant: tenant.clone(),
+            }),
+            calls: self.tenant_calls.clone(),
+            quota_hits: self.tenant_quota_hits.clone(),
+            failed: Counter::default(),
+            refused: Counter::default(),
+            tenant,
         }
     }
 
@@ -314,6 +398,57 @@ impl ComponentMetrics {
                     .inc();
             }
         }
+    }
+}
+
+/// Pre-made handles of one tenant.
+#[derive(Clone)]
+pub struct TenantMetrics {
+    tenant: Label,
+    ok: Counter,
+    seconds: Histogram,
+    calls: Family<TenantOutcomeLabels, Counter>,
+    quota_hits: Family<TenantQuotaLabels, Counter>,
+    /// Totals of this tenant object (not exported; the families are).
+    failed: Counter,
+    refused: Counter,
+}
+
+impl TenantMetrics {
+    /// One component call of the tenant: `outcome` is `None` for success.
+    pub fn observe(&self, outcome: Option<&'static str>, took: Duration) {
+        self.seconds.observe(took.as_secs_f64());
+        match outcome {
+            None => {
+                self.ok.inc();
+            }
+            Some(outcome) => {
+                self.failed.inc();
+                self.calls
+                    .get_or_create(&TenantOutcomeLabels {
+                        tenant: self.tenant.clone(),
+                        outcome: Cow::Borrowed(outcome),
+                    })
+                    .inc();
+            }
+        }
+    }
+
+    /// A refusal by one of the tenant's quotas.
+    pub fn quota_hit(&self, quota: &'static str) {
+        self.refused.inc();
+        self.quota_hits
+            .get_or_create(&TenantQuotaLabels {
+                tenant: self.tenant.clone(),
+                quota: Cow::Borrowed(quota),
+            })
+            .inc();
+    }
+
+    /// Totals for `tacos tenants`: calls that succeeded, calls that failed,
+    /// quota refusals.
+    pub fn totals(&self) -> (u64, u64, u64) {
+        (self.ok.get(), self.failed.get(), self.refused.get())
     }
 }
 

@@ -18,7 +18,8 @@ fn fixture(name: &str) -> PathBuf {
 
 async fn call(t: &TestHost, method: &str) -> Result<Vec<u8>, CallError> {
     let rt = t.host.runtime();
-    let ctx = rt.context("test-trace".into(), Duration::from_secs(10));
+    let tenant = rt.tenant("default").expect("the default tenant");
+    let ctx = rt.context(&tenant, "test-trace".into(), Duration::from_secs(10));
     rt.call(&ctx, "tacos.testing.Looper", method, b"ping").await
 }
 

@@ -29,6 +29,7 @@ fn store_error(e: raw::Error) -> ServiceError {
         raw::Error::Unavailable(m) => {
             ServiceError::new(ErrorCode::Unavailable, format!("storage unavailable: {m}"))
         }
+        raw::Error::QuotaExceeded(m) => ServiceError::new(ErrorCode::QuotaExceeded, m),
     }
 }
 

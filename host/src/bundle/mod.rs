@@ -14,14 +14,15 @@
 pub mod pack;
 
 use crate::policy::Policy;
+use crate::tenancy::{self, ComponentSource, Quotas, ServiceOverride, TenantSpec};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-const DEFAULT_BUNDLE: &str = include_str!("../../../bundles/default.toml");
-const DEFAULT_POLICY: &str = include_str!("../../../policies/default.toml");
+pub(crate) const DEFAULT_BUNDLE: &str = include_str!("../../../bundles/default.toml");
+pub(crate) const DEFAULT_POLICY: &str = include_str!("../../../policies/default.toml");
 
 /// Where the build put the components (see `host/build.rs`).
 pub const BUILT_COMPONENTS_DIR: &str = env!("TACOS_COMPONENTS_DIR");
@@ -35,6 +36,12 @@ struct Manifest {
     services: BTreeMap<String, ServiceManifest>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     events: Vec<DemoEvent>,
+    /// Every tenant's default quotas.
+    #[serde(default, skip_serializing_if = "is_default")]
+    quotas: Quotas,
+    /// The tenants; one `default` tenant when there are none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    tenants: BTreeMap<String, TenantManifest>,
     /// SHA-256 (hex) of files relative to the manifest, checked at load.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     hashes: BTreeMap<String, String>,
@@ -52,6 +59,43 @@ struct ServiceManifest {
     /// Other builds of this service the host may be swapped to by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     builds: BTreeMap<String, String>,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// A tenant: `[tenants.ID]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantManifest {
+    /// Host names that pick the tenant, besides `ID.…`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub quotas: Quotas,
+    /// A policy file replacing the bundle's for this tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// What the tenant changes of the bundle's services.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub services: BTreeMap<String, TenantServiceManifest>,
+    /// Demo events to seed instead of the bundle's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<DemoEvent>>,
+}
+
+/// `[tenants.ID.services.NAME]`: a component or build of the tenant's own,
+/// and config merged over the bundle's.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantServiceManifest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
 }
 
 /// Which backend holds state.
@@ -73,7 +117,7 @@ impl Default for StoreSettings {
 }
 
 /// An event created at start-up if it does not exist yet.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DemoEvent {
     pub event_id: String,
@@ -115,6 +159,10 @@ pub struct Bundle {
     pub store: StoreSettings,
     pub services: Vec<ServiceSpec>,
     pub events: Vec<DemoEvent>,
+    /// Every tenant's default quotas.
+    pub quotas: Quotas,
+    /// At least one; `default` alone when the manifest names none.
+    pub tenants: Vec<TenantSpec>,
 }
 
 impl Bundle {
@@ -263,14 +311,96 @@ impl Bundle {
                 }
             }
         }
+        m.quotas
+            .check()
+            .map_err(|e| anyhow::anyhow!("bundle {origin}: [quotas]: {e}"))?;
+        let mut tenants = Vec::new();
+        for (id, t) in m.tenants {
+            let spec = tenant_spec(&id, t, &services, &resolve, &unhashed)
+                .with_context(|| format!("bundle {origin}: tenant `{id}`"))?;
+            tenants.push(spec);
+        }
+        if tenants.is_empty() {
+            tenants.push(TenantSpec::plain(tenancy::DEFAULT_TENANT));
+        }
         Ok(Bundle {
             origin: origin.to_string(),
             policy,
             store: m.store,
             services,
             events: m.events,
+            quotas: m.quotas,
+            tenants,
         })
     }
+}
+
+/// Check and resolve one `[tenants.ID]`.
+fn tenant_spec(
+    id: &str,
+    t: TenantManifest,
+    services: &[ServiceSpec],
+    resolve: &dyn Fn(&str) -> PathBuf,
+    unhashed: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<TenantSpec> {
+    tenancy::check_id(id).map_err(anyhow::Error::msg)?;
+    t.quotas.check().map_err(anyhow::Error::msg)?;
+    let policy = match &t.policy {
+        Some(file) => Some(Policy::load(&resolve(file))?),
+        None => None,
+    };
+    let mut overrides = std::collections::BTreeMap::new();
+    for (name, s) in t.services {
+        let Some(service) = services.iter().find(|x| x.name == name) else {
+            let known: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+            bail!(
+                "overrides service `{name}`, which the bundle does not have (services: {})",
+                known.join(", ")
+            );
+        };
+        let component = match (s.component, s.build) {
+            (Some(_), Some(_)) => bail!("service `{name}`: give `component` or `build`, not both"),
+            (Some(file), None) => {
+                if unhashed(&file) {
+                    bail!("service `{name}`: {file} is not among the manifest's hashes");
+                }
+                let path = resolve(&file);
+                if !path.is_file() {
+                    bail!(
+                        "service `{name}`: component file {} does not exist",
+                        path.display()
+                    );
+                }
+                Some(ComponentSource::File(path))
+            }
+            (None, Some(build)) => {
+                if !service.builds.contains_key(&build) {
+                    let known: Vec<&str> = service.builds.keys().map(String::as_str).collect();
+                    bail!(
+                        "service `{name}` has no build `{build}` (builds: {})",
+                        known.join(", ")
+                    );
+                }
+                Some(ComponentSource::Build(build))
+            }
+            (None, None) => None,
+        };
+        overrides.insert(
+            name,
+            ServiceOverride {
+                component,
+                config: s.config,
+            },
+        );
+    }
+    Ok(TenantSpec {
+        id: id.to_string(),
+        hosts: t.hosts,
+        quotas: t.quotas,
+        policy,
+        services: overrides,
+        events: t.events,
+    })
 }
 
 /// A manifest path, `{components}` expanded, relative to the manifest's directory.

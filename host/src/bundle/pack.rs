@@ -1,6 +1,6 @@
 //! Portable bundles: `tacos bundle pack` writes one gzip'd tar holding the
 //! manifest, the policy and every component the manifest names (its builds
-//! included), with each file's SHA-256 recorded in the manifest's `hashes`.
+//! and its tenants' own components and policies included), with each file's SHA-256 recorded in the manifest's `hashes`.
 //!
 //! Components are stored by content (`components/<sha256>.wasm`), so a build
 //! shared by two services is stored once and the archive's bytes depend only
@@ -55,6 +55,28 @@ pub fn pack(
             entry.builds.insert(build.clone(), add_component(path)?);
         }
     }
+    let mut policies = Vec::new();
+    for spec in &bundle.tenants {
+        let Some(entry) = m.tenants.get_mut(&spec.id) else {
+            continue;
+        };
+        for (name, o) in &spec.services {
+            if let (Some(crate::tenancy::ComponentSource::File(path)), Some(service)) =
+                (&o.component, entry.services.get_mut(name))
+            {
+                service.component = Some(add_component(path)?);
+            }
+        }
+        if let Some(file) = &entry.policy {
+            let path = resolve(file, base, components_dir);
+            let text =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let packed = format!("policies/{}.toml", spec.id);
+            entry.policy = Some(packed.clone());
+            policies.push((packed, text));
+        }
+    }
+    files.extend(policies);
     let policy_path = resolve(&m.policy, base, components_dir);
     let policy = std::fs::read(&policy_path)
         .with_context(|| format!("reading {}", policy_path.display()))?;

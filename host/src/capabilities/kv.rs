@@ -5,6 +5,13 @@
 //! sees and names its own keys. Argument sizes are checked here, before any
 //! storage work: a key over 512 bytes, a value over the store's limit, more
 //! than 100 operations or 1,000 keys is an `invalid` error for the guest.
+//!
+//! Writes are checked against the tenant's quotas before they reach the
+//! store: a transaction whose puts and counters would take the tenant past
+//! its `storage_keys` or `storage_bytes`, or whose sends past its
+//! `queue_depth`, is `quota-exceeded` (counted as if every key were new, so
+//! concurrent writers can pass a quota by at most one transaction each).
+//! Deletes always pass.
 
 use super::CallState;
 use crate::runtime::bindings::platform::kv::{self, Condition, Entry, Error, Op};
@@ -132,6 +139,7 @@ impl CallState {
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
+        self.check_quotas(&ops).await?;
         let sends = ops.iter().any(|op| matches!(op, store::Op::Send(_)));
         let out = self.runtime.kv.transact(ops).await.map_err(to_guest)?;
         if sends {
@@ -141,19 +149,63 @@ impl CallState {
     }
 
     async fn kv_increment(&mut self, key: &str, delta: i64) -> Result<i64, Error> {
-        let key = self.scoped(key)?;
-        let out = self
-            .runtime
-            .kv
-            .transact(vec![store::Op::Add { key, delta }])
-            .await
-            .map_err(to_guest)?;
+        let ops = vec![store::Op::Add {
+            key: self.scoped(key)?,
+            delta,
+        }];
+        self.check_quotas(&ops).await?;
+        let out = self.runtime.kv.transact(ops).await.map_err(to_guest)?;
         Ok(out.first().copied().unwrap_or(0) as i64)
     }
 
     async fn kv_counter(&mut self, key: &str) -> Result<i64, Error> {
         let key = self.scoped(key)?;
         self.runtime.kv.counter(&key).await.map_err(to_guest)
+    }
+}
+
+impl CallState {
+    /// Refuse a write that would take the tenant past a storage or queue quota.
+    async fn check_quotas(&mut self, ops: &[store::Op]) -> Result<(), Error> {
+        let sends = ops
+            .iter()
+            .filter(|op| matches!(op, store::Op::Send(_)))
+            .count() as u64;
+        if sends > 0 {
+            self.check_queue_depth(sends)
+                .await
+                .map_err(Error::QuotaExceeded)?;
+        }
+        let tenant = &self.ctx.tenant;
+        let quotas = tenant.quotas;
+        if !quotas.limits_storage() {
+            return Ok(());
+        }
+        let (keys, bytes) = ops.iter().fold((0u64, 0u64), |(k, b), op| match op {
+            store::Op::Put { key, value, .. } => (k + 1, b + (key.len() + value.len()) as u64),
+            store::Op::Add { key, .. } => (k + 1, b + key.len() as u64 + 8),
+            _ => (k, b),
+        });
+        if keys == 0 {
+            return Ok(());
+        }
+        let used = self.runtime.kv.usage(&tenant.id).await.map_err(to_guest)?;
+        let over = |quota: &'static str, used: u64, adding: u64, max: Option<u64>| {
+            let max = max?;
+            (used + adding > max).then(|| {
+                tenant.metrics.quota_hit(quota);
+                Error::QuotaExceeded(format!(
+                    "tenant `{}` stores {used} (adding {adding}); its {quota} quota is {max}",
+                    tenant.id
+                ))
+            })
+        };
+        if let Some(e) = over("storage_keys", used.keys, keys, quotas.storage_keys)
+            .or_else(|| over("storage_bytes", used.bytes, bytes, quotas.storage_bytes))
+        {
+            return Err(e);
+        }
+        Ok(())
     }
 }
 

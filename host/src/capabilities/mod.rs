@@ -56,6 +56,11 @@ impl CallState {
         }
     }
 
+    /// The memory limit of this instance (policy and tenant quota), bytes.
+    pub fn memory_limit(&self) -> usize {
+        self.memory_limit
+    }
+
     /// The prefix that scopes kv keys: `{tenant}/{component}/`.
     fn scope(&self) -> String {
         format!("{}/{}/", self.ctx.tenant.id, self.version.name)

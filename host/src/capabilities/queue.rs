@@ -1,6 +1,7 @@
 //! `tacos:platform/queue`: durable delayed messages, scoped by tenant.
 //!
-//! A component may send only to the topics its policy lists. The message is
+//! A component may send only to the topics its policy lists, and a tenant no
+//! more than its `queue_depth` quota lets wait. The message is
 //! durable when `send` returns; the dispatcher is woken so a message due now is
 //! delivered at once.
 
@@ -51,6 +52,30 @@ impl CallState {
     }
 }
 
+impl CallState {
+    /// Refuse `adding` messages that would take the tenant past its queue depth.
+    pub(super) async fn check_queue_depth(&mut self, adding: u64) -> Result<(), String> {
+        let tenant = &self.ctx.tenant;
+        let Some(max) = tenant.quotas.queue_depth else {
+            return Ok(());
+        };
+        let pending = self
+            .runtime
+            .queue
+            .pending(&tenant.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        if pending + adding > max {
+            tenant.metrics.quota_hit("queue_depth");
+            return Err(format!(
+                "tenant `{}` has {pending} messages waiting; its queue_depth quota is {max}",
+                tenant.id
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl queue::Host for CallState {
     async fn send(
         &mut self,
@@ -62,6 +87,9 @@ impl queue::Host for CallState {
             Ok(m) => m,
             Err(e) => return Ok(Err(e)),
         };
+        if let Err(e) = self.check_queue_depth(1).await {
+            return Ok(Err(e));
+        }
         match self.runtime.queue.enqueue(msg).await {
             Ok(id) => {
                 self.runtime.queue_wakeup.notify_one();

@@ -2,7 +2,8 @@
 //!
 //! The payload arrives as protobuf and leaves as proto3 JSON, signed the
 //! Standard Webhooks way with the tenant's key (which the component never
-//! sees). The call is bounded by 5 seconds and by the caller's deadline.
+//! sees), and carries `x-tenant-id`, so a tacos host receiving it (the
+//! default `webhook_url`) knows whose key to verify with. The call is bounded by 5 seconds and by the caller's deadline.
 //! Retrying is the caller's business: a consumer returns an error and the
 //! queue retries it with backoff.
 
@@ -64,6 +65,8 @@ impl CallState {
             .header("webhook-timestamp", timestamp.to_string())
             .header("webhook-signature", signature)
             .header("traceparent", crate::edge::traceparent(&self.ctx.trace_id))
+            // Whose key signed it: the receiving tacos host verifies with it.
+            .header(crate::tenancy::TENANT_HEADER, &self.ctx.tenant.id)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
         let budget = self.ctx.remaining().min(TIMEOUT);

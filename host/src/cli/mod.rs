@@ -1,9 +1,10 @@
-//! The command line: `tacos up` runs a host; `tacos services`, `swap` and
-//! `rollback` change a running one; `tacos bundle pack` makes a portable
+//! The command line: `tacos up` runs a host; `tacos services`, `swap`,
+//! `rollback`, `tenants` and `tenant` inspect and change a running one; `tacos bundle pack` makes a portable
 //! bundle; `tacos bench` measures a host.
 
 mod bench;
 mod ops;
+mod tenants;
 
 use crate::edge::auth::{self, AuthOptions};
 use crate::host::{Host, HostOptions};
@@ -33,6 +34,11 @@ enum Command {
     Swap(ops::SwapArgs),
     /// Return a running service to the version it ran before its last swap.
     Rollback(ops::RollbackArgs),
+    /// List the tenants of a running host: calls, quota refusals, storage, own services.
+    Tenants(tenants::TenantsArgs),
+    /// Add, change or remove a tenant of a running host.
+    #[command(subcommand)]
+    Tenant(tenants::TenantCommand),
     /// Work with bundles.
     #[command(subcommand)]
     Bundle(BundleCommand),
@@ -65,6 +71,9 @@ struct TokenArgs {
     /// Lifetime in seconds.
     #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
     ttl: u64,
+    /// The tenant the user belongs to (a `tenant` claim); `default` when unset.
+    #[arg(long, value_name = "TENANT")]
+    tenant: Option<String>,
     /// The data dir of the host whose generated secret to use.
     #[arg(long, default_value = "./.tacos", value_name = "DIR")]
     data_dir: PathBuf,
@@ -98,6 +107,8 @@ enum Bench {
     Swap(bench::swap::SwapArgs),
     /// The same read and hold over REST/JSON and gRPC, in one run.
     Protocols(bench::protocols::ProtocolsArgs),
+    /// Start-up and memory with 1, 100, 1,000 tenants; holds on 1 tenant vs spread over 100.
+    Tenants(bench::tenants::TenantsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -177,6 +188,8 @@ pub fn main() -> ExitCode {
             Command::Services(args) => ops::services(args).await,
             Command::Swap(args) => ops::swap(args).await,
             Command::Rollback(args) => ops::rollback(args).await,
+            Command::Tenants(args) => tenants::tenants(args).await,
+            Command::Tenant(cmd) => tenants::tenant(cmd).await,
             Command::Bundle(BundleCommand::Pack(args)) => {
                 let hashes = crate::bundle::pack::pack(
                     &args.bundle,
@@ -194,6 +207,7 @@ pub fn main() -> ExitCode {
             Command::Bench(Bench::Route(args)) => bench::route::route(args).await,
             Command::Bench(Bench::Swap(args)) => bench::swap::swap(args).await,
             Command::Bench(Bench::Protocols(args)) => bench::protocols::protocols(args).await,
+            Command::Bench(Bench::Tenants(args)) => bench::tenants::tenants(args).await,
         }
     });
     match result {
@@ -211,7 +225,14 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
         None => auth::dev_secret(&args.data_dir)?,
     };
     let now = crate::clock::system_now_ms() / 1000;
-    println!("{}", auth::mint(&secret, &args.user, now, args.ttl)?);
+    let tenant = args
+        .tenant
+        .as_deref()
+        .filter(|t| *t != crate::tenancy::DEFAULT_TENANT);
+    println!(
+        "{}",
+        auth::mint_for(&secret, tenant, &args.user, now, args.ttl)?
+    );
     Ok(())
 }
 
@@ -289,10 +310,29 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             );
         }
     }
-    for e in &host.bundle.events {
-        if opts.seed_events {
+    let tenants = host.runtime().tenants();
+    let all = tenants.all();
+    let shown: Vec<&str> = all.iter().take(8).map(|t| t.id.as_str()).collect();
+    println!(
+        "  tenants    {}{} (pick one with x-tenant-id, TENANT.<host name> or a token's tenant claim)",
+        shown.join(", "),
+        if all.len() > shown.len() {
+            format!(" and {} more", all.len() - shown.len())
+        } else {
+            String::new()
+        }
+    );
+    if opts.seed_events
+        && let Some(t) = all.first()
+    {
+        for e in &t.events {
+            let header = if t.id == crate::tenancy::DEFAULT_TENANT {
+                String::new()
+            } else {
+                format!("-H 'x-tenant-id: {}' ", t.id)
+            };
             println!(
-                "  demo event `{}`: {} seats; try: curl -s {url}/api/v1/events/{}/seats",
+                "  demo event `{}`: {} seats; try: curl -s {header}{url}/api/v1/events/{}/seats",
                 e.event_id, e.seat_count, e.event_id
             );
         }

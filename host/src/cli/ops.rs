@@ -74,7 +74,7 @@ fn key_value(s: &str) -> Result<(String, String), String> {
 }
 
 impl Target {
-    async fn request(
+    pub(super) async fn request(
         &self,
         method: &str,
         path: &str,

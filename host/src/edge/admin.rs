@@ -1,5 +1,5 @@
 //! Host routes that reach no component: health, readiness, `/metrics`, the virtual clock,
-//! dead letters. Operator routes require `Authorization: Bearer <token>` when
+//! dead letters (of the tenant the request names, as API routes pick it). Operator routes require `Authorization: Bearer <token>` when
 //! the host was started with an admin token.
 
 use super::{Body, Edge, errors, json};
@@ -83,6 +83,27 @@ pub(super) async fn handle(
                 }
                 Err(e) => tracing::warn!(error = %e, "reading the queue depth for /metrics"),
             }
+            for t in runtime.tenants().all() {
+                let labels = crate::metrics::TenantLabels {
+                    tenant: t.id.clone().into(),
+                };
+                if let Ok(u) = runtime.kv.usage(&t.id).await {
+                    metrics
+                        .tenant_storage_keys
+                        .get_or_create(&labels)
+                        .set(u.keys as i64);
+                    metrics
+                        .tenant_storage_bytes
+                        .get_or_create(&labels)
+                        .set(u.bytes as i64);
+                }
+                if let Ok(n) = runtime.queue.pending(&t.id).await {
+                    metrics
+                        .tenant_queue_pending
+                        .get_or_create(&labels)
+                        .set(n as i64);
+                }
+            }
             let mut resp = Response::new(Body::from(metrics.encode()));
             resp.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
@@ -104,7 +125,11 @@ pub(super) async fn handle(
             if let Err(e) = authorize(edge, req.headers(), trace) {
                 return Ok(fail(e));
             }
-            match runtime.queue.dead_letters(&runtime.tenant.id, 1000).await {
+            let tenant = match edge.tenant_of(req.headers(), req.uri(), None, trace) {
+                Ok(t) => t,
+                Err(e) => return Ok(fail(e)),
+            };
+            match runtime.queue.dead_letters(&tenant.id, 1000).await {
                 Ok(list) => ok(j!({"dead_letters": list}), trace),
                 Err(e) => fail(errors::error(ErrorCode::Unavailable, e.to_string(), trace)),
             }

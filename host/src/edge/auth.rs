@@ -9,6 +9,9 @@
 //! the request's `user_id` field, and a request naming another user is
 //! refused, so a component never sees a user id the token does not vouch for.
 //!
+//! The `tenant` claim says which tenant the user belongs to (none: `default`);
+//! a token is accepted only on its own tenant's requests.
+//!
 //! With neither a secret nor a JWKS configured, the host makes a random HS256
 //! secret at `<data-dir>/jwt-secret` on first start; `tacos token` reads it.
 
@@ -39,6 +42,9 @@ pub struct Claims {
     pub exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
+    /// The tenant the token is for; `default` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 /// Verifies bearer tokens.
@@ -140,12 +146,24 @@ impl Auth {
     }
 }
 
-/// An HS256 token for `user`, valid `ttl_s` seconds from `now_s`.
+/// An HS256 token for `user` of the `default` tenant, valid `ttl_s` seconds from `now_s`.
 pub fn mint(secret: &str, user: &str, now_s: u64, ttl_s: u64) -> anyhow::Result<String> {
+    mint_for(secret, None, user, now_s, ttl_s)
+}
+
+/// An HS256 token for `user` of `tenant` (a `tenant` claim; none for `default`).
+pub fn mint_for(
+    secret: &str,
+    tenant: Option<&str>,
+    user: &str,
+    now_s: u64,
+    ttl_s: u64,
+) -> anyhow::Result<String> {
     let claims = Claims {
         sub: user.to_string(),
         exp: now_s + ttl_s,
         iat: Some(now_s),
+        tenant: tenant.map(str::to_string),
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),

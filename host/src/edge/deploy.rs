@@ -128,7 +128,7 @@ fn swap_request(service: &str, body: &[u8]) -> Result<SwapRequest, String> {
     })
 }
 
-fn ok(edge: &Edge, value: &impl serde::Serialize, trace: &str) -> Response<Body> {
+pub(super) fn ok(edge: &Edge, value: &impl serde::Serialize, trace: &str) -> Response<Body> {
     match serde_json::to_vec(value) {
         Ok(body) => json(StatusCode::OK, body, trace),
         Err(e) => edge.error(&errors::error(

@@ -225,18 +225,23 @@ impl Grpc {
             status(e)
         };
         let fail = |e: ProtoError| status(&e).into_http();
-        let user = match rpc.guard {
+        let claims = match rpc.guard {
             Guard::Admin => match admin::authorize(edge, req.headers(), &trace) {
                 Ok(()) => None,
                 Err(e) => return fail(e),
             },
             Guard::User => match edge.authenticate(req.headers(), &trace) {
-                Ok(user) => Some(user),
+                Ok(claims) => Some(claims),
                 Err(e) => return fail(e),
             },
             Guard::Open | Guard::SignedWebhook => None,
         };
-        if let Err(e) = edge.rate_limit(&rpc.service, peer, user.as_deref(), &trace) {
+        let tenant = match edge.tenant_of(req.headers(), req.uri(), claims.as_ref(), &trace) {
+            Ok(t) => t,
+            Err(e) => return fail(e),
+        };
+        let user = claims.map(|c| c.sub);
+        if let Err(e) = edge.rate_limit(&rpc.service, &tenant, peer, user.as_deref(), &trace) {
             return fail(e);
         }
         let timeout = match grpc_timeout(req.headers()) {
@@ -244,7 +249,7 @@ impl Grpc {
             Err(msg) => return fail(errors::error(ErrorCode::InvalidArgument, msg, &trace)),
         };
         let runtime = &edge.shared.runtime;
-        let ctx = runtime.context(trace.as_str().into(), timeout);
+        let ctx = runtime.context(&tenant, trace.as_str().into(), timeout);
         let call = tower::service_fn(|request: tonic::Request<Bytes>| {
             let ctx = &ctx;
             let trace = &trace;

@@ -70,7 +70,6 @@ struct InFlight {
 pub struct Idempotency {
     kv: Arc<dyn KvStore>,
     clock: Arc<Clock>,
-    tenant: String,
     window: Duration,
     in_flight: Mutex<HashMap<String, InFlight>>,
 }
@@ -97,37 +96,32 @@ pub fn fingerprint(method: &str, path_and_query: &str, body: &[u8]) -> String {
 }
 
 impl Idempotency {
-    pub fn new(
-        kv: Arc<dyn KvStore>,
-        clock: Arc<Clock>,
-        tenant: &str,
-        window: Duration,
-    ) -> Arc<Idempotency> {
+    pub fn new(kv: Arc<dyn KvStore>, clock: Arc<Clock>, window: Duration) -> Arc<Idempotency> {
         Arc::new(Idempotency {
             kv,
             clock,
-            tenant: tenant.to_string(),
             window,
             in_flight: Mutex::default(),
         })
     }
 
-    fn record_key(&self, caller: &str, key: &str) -> String {
+    fn record_key(tenant: &str, caller: &str, key: &str) -> String {
         let mut h = Sha256::new();
         h.update(caller.as_bytes());
         h.update([0]);
         h.update(key.as_bytes());
-        format!("{}/@edge/idem/{}", self.tenant, hex::encode(h.finalize()))
+        format!("{tenant}/@edge/idem/{}", hex::encode(h.finalize()))
     }
 
-    /// Start a request of `caller` under `key`.
+    /// Start a request of `caller` of `tenant` under `key`.
     pub async fn begin(
         self: &Arc<Self>,
+        tenant: &str,
         caller: &str,
         key: &str,
         fingerprint: String,
     ) -> StoreResult<Begin> {
-        let key = self.record_key(caller, key);
+        let key = Self::record_key(tenant, caller, key);
         loop {
             // Decide under the lock, act after it.
             let step = {

@@ -174,11 +174,11 @@ impl FromStr for RateLimits {
     }
 }
 
-/// Who a bucket belongs to.
+/// Who a bucket belongs to: a client IP or a user, within a tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Subject {
-    Ip(IpAddr),
-    User(String),
+    Ip(String, IpAddr),
+    User(String, String),
 }
 
 /// The host's clock as governor's.
@@ -263,8 +263,14 @@ impl Limiter {
     }
 
     /// Take a token from the client IP's bucket and, when signed in, the
-    /// user's, for a route of `class`.
-    pub fn check(&self, class: RouteClass, ip: IpAddr, user: Option<&str>) -> Result<(), Limited> {
+    /// user's, for a route of `class` of `tenant` (tenants never share a bucket).
+    pub fn check(
+        &self,
+        class: RouteClass,
+        tenant: &str,
+        ip: IpAddr,
+        user: Option<&str>,
+    ) -> Result<(), Limited> {
         let Some(buckets) = self.classes.get(&class) else {
             return Ok(());
         };
@@ -277,14 +283,49 @@ impl Limiter {
                 .into(),
         };
         buckets
-            .check_key(&Subject::Ip(ip))
+            .check_key(&Subject::Ip(tenant.to_string(), ip))
             .map_err(|n| limited(false, n))?;
         if let Some(user) = user {
             buckets
-                .check_key(&Subject::User(user.to_string()))
+                .check_key(&Subject::User(tenant.to_string(), user.to_string()))
                 .map_err(|n| limited(true, n))?;
         }
         Ok(())
+    }
+}
+
+type Direct = RateLimiter<
+    governor::state::NotKeyed,
+    governor::state::InMemoryState,
+    HostClock,
+    governor::middleware::NoOpMiddleware<Duration>,
+>;
+
+/// One tenant's requests-per-second quota: a single bucket on the host clock.
+pub struct TenantBucket {
+    bucket: Direct,
+    clock: HostClock,
+}
+
+impl TenantBucket {
+    /// `None` when the rate is zero (quotas are checked before this).
+    pub fn new(rate: Rate, clock: Arc<Clock>) -> Option<TenantBucket> {
+        let quota = Quota::per_second(NonZeroU32::new(rate.per_second)?)
+            .allow_burst(NonZeroU32::new(rate.burst)?);
+        let clock = HostClock(clock);
+        Some(TenantBucket {
+            bucket: RateLimiter::direct_with_clock(quota, clock.clone()),
+            clock,
+        })
+    }
+
+    /// Take a token, or say how long until one is there.
+    pub fn check(&self) -> Result<(), Duration> {
+        self.bucket.check().map_err(|n| {
+            n.earliest_possible()
+                .duration_since(governor::clock::Clock::now(&self.clock))
+                .into()
+        })
     }
 }
 
@@ -320,21 +361,22 @@ mod tests {
         let l = Limiter::new(&limits, clock.clone());
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let allowed = (0..50)
-            .filter(|_| l.check(RouteClass::Queue, ip, None).is_ok())
+            .filter(|_| l.check(RouteClass::Queue, "t", ip, None).is_ok())
             .count();
         assert_eq!(allowed, 20);
-        let refused = l.check(RouteClass::Queue, ip, None).unwrap_err();
+        let refused = l.check(RouteClass::Queue, "t", ip, None).unwrap_err();
         assert_eq!(refused.retry_after, Duration::from_millis(100));
         assert_eq!(refused.retry_after_secs(), 1);
-        // Other IPs and other classes have their own buckets.
+        // Other IPs, other classes and other tenants have their own buckets.
         assert!(
-            l.check(RouteClass::Queue, "10.0.0.2".parse().unwrap(), None)
+            l.check(RouteClass::Queue, "t", "10.0.0.2".parse().unwrap(), None)
                 .is_ok()
         );
-        assert!(l.check(RouteClass::Payment, ip, None).is_ok());
+        assert!(l.check(RouteClass::Payment, "t", ip, None).is_ok());
+        assert!(l.check(RouteClass::Queue, "u", ip, None).is_ok());
         clock.advance(Duration::from_millis(500));
         let allowed = (0..50)
-            .filter(|_| l.check(RouteClass::Queue, ip, None).is_ok())
+            .filter(|_| l.check(RouteClass::Queue, "t", ip, None).is_ok())
             .count();
         assert_eq!(allowed, 5);
     }

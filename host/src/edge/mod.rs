@@ -10,7 +10,9 @@
 //! `traceparent` on the request is honoured.
 //!
 //! Before a component runs, both sides check the caller ([`auth`], admin
-//! token), take a token from the rate-limit buckets ([`limits`]), bind the
+//! token), pick the request's tenant (header, host name, token claim, else
+//! `default`; see [`Tenants::named_by`](crate::tenancy::Tenants::named_by)),
+//! take a token from the tenant's and the rate-limit buckets ([`limits`]), bind the
 //! authenticated user into the request, and, for a POST with an
 //! `Idempotency-Key`, replay or wait for an earlier answer ([`idempotency`]).
 
@@ -23,10 +25,12 @@ pub mod grpc;
 pub mod idempotency;
 pub mod limits;
 pub mod routes;
+mod tenants;
 
 use crate::host::Shared;
 use crate::json::BindError;
 use crate::metrics::RouteMetrics;
+use crate::tenancy::{DEFAULT_TENANT, Named, TENANT_HEADER, Tenant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
@@ -147,7 +151,6 @@ impl Edge {
         let idempotency = idempotency::Idempotency::new(
             runtime.kv.clone(),
             runtime.clock.clone(),
-            &runtime.tenant.id,
             shared.idempotency_window,
         );
         let limiter = limits::Limiter::new(&shared.rate_limits, runtime.clock.clone());
@@ -203,51 +206,118 @@ impl Edge {
         }
     }
 
-    /// The user a request on a [`Guard::User`] route acts as: its bearer
-    /// token's subject, checked against the host's clock.
+    /// Who a request on a [`Guard::User`] route acts as: its bearer token's
+    /// claims, checked against the host's clock.
     pub(crate) fn authenticate(
         &self,
         headers: &hyper::HeaderMap,
         trace: &str,
-    ) -> Result<String, ProtoError> {
+    ) -> Result<auth::Claims, ProtoError> {
         let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
         let now_s = self.shared.runtime.clock.now_ms() / 1000;
         self.shared
             .auth
             .verify(header, now_s)
-            .map(|claims| claims.sub)
             .map_err(|m| errors::error(ErrorCode::Unauthenticated, m, trace))
     }
 
-    /// Take a token from the caller's buckets for a route of `service`.
+    /// The tenant a request is for (see [`Tenants::named_by`](crate::tenancy::Tenants::named_by));
+    /// `default` when it names none. A user token is good only for its own
+    /// tenant.
+    pub(crate) fn tenant_of(
+        &self,
+        headers: &hyper::HeaderMap,
+        uri: &hyper::Uri,
+        claims: Option<&auth::Claims>,
+        trace: &str,
+    ) -> Result<Arc<Tenant>, ProtoError> {
+        let header = match headers.get(TENANT_HEADER).map(|v| v.to_str()) {
+            Some(Ok(v)) => Some(v),
+            Some(Err(_)) => {
+                return Err(errors::error(
+                    ErrorCode::InvalidArgument,
+                    format!("{TENANT_HEADER} is not visible ASCII"),
+                    trace,
+                ));
+            }
+            None => None,
+        };
+        let host = uri.host().or_else(|| {
+            headers
+                .get(hyper::header::HOST)
+                .and_then(|v| v.to_str().ok())
+        });
+        let claim = claims.and_then(|c| c.tenant.as_deref());
+        let tenants = self.shared.runtime.tenants();
+        let tenant = match tenants.named_by(header, host, claim) {
+            Named::Tenant(t) => t,
+            Named::Unknown(id) => {
+                return Err(errors::error(
+                    ErrorCode::NotFound,
+                    format!("no tenant `{id}` on this host"),
+                    trace,
+                ));
+            }
+            Named::Nothing => tenants.get(DEFAULT_TENANT).cloned().ok_or_else(|| {
+                errors::error(
+                    ErrorCode::NotFound,
+                    format!(
+                        "this host has no `{DEFAULT_TENANT}` tenant: name one with {TENANT_HEADER}, the host name or the token's `tenant` claim"
+                    ),
+                    trace,
+                )
+            })?,
+        };
+        if let Some(c) = claims {
+            let for_tenant = c.tenant.as_deref().unwrap_or(DEFAULT_TENANT);
+            if for_tenant != tenant.id {
+                return Err(errors::error(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "the token is for tenant `{for_tenant}`, not `{}`",
+                        tenant.id
+                    ),
+                    trace,
+                ));
+            }
+        }
+        Ok(tenant)
+    }
+
+    /// Take a token from the tenant's requests-per-second quota and from the
+    /// caller's buckets for a route of `service`.
     pub(crate) fn rate_limit(
         &self,
         service: &str,
+        tenant: &Tenant,
         peer: IpAddr,
         user: Option<&str>,
         trace: &str,
     ) -> Result<(), ProtoError> {
+        tenant.admit_request().map_err(|q| q.to_proto(trace))?;
         let Some(class) = limits::RouteClass::of_service(service) else {
             return Ok(());
         };
-        self.limiter.check(class, peer, user).map_err(|l| {
-            self.shared
-                .runtime
-                .metrics
-                .rate_limited
-                .get_or_create(&crate::metrics::LimitLabels {
-                    class: l.class.name().into(),
-                    by: (if l.by_user { "user" } else { "ip" }).into(),
-                })
-                .inc();
-            let mut e = errors::error(ErrorCode::RateLimited, l.message(), trace);
-            e.details.push(tacos_proto::common::v1::ErrorDetail {
-                field: "retry_after_seconds".into(),
-                reason: "rate limited".into(),
-                value: l.retry_after_secs().to_string(),
-            });
-            e
-        })
+        self.limiter
+            .check(class, &tenant.id, peer, user)
+            .map_err(|l| {
+                self.shared
+                    .runtime
+                    .metrics
+                    .rate_limited
+                    .get_or_create(&crate::metrics::LimitLabels {
+                        class: l.class.name().into(),
+                        by: (if l.by_user { "user" } else { "ip" }).into(),
+                    })
+                    .inc();
+                let mut e = errors::error(ErrorCode::RateLimited, l.message(), trace);
+                e.details.push(tacos_proto::common::v1::ErrorDetail {
+                    field: "retry_after_seconds".into(),
+                    reason: "rate limited".into(),
+                    value: l.retry_after_secs().to_string(),
+                });
+                e
+            })
     }
 
     /// Write what the edge vouches for into an encoded request: the
@@ -326,6 +396,10 @@ impl Edge {
             Ok(resp) => return resp,
             Err(req) => req,
         };
+        let req = match tenants::handle(self, req, &trace).await {
+            Ok(resp) => return resp,
+            Err(req) => req,
+        };
         let path = req.uri().path().to_string();
         let method = req.method().clone();
         let mut allowed_methods = false;
@@ -384,7 +458,7 @@ impl Edge {
             ..
         } = resolved;
         let err = |code, msg: String| errors::error(code, msg, trace);
-        let user = match route.guard {
+        let claims = match route.guard {
             Guard::Admin => {
                 admin::authorize(self, req.headers(), trace)?;
                 None
@@ -392,7 +466,9 @@ impl Edge {
             Guard::User => Some(self.authenticate(req.headers(), trace)?),
             Guard::Open | Guard::SignedWebhook => None,
         };
-        self.rate_limit(route.service, peer, user.as_deref(), trace)?;
+        let tenant = self.tenant_of(req.headers(), req.uri(), claims.as_ref(), trace)?;
+        let user = claims.map(|c| c.sub);
+        self.rate_limit(route.service, &tenant, peer, user.as_deref(), trace)?;
         let mut fields: Vec<(&str, String)> = captures;
         if let Some(q) = req.uri().query() {
             for (k, v) in routes::query_pairs(q) {
@@ -449,7 +525,7 @@ impl Edge {
         if route.guard == Guard::SignedWebhook {
             let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
             crate::signature::verify(
-                &runtime.tenant.webhook_key,
+                &tenant.webhook_key,
                 h("webhook-id"),
                 h("webhook-timestamp"),
                 h("webhook-signature"),
@@ -491,7 +567,11 @@ impl Edge {
                 let target = parts.uri.path_and_query().map_or("", |p| p.as_str());
                 let fingerprint = idempotency::fingerprint(parts.method.as_str(), target, &body);
                 let caller = user.as_deref().unwrap_or("");
-                match self.idempotency.begin(caller, key, fingerprint).await {
+                match self
+                    .idempotency
+                    .begin(&tenant.id, caller, key, fingerprint)
+                    .await
+                {
                     Ok(Begin::Run(ticket)) => Some(ticket),
                     Ok(Begin::Replay(r)) => {
                         self.shared.runtime.metrics.idempotent_replays.inc();
@@ -517,7 +597,7 @@ impl Edge {
             }
         };
 
-        let ctx = runtime.context(trace.into(), std::time::Duration::from_secs(60));
+        let ctx = runtime.context(&tenant, trace.into(), std::time::Duration::from_secs(60));
         let (result, version) = runtime
             .call_served(&ctx, route.service, route.rpc, &request)
             .await;

@@ -5,7 +5,10 @@
 //! nothing: the message becomes due again), hands each to the component that
 //! consumes its topic, then acks it, or retries it after 1 s, 2 s, 4 s, 8 s, or
 //! after [`MAX_ATTEMPTS`] moves it to the tenant's dead letters. Delivery is at
-//! least once; handlers are idempotent.
+//! least once; handlers are idempotent. A message goes to the consumer of its
+//! own tenant; a message whose tenant is not on the host (removed, or not yet
+//! added) waits [`NO_TENANT_RETRY_MS`] between attempts, so a tenant re-added
+//! in time gets it.
 //!
 //! It sleeps until the next message is due, or until woken by a send or a
 //! virtual-clock advance. [`Dispatcher::settle`] waits until nothing is due or
@@ -13,7 +16,7 @@
 //! the consequences (expiries, payments, confirmations) have happened.
 
 use crate::metrics::TopicLabels;
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, Undelivered};
 use crate::store::{Leased, QueueStore};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -25,6 +28,8 @@ pub const BACKOFF_MS: [u64; 4] = [1_000, 2_000, 4_000, 8_000];
 pub const MAX_ATTEMPTS: u32 = 5;
 /// How long a leased message stays hidden (longer than any call deadline).
 pub const VISIBILITY_MS: u64 = 90_000;
+/// How long a message of a tenant not on this host waits before the next attempt.
+pub const NO_TENANT_RETRY_MS: u64 = 60_000;
 /// Deliveries running at once.
 const CONCURRENCY: usize = 64;
 const BATCH: usize = 64;
@@ -143,19 +148,23 @@ impl Dispatcher {
                 count("acked");
                 store.ack(&msg).await
             }
-            Err(reason)
-                if msg.attempt >= MAX_ATTEMPTS
-                    || self.runtime.slot_for_topic(&msg.topic).is_none() =>
+            Err(why)
+                if msg.attempt >= MAX_ATTEMPTS || matches!(why, Undelivered::NoConsumer(_)) =>
             {
+                let reason = why.to_string();
                 self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
                 count("dead_lettered");
                 tracing::error!(tenant = %msg.tenant, topic = %msg.topic, id = msg.id, attempt = msg.attempt, trace_id = %trace, %reason, "message dead-lettered");
                 store.dead_letter(&msg, &reason).await
             }
-            Err(reason) => {
+            Err(why) => {
                 self.stats.retried.fetch_add(1, Ordering::Relaxed);
                 count("retried");
-                let backoff = BACKOFF_MS[(msg.attempt as usize - 1).min(BACKOFF_MS.len() - 1)];
+                let backoff = match why {
+                    Undelivered::NoTenant(_) => NO_TENANT_RETRY_MS,
+                    _ => BACKOFF_MS[(msg.attempt as usize - 1).min(BACKOFF_MS.len() - 1)],
+                };
+                let reason = why.to_string();
                 tracing::warn!(tenant = %msg.tenant, topic = %msg.topic, id = msg.id, attempt = msg.attempt, retry_in_ms = backoff, trace_id = %trace, %reason, "message delivery failed");
                 store
                     .retry(&msg, self.runtime.clock.now_ms() + backoff)

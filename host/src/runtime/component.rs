@@ -38,6 +38,9 @@ pub struct ComponentVersion {
     /// Where the bytes came from (a path, a build name, an upload).
     pub origin: String,
     pub prepared: Prepared,
+    /// The compiled component (shared, cheap to clone), for preparing it
+    /// again under another policy.
+    pub component: Component,
     pub policy: Arc<ComponentPolicy>,
     pub config: Arc<BTreeMap<String, String>>,
     /// When this version last became the slot's current one (host clock, ms).
@@ -63,6 +66,7 @@ impl ComponentVersion {
             label: self.label.clone(),
             origin: self.origin.clone(),
             prepared: self.prepared.clone(),
+            component: self.component.clone(),
             policy: self.policy.clone(),
             config: Arc::new(config),
             since_ms: AtomicU64::new(now_ms),
@@ -147,6 +151,19 @@ pub fn load(
         .get_or_compile(engine, &hash, req.bytes)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("service `{name}`: compiling {origin}"))?;
+    prepare(engine, linker, component, hash, req)
+}
+
+/// Check a compiled component's world and imports (against `req.policy`) and
+/// prepare it; `req.bytes` is not read.
+pub fn prepare(
+    engine: &Engine,
+    linker: &Linker<CallState>,
+    component: Component,
+    hash: String,
+    req: LoadRequest<'_>,
+) -> anyhow::Result<ComponentVersion> {
+    let name = req.name;
     let ty = component.component_type();
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
@@ -191,8 +208,9 @@ pub fn load(
         name: name.to_string(),
         label: format!("{name}@{hash}"),
         hash,
-        origin: origin.to_string(),
+        origin: req.origin.to_string(),
         prepared,
+        component,
         policy: Arc::new(req.policy),
         config: Arc::new(req.config),
         since_ms: AtomicU64::new(req.now_ms),

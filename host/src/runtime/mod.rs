@@ -14,6 +14,7 @@ pub mod bindings;
 mod component;
 pub mod engine;
 pub mod swap;
+mod tenants;
 
 pub use component::{ComponentVersion, LoadRequest, Prepared, content_hash, with_custom_section};
 
@@ -23,7 +24,7 @@ use crate::clock::Clock;
 use crate::json::Codec;
 use crate::metrics::{ComponentMetrics, Metrics};
 use crate::store::{KvStore, Leased, QueueStore};
-use crate::tenancy::Tenant;
+use crate::tenancy::{Quotas, Tenant, TenantQuotaError, Tenants};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -95,6 +96,9 @@ pub enum CallError {
     MemoryExceeded { component: String, mb: usize },
     #[error("`{component}` failed: {message}")]
     Trapped { component: String, message: String },
+    /// The calling tenant is at one of its quotas.
+    #[error("{0}")]
+    Quota(TenantQuotaError),
     #[error("{0}")]
     Internal(String),
 }
@@ -106,6 +110,7 @@ impl CallError {
             CallError::App(_) | CallError::UnknownService(_) | CallError::Denied(_) => "error",
             CallError::Timeout { .. } => "deadline_exceeded",
             CallError::MemoryExceeded { .. } => "memory_exceeded",
+            CallError::Quota(_) => "quota_exceeded",
             CallError::Trapped { .. } | CallError::Internal(_) => "trap",
         }
     }
@@ -120,6 +125,7 @@ impl CallError {
                 }
                 return e;
             }
+            CallError::Quota(q) => return q.to_proto(trace_id),
             CallError::UnknownService(_) => ErrorCode::NotFound,
             CallError::Denied(_) => ErrorCode::Forbidden,
             CallError::Timeout { .. } => ErrorCode::Timeout,
@@ -150,6 +156,21 @@ pub struct Slot {
     swap_lock: tokio::sync::Mutex<()>,
 }
 
+impl Slot {
+    /// A slot like `like` (same services, topics, builds) running `version`.
+    pub fn like(like: &Slot, version: Arc<ComponentVersion>) -> Slot {
+        Slot {
+            name: like.name.clone(),
+            serves: like.serves.clone(),
+            consumes: like.consumes.clone(),
+            builds: like.builds.clone(),
+            current: ArcSwap::new(version),
+            history: Default::default(),
+            swap_lock: Default::default(),
+        }
+    }
+}
+
 /// Host settings components can see through `config`.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -161,13 +182,21 @@ pub struct Runtime {
     pub engine: Engine,
     linker: Linker<CallState>,
     compiled: component::CompiledCache,
+    /// The bundle's slots: what tenants run unless they override a service.
     slots: Vec<Arc<Slot>>,
-    services: HashMap<String, Arc<Slot>>,
-    topics: HashMap<String, Arc<Slot>>,
+    /// The tenants served, by id and host name.
+    tenants: ArcSwap<Tenants>,
+    /// One `apply_tenant` or `remove_tenant` at a time.
+    tenants_lock: tokio::sync::Mutex<()>,
+    /// The tenant of the host's own calls (self-checks): no services, no data.
+    system: Arc<Tenant>,
+    /// The bundle's default quotas for every tenant.
+    quotas: Quotas,
+    /// The bundle's demo events: a tenant's unless it names its own.
+    events: Vec<crate::bundle::DemoEvent>,
     pub kv: Arc<dyn KvStore>,
     pub queue: Arc<dyn QueueStore>,
     pub clock: Arc<Clock>,
-    pub tenant: Arc<Tenant>,
     pub settings: Settings,
     pub codec: Codec,
     pub http: Client<HttpConnector, Full<Bytes>>,
@@ -184,7 +213,6 @@ pub struct RuntimeParts {
     pub kv: Arc<dyn KvStore>,
     pub queue: Arc<dyn QueueStore>,
     pub clock: Arc<Clock>,
-    pub tenant: Arc<Tenant>,
     pub settings: Settings,
     pub cache_dir: std::path::PathBuf,
 }
@@ -206,8 +234,6 @@ impl Runtime {
 
         let compiled = component::CompiledCache::default();
         let mut slots = Vec::new();
-        let mut services = HashMap::new();
-        let mut topics = HashMap::new();
         for spec in &bundle.services {
             let bytes = std::fs::read(&spec.component).with_context(|| {
                 format!(
@@ -230,7 +256,7 @@ impl Runtime {
                     now_ms: parts.clock.now_ms(),
                 },
             )?;
-            let slot = Arc::new(Slot {
+            slots.push(Arc::new(Slot {
                 name: spec.name.clone(),
                 serves: spec.serves.clone(),
                 consumes: spec.consumes.clone(),
@@ -238,14 +264,7 @@ impl Runtime {
                 current: ArcSwap::from_pointee(version),
                 history: Default::default(),
                 swap_lock: Default::default(),
-            });
-            for s in &spec.serves {
-                services.insert(s.clone(), slot.clone());
-            }
-            for t in &spec.consumes {
-                topics.insert(t.clone(), slot.clone());
-            }
-            slots.push(slot);
+            }));
         }
         let top_level = (engine::POOL_INSTANCES / (engine::MAX_CALL_DEPTH + 1)) as usize;
         let metrics = Arc::new(Metrics::new());
@@ -253,17 +272,20 @@ impl Runtime {
             .iter()
             .map(|s| (s.name.clone(), metrics.component(&s.name)))
             .collect();
+        let system = Arc::new(tenants::system_tenant(&metrics));
         Ok(Arc::new(Runtime {
             engine,
             linker,
             compiled,
             slots,
-            services,
-            topics,
+            tenants: Default::default(),
+            tenants_lock: Default::default(),
+            system,
+            quotas: bundle.quotas,
+            events: bundle.events.clone(),
             kv: parts.kv,
             queue: parts.queue,
             clock: parts.clock,
-            tenant: parts.tenant,
             settings: parts.settings,
             codec: Codec::new()?,
             http: Client::builder(hyper_util::rt::TokioExecutor::new()).build_http(),
@@ -278,17 +300,19 @@ impl Runtime {
         &self.slots
     }
 
-    pub fn slot_for_topic(&self, topic: &str) -> Option<&Arc<Slot>> {
-        self.topics.get(topic)
-    }
-
+    /// The bundle's slot named `name`.
     pub fn slot(&self, name: &str) -> Option<&Arc<Slot>> {
         self.slots.iter().find(|s| s.name == name)
     }
 
-    /// A new context for a top-level call of this host's tenant.
-    pub fn context(&self, trace_id: Arc<str>, timeout: Duration) -> CallContext {
-        CallContext::new(self.tenant.clone(), trace_id, timeout)
+    /// A new context for a top-level call of `tenant`.
+    pub fn context(
+        &self,
+        tenant: &Arc<Tenant>,
+        trace_id: Arc<str>,
+        timeout: Duration,
+    ) -> CallContext {
+        CallContext::new(tenant.clone(), trace_id, timeout)
     }
 
     fn new_store(
@@ -296,9 +320,12 @@ impl Runtime {
         version: &Arc<ComponentVersion>,
         ctx: CallContext,
     ) -> Store<CallState> {
-        let limits = version.policy.limits();
+        let memory = ctx
+            .tenant
+            .quotas
+            .memory_bytes(version.policy.limits().memory_bytes());
         let deadline = ctx.deadline;
-        let state = CallState::new(self.clone(), version.clone(), ctx, limits.memory_bytes());
+        let state = CallState::new(self.clone(), version.clone(), ctx, memory);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
         // Every CHECK_TICKS ms of guest time: trap if late, else let other
@@ -334,7 +361,7 @@ impl Runtime {
         method: &str,
         request: &[u8],
     ) -> (Result<Vec<u8>, CallError>, Option<Arc<ComponentVersion>>) {
-        let Some(slot) = self.services.get(service) else {
+        let Some(slot) = ctx.tenant.service(service) else {
             return (Err(CallError::UnknownService(service.to_string())), None);
         };
         if ctx.depth > engine::MAX_CALL_DEPTH {
@@ -346,6 +373,15 @@ impl Runtime {
                 None,
             );
         }
+        // A top-level call takes a place among its tenant's calls in flight
+        // (refused at the quota), then a share of the instance pool (waits).
+        let _tenant_permit = match ctx.depth {
+            0 => match ctx.tenant.enter() {
+                Ok(p) => p,
+                Err(q) => return (Err(CallError::Quota(q)), None),
+            },
+            _ => None,
+        };
         let _permit = match ctx.depth {
             0 => match self.permits.acquire().await {
                 Ok(p) => Some(p),
@@ -373,9 +409,11 @@ impl Runtime {
         request: &[u8],
     ) -> Result<Vec<u8>, CallError> {
         let mut ctx = ctx.clone();
-        ctx.deadline = ctx
-            .deadline
-            .min(Instant::now() + version.policy.limits().deadline());
+        let limit = ctx
+            .tenant
+            .quotas
+            .deadline(version.policy.limits().deadline());
+        ctx.deadline = ctx.deadline.min(Instant::now() + limit);
         let started = Instant::now();
         if started >= ctx.deadline {
             // The caller has given up already (a gRPC client's `grpc-timeout`).
@@ -423,13 +461,11 @@ impl Runtime {
                 Err(err)
             }
         };
+        let outcome = result.as_ref().err().map(CallError::outcome);
         if let Some(m) = metrics {
-            m.observe(
-                &self.metrics,
-                result.as_ref().err().map(CallError::outcome),
-                started.elapsed(),
-            );
+            m.observe(&self.metrics, outcome, started.elapsed());
         }
+        ctx.tenant.metrics.observe(outcome, started.elapsed());
         result
     }
 
@@ -453,7 +489,7 @@ impl Runtime {
         if store.data().memory_exceeded {
             return CallError::MemoryExceeded {
                 component: version.name.clone(),
-                mb: version.policy.limits().memory_bytes() >> 20,
+                mb: store.data().memory_limit() >> 20,
             };
         }
         if trap.downcast_ref::<Trap>() == Some(&Trap::Interrupt) || Instant::now() >= deadline {
@@ -469,22 +505,34 @@ impl Runtime {
         }
     }
 
-    /// Deliver a queue message to the component consuming its topic.
-    pub async fn deliver(self: &Arc<Self>, msg: &Leased, trace_id: Arc<str>) -> Result<(), String> {
-        let slot = self
-            .topics
-            .get(&msg.topic)
-            .ok_or_else(|| format!("no component consumes topic `{}`", msg.topic))?;
+    /// Deliver a queue message to the component of its tenant consuming its topic.
+    pub async fn deliver(
+        self: &Arc<Self>,
+        msg: &Leased,
+        trace_id: Arc<str>,
+    ) -> Result<(), Undelivered> {
+        let tenant = self
+            .tenant(&msg.tenant)
+            .ok_or_else(|| Undelivered::NoTenant(msg.tenant.clone()))?;
+        let slot = tenant.consumer(&msg.topic).ok_or_else(|| {
+            Undelivered::NoConsumer(format!("no component consumes topic `{}`", msg.topic))
+        })?;
+        // Deliveries wait for a place among the tenant's calls in flight.
+        let _tenant_permit = tenant.wait_to_enter().await;
         let _permit = self
             .permits
             .acquire()
             .await
-            .map_err(|_| "host is shutting down".to_string())?;
+            .map_err(|_| Undelivered::Failed("host is shutting down".to_string()))?;
         let version = slot.current.load_full();
         let Prepared::Consumer(pre) = &version.prepared else {
-            return Err(format!("`{}` cannot consume messages", version.name));
+            return Err(Undelivered::NoConsumer(format!(
+                "`{}` cannot consume messages",
+                version.name
+            )));
         };
-        let ctx = self.context(trace_id, version.policy.limits().deadline());
+        let limit = tenant.quotas.deadline(version.policy.limits().deadline());
+        let ctx = self.context(&tenant, trace_id, limit);
         let deadline = ctx.deadline;
         let started = Instant::now();
         let mut store = self.new_store(&version, ctx);
@@ -518,6 +566,27 @@ impl Runtime {
         if let Some(m) = metrics {
             m.observe(&self.metrics, label, started.elapsed());
         }
-        result
+        tenant.metrics.observe(label, started.elapsed());
+        result.map_err(Undelivered::Failed)
+    }
+}
+
+/// Why a message was not delivered.
+#[derive(Debug)]
+pub enum Undelivered {
+    /// Its tenant is not on this host (removed, or not yet added).
+    NoTenant(String),
+    /// Nothing of its tenant consumes its topic.
+    NoConsumer(String),
+    /// The consumer failed or could not run: retry.
+    Failed(String),
+}
+
+impl std::fmt::Display for Undelivered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Undelivered::NoTenant(t) => write!(f, "tenant `{t}` is not on this host"),
+            Undelivered::NoConsumer(m) | Undelivered::Failed(m) => f.write_str(m),
+        }
     }
 }

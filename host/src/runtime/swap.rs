@@ -203,12 +203,12 @@ impl Runtime {
                     ))
                 })?;
                 let origin = format!("build `{name}` ({})", path.display());
-                self.load_version(&slot, &current, bytes, origin, config)
+                self.load_version(&slot, (*current.policy).clone(), bytes, origin, config)
                     .await
                     .map_err(refused)?
             }
             Source::Bytes { bytes, origin } => self
-                .load_version(&slot, &current, bytes, origin, config)
+                .load_version(&slot, (*current.policy).clone(), bytes, origin, config)
                 .await
                 .map_err(refused)?,
         };
@@ -254,19 +254,18 @@ impl Runtime {
         Ok(SwapOutcome::new(&slot, &replaced, &previous, started))
     }
 
-    /// Compile and check `bytes` for `slot` (off the async threads: a cold
-    /// compile takes a while).
-    async fn load_version(
+    /// Compile and check `bytes` for `slot` under `policy` (off the async
+    /// threads: a cold compile takes a while).
+    pub(super) async fn load_version(
         self: &Arc<Self>,
         slot: &Arc<Slot>,
-        current: &Arc<ComponentVersion>,
+        policy: crate::policy::ComponentPolicy,
         bytes: Vec<u8>,
         origin: String,
         config: BTreeMap<String, String>,
     ) -> anyhow::Result<Arc<ComponentVersion>> {
         let runtime = self.clone();
         let name = slot.name.clone();
-        let policy = (*current.policy).clone();
         let must_consume = !slot.consumes.is_empty();
         let now_ms = self.clock.now_ms();
         let version = tokio::task::spawn_blocking(move || {
@@ -294,7 +293,11 @@ impl Runtime {
         self: &Arc<Self>,
         version: &Arc<ComponentVersion>,
     ) -> anyhow::Result<()> {
-        let ctx = self.context(crate::edge::new_trace_id().into(), SELF_CHECK_TIMEOUT);
+        let ctx = self.context(
+            &self.system,
+            crate::edge::new_trace_id().into(),
+            SELF_CHECK_TIMEOUT,
+        );
         match self.call_version(&ctx, version, SELF_CHECK, &[]).await {
             Ok(_) => Ok(()),
             Err(CallError::App(e)) => Err(anyhow::anyhow!(

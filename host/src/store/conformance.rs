@@ -253,4 +253,115 @@ pub async fn messages_lease_retry_and_die(q: &dyn QueueStore) {
     );
     assert!(q.dead_letters("other", 10).await.unwrap().is_empty());
     assert_eq!(q.depth().await.unwrap().dead, 1);
+    assert_eq!(q.pending("t").await.unwrap(), 0, "nothing of t waits");
+}
+
+/// Undelivered messages are counted per tenant: sent, leased and retried
+/// ones count; acked and dead ones do not.
+pub async fn pending_is_counted_per_tenant(q: &dyn QueueStore) {
+    let msg = |tenant: &str, due| NewMessage {
+        tenant: tenant.into(),
+        topic: "t".into(),
+        payload: b"p".to_vec(),
+        due_at_ms: due,
+        trace_id: String::new(),
+    };
+    for due in [1_000, 2_000, 3_000] {
+        q.enqueue(msg("a", due)).await.unwrap();
+    }
+    q.enqueue(msg("b", 1_000)).await.unwrap();
+    assert_eq!(q.pending("a").await.unwrap(), 3);
+    assert_eq!(q.pending("b").await.unwrap(), 1);
+    assert_eq!(q.pending("c").await.unwrap(), 0);
+    let leased = q.lease_due(2_000, 10_000, 10).await.unwrap();
+    assert_eq!(leased.len(), 3);
+    assert_eq!(q.pending("a").await.unwrap(), 3, "leased still counts");
+    let mut seen_a = false;
+    for m in &leased {
+        if m.tenant == "b" {
+            q.ack(m).await.unwrap();
+        } else if !seen_a {
+            seen_a = true;
+            q.retry(m, 20_000).await.unwrap();
+        } else {
+            q.dead_letter(m, "no").await.unwrap();
+        }
+    }
+    assert_eq!(q.pending("a").await.unwrap(), 2, "one of a died");
+    assert_eq!(q.pending("b").await.unwrap(), 0, "b's was delivered");
+}
+
+/// Usage counts each tenant's keys and key + value bytes, through puts,
+/// overwrites, deletes and counters.
+pub async fn usage_is_counted_per_tenant(kv: &dyn KvStore) {
+    use super::Usage;
+    assert_eq!(kv.usage("u").await.unwrap(), Usage::default());
+    kv.transact(vec![
+        put("u/c/k1", b"12345", Condition::None),
+        put("u/c/k2", b"1", Condition::None),
+        put("v/c/k1", b"123", Condition::None),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        kv.usage("u").await.unwrap(),
+        Usage {
+            keys: 2,
+            bytes: 6 + 5 + 6 + 1
+        }
+    );
+    assert_eq!(
+        kv.usage("v").await.unwrap(),
+        Usage {
+            keys: 1,
+            bytes: 6 + 3
+        }
+    );
+    kv.transact(vec![put("u/c/k1", b"12", Condition::None)])
+        .await
+        .unwrap();
+    assert_eq!(
+        kv.usage("u").await.unwrap(),
+        Usage {
+            keys: 2,
+            bytes: 6 + 2 + 6 + 1
+        }
+    );
+    kv.transact(vec![Op::Delete {
+        key: "u/c/k2".into(),
+        condition: Condition::None,
+    }])
+    .await
+    .unwrap();
+    assert_eq!(kv.usage("u").await.unwrap(), Usage { keys: 1, bytes: 8 });
+    kv.transact(vec![Op::Add {
+        key: "u/c/n".into(),
+        delta: 3,
+    }])
+    .await
+    .unwrap();
+    kv.transact(vec![Op::Add {
+        key: "u/c/n".into(),
+        delta: 3,
+    }])
+    .await
+    .unwrap();
+    assert_eq!(
+        kv.usage("u").await.unwrap(),
+        Usage {
+            keys: 2,
+            bytes: 8 + 5 + 8
+        },
+        "a counter is its key and 8 bytes"
+    );
+    // A failed transaction counts nothing.
+    let failed = kv
+        .transact(vec![
+            put("u/c/big", &[0; 100], Condition::None),
+            put("u/c/k1", b"x", Condition::Absent),
+        ])
+        .await;
+    assert_eq!(failed, Err(StoreError::Conflict(1)));
+    assert_eq!(kv.usage("u").await.unwrap().keys, 2);
+    assert_eq!(kv.usage("v").await.unwrap(), Usage { keys: 1, bytes: 9 });
 }

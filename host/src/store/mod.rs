@@ -21,6 +21,18 @@ pub const MAX_VALUE_BYTES: usize = 390 * 1024;
 /// The longest key, scope included.
 pub const MAX_KEY_BYTES: usize = 1024;
 
+/// The tenant a scoped key belongs to: everything before its first `/`.
+pub fn tenant_of(key: &str) -> &str {
+    key.split('/').next().unwrap_or(key)
+}
+
+/// A tenant's storage, as quotas count it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    pub keys: u64,
+    pub bytes: u64,
+}
+
 /// A stored value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -160,6 +172,9 @@ pub trait KvStore: Send + Sync {
     /// (sends) or 0.
     async fn transact(&self, ops: Vec<Op>) -> StoreResult<Vec<u64>>;
     async fn counter(&self, key: &str) -> StoreResult<i64>;
+    /// What a tenant stores: keys (values and counters) and their bytes, key
+    /// lengths included. Kept with the writes, so it is exact after each commit.
+    async fn usage(&self, tenant: &str) -> StoreResult<Usage>;
     /// Host metadata (secrets, the virtual clock), outside every tenant's keys.
     async fn meta_get(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
     async fn meta_put(&self, key: &str, value: Vec<u8>) -> StoreResult<()>;
@@ -228,4 +243,6 @@ pub trait QueueStore: Send + Sync {
     async fn next_due(&self) -> StoreResult<Option<u64>>;
     async fn dead_letters(&self, tenant: &str, limit: usize) -> StoreResult<Vec<DeadLetter>>;
     async fn depth(&self) -> StoreResult<QueueDepth>;
+    /// Messages of `tenant` not yet delivered (due, delayed or leased).
+    async fn pending(&self, tenant: &str) -> StoreResult<u64>;
 }

@@ -4,7 +4,6 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -13,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use tacos_host::host::{Host, HostOptions};
 
-pub type Http = Client<HttpConnector, Full<Bytes>>;
+pub type Http = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
 
 /// Compiled components are shared by all tests (wasmtime's cache is safe to share).
 pub fn cache_dir() -> PathBuf {
@@ -21,14 +20,42 @@ pub fn cache_dir() -> PathBuf {
 }
 
 pub fn http() -> Http {
-    Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
 }
 
 pub struct TestHost {
     pub host: Host,
+    /// Requests of the host's `default` tenant (or of the one a test picks
+    /// with [`TestHost::tenant`]).
+    pub client: Client,
+    pub dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TestHost {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl TestHost {
+    /// A client whose requests are tenant `id`'s: `x-tenant-id`, and tokens
+    /// with its `tenant` claim.
+    pub fn tenant(&self, id: &str) -> Client {
+        Client {
+            tenant: Some(id.to_string()),
+            ..self.client.clone()
+        }
+    }
+}
+
+/// A JSON client of one host, as one tenant.
+#[derive(Clone)]
+pub struct Client {
     pub url: String,
     pub http: Http,
-    pub dir: tempfile::TempDir,
+    pub tenant: Option<String>,
+    clock: std::sync::Arc<tacos_host::clock::Clock>,
 }
 
 pub fn options(dir: &std::path::Path) -> HostOptions {
@@ -62,13 +89,13 @@ pub async fn start_with(configure: impl FnOnce(&mut HostOptions)) -> TestHost {
     let mut opts = options(dir.path());
     configure(&mut opts);
     let host = Host::start(opts).await.expect("host starts");
-    let url = host.url();
-    TestHost {
-        host,
-        url,
+    let client = Client {
+        url: host.url(),
         http: http(),
-        dir,
-    }
+        tenant: None,
+        clock: host.runtime().clock.clone(),
+    };
+    TestHost { host, client, dir }
 }
 
 /// An external tool the tests drive (`grpcurl`), from `$TACOS_<NAME>`, from
@@ -166,10 +193,29 @@ pub async fn request(
     (status, value)
 }
 
-impl TestHost {
-    /// `authorization: Bearer …` for `user`, valid for a day of the host's clock.
+impl Client {
+    /// `authorization: Bearer …` for `user` (of this client's tenant), valid
+    /// for a day of the host's clock.
     pub fn bearer(&self, user: &str) -> String {
-        bearer_at(self.host.runtime().clock.now_ms() / 1000, user)
+        let now_s = self.clock.now_ms() / 1000;
+        let token = tacos_host::edge::auth::mint_for(
+            JWT_SECRET,
+            self.tenant.as_deref(),
+            user,
+            now_s,
+            86_400,
+        )
+        .unwrap();
+        format!("Bearer {token}")
+    }
+
+    /// `headers` plus this client's `x-tenant-id`.
+    fn with_tenant<'a>(&'a self, headers: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut all = headers.to_vec();
+        if let Some(t) = &self.tenant {
+            all.push(("x-tenant-id", t.as_str()));
+        }
+        all
     }
 
     /// POST JSON, as the body's `user_id` when it names one.
@@ -177,14 +223,8 @@ impl TestHost {
         let auth = body["user_id"].as_str().map(|u| self.bearer(u));
         let headers: Vec<(&str, &str)> =
             auth.iter().map(|a| ("authorization", a.as_str())).collect();
-        request(
-            &self.http,
-            "POST",
-            &format!("{}{path}", self.url),
-            Some(body.to_string().into_bytes()),
-            &headers,
-        )
-        .await
+        self.post_raw(path, body.to_string().into_bytes(), &headers)
+            .await
     }
 
     /// GET as `user`.
@@ -195,7 +235,7 @@ impl TestHost {
             "GET",
             &format!("{}{path}", self.url),
             None,
-            &[("authorization", &auth)],
+            &self.with_tenant(&[("authorization", &auth)]),
         )
         .await
     }
@@ -211,13 +251,20 @@ impl TestHost {
             "POST",
             &format!("{}{path}", self.url),
             Some(body),
-            headers,
+            &self.with_tenant(headers),
         )
         .await
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        request(&self.http, "GET", &format!("{}{path}", self.url), None, &[]).await
+        request(
+            &self.http,
+            "GET",
+            &format!("{}{path}", self.url),
+            None,
+            &self.with_tenant(&[]),
+        )
+        .await
     }
 
     pub async fn advance(&self, seconds: f64) -> Value {
@@ -331,7 +378,7 @@ impl TestHost {
     }
 }
 
-impl TestHost {
+impl Client {
     /// The host's services as `GET /admin/v1/services` lists them.
     pub async fn services(&self) -> Vec<Value> {
         let (status, body) = self.get("/admin/v1/services").await;

@@ -7,6 +7,7 @@ pub mod flash_sale;
 pub mod protocols;
 pub mod route;
 pub mod swap;
+pub mod tenants;
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -40,10 +41,15 @@ pub struct Spawned {
 
 /// `Bearer <token>` for `user`, signed with `secret`, valid for a day.
 pub fn bearer(secret: &str, user: &str) -> anyhow::Result<String> {
+    bearer_for(secret, None, user)
+}
+
+/// [`bearer`] for a user of `tenant` (a `tenant` claim).
+pub fn bearer_for(secret: &str, tenant: Option<&str>, user: &str) -> anyhow::Result<String> {
     let now_s = crate::clock::system_now_ms() / 1000;
     Ok(format!(
         "Bearer {}",
-        crate::edge::auth::mint(secret, user, now_s, 86_400)?
+        crate::edge::auth::mint_for(secret, tenant, user, now_s, 86_400)?
     ))
 }
 
@@ -64,6 +70,14 @@ pub fn spawn_host() -> anyhow::Result<(Spawned, String)> {
 pub fn spawn_host_with(
     cache_dir: Option<&std::path::Path>,
 ) -> anyhow::Result<(Spawned, String, Option<u64>)> {
+    spawn_host_with_args(cache_dir, &[])
+}
+
+/// [`spawn_host_with`], with more `tacos up` arguments (`--bundle FILE`).
+pub fn spawn_host_with_args(
+    cache_dir: Option<&std::path::Path>,
+    extra: &[&std::ffi::OsStr],
+) -> anyhow::Result<(Spawned, String, Option<u64>)> {
     let dir = tempfile::tempdir().context("creating a data dir")?;
     let exe = std::env::current_exe().context("locating this binary")?;
     let mut cmd = Command::new(exe);
@@ -79,6 +93,7 @@ pub fn spawn_host_with(
     if let Some(cache) = cache_dir {
         cmd.arg("--cache-dir").arg(cache);
     }
+    cmd.args(extra);
     // All load comes from this one address: no per-IP limits.
     cmd.args(["--rate-limit", "all=off"]);
     let jwt_secret = hex::encode(rand::random::<[u8; 16]>());

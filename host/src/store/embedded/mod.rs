@@ -12,11 +12,13 @@
 mod queue;
 mod writer;
 
-use super::{Entry, KvStore, Op, StoreError, StoreResult, validate_ops};
+use super::{Entry, KvStore, Op, StoreError, StoreResult, Usage, tenant_of, validate_ops};
 use crate::clock::Clock;
 use anyhow::Context;
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle, WriteTransaction,
+};
 use std::path::Path;
 use std::sync::Arc;
 use writer::Writer;
@@ -26,6 +28,10 @@ const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 const COUNTERS: TableDefinition<&str, i64> = TableDefinition::new("counters");
 const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Per tenant: keys and bytes stored (kv values and counters; key and value
+/// lengths, not the record header), kept in the same transaction as the
+/// writes they count.
+const USAGE: TableDefinition<&str, (u64, u64)> = TableDefinition::new("usage");
 const HEADER: usize = 16;
 
 /// The embedded store (kv and queue).
@@ -89,11 +95,16 @@ impl EmbeddedStore {
         let db =
             Database::create(&path).with_context(|| format!("opening store {}", path.display()))?;
         let txn = db.begin_write()?;
+        let existing: Vec<String> = txn.list_tables()?.map(|t| t.name().to_string()).collect();
         txn.open_table(KV)?;
         txn.open_table(COUNTERS)?;
         txn.open_table(EXPIRY)?;
         txn.open_table(META)?;
-        queue::create_tables(&txn)?;
+        if !existing.iter().any(|t| t == USAGE.name()) {
+            // A store from before usage was counted: count it once.
+            recount_usage(&txn)?;
+        }
+        queue::create_tables(&txn, &existing)?;
         txn.commit()?;
         let db = Arc::new(db);
         let writer = Writer::start(db.clone()).context("starting store writer")?;
@@ -121,21 +132,79 @@ impl EmbeddedStore {
                     .map(|r| r.map(|(k, _)| (k.value().0, k.value().1.to_string())))
                     .collect::<Result<_, _>>()?;
                 let mut removed = 0;
+                let mut usage = UsageDelta::default();
                 for (at, key) in &due {
-                    let expired = kv
-                        .get(key.as_str())?
-                        .and_then(|raw| decode(raw.value()).map(|s| s.expires_at_ms == *at))
-                        .unwrap_or(false);
-                    if expired {
+                    let expired = kv.get(key.as_str())?.and_then(|raw| {
+                        let len = raw.value().len().saturating_sub(HEADER);
+                        decode(raw.value()).and_then(|s| (s.expires_at_ms == *at).then_some(len))
+                    });
+                    if let Some(len) = expired {
                         kv.remove(key.as_str())?;
+                        usage.add(key, -1, -((key.len() + len) as i64));
                         removed += 1;
                     }
                     index.remove((*at, key.as_str()))?;
                 }
+                usage.apply(txn)?;
                 Ok(Ok(removed))
             })
             .await
     }
+}
+
+/// What a counter costs in the usage figures: its key and an i64.
+const COUNTER_BYTES: usize = 8;
+
+/// Usage changes of one write, by tenant, applied to [`USAGE`] at its end.
+#[derive(Default)]
+struct UsageDelta(Vec<(String, i64, i64)>);
+
+impl UsageDelta {
+    fn add(&mut self, key: &str, keys: i64, bytes: i64) {
+        let tenant = tenant_of(key);
+        match self.0.iter_mut().find(|(t, ..)| t == tenant) {
+            Some((_, k, b)) => {
+                *k += keys;
+                *b += bytes;
+            }
+            None => self.0.push((tenant.to_string(), keys, bytes)),
+        }
+    }
+
+    fn apply(self, txn: &WriteTransaction) -> Result<(), redb::Error> {
+        if self.0.iter().all(|(_, k, b)| *k == 0 && *b == 0) {
+            return Ok(());
+        }
+        let mut table = txn.open_table(USAGE)?;
+        for (tenant, keys, bytes) in self.0 {
+            let (k, b) = table
+                .get(tenant.as_str())?
+                .map(|v| v.value())
+                .unwrap_or((0, 0));
+            let next = (
+                k.saturating_add_signed(keys),
+                b.saturating_add_signed(bytes),
+            );
+            table.insert(tenant.as_str(), next)?;
+        }
+        Ok(())
+    }
+}
+
+/// Count every tenant's usage from scratch.
+fn recount_usage(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    let mut usage = UsageDelta::default();
+    for item in txn.open_table(KV)?.iter()? {
+        let (k, v) = item?;
+        let value = v.value().len().saturating_sub(HEADER);
+        usage.add(k.value(), 1, (k.value().len() + value) as i64);
+    }
+    for item in txn.open_table(COUNTERS)?.iter()? {
+        let (k, _) = item?;
+        usage.add(k.value(), 1, (k.value().len() + COUNTER_BYTES) as i64);
+    }
+    txn.open_table(USAGE)?;
+    usage.apply(txn)
 }
 
 fn apply_ops(
@@ -145,6 +214,7 @@ fn apply_ops(
 ) -> Result<StoreResult<Vec<u64>>, redb::Error> {
     let mut kv = txn.open_table(KV)?;
     // Check every condition before writing anything.
+    // Per operation: the last version and the stored record's length, if any.
     let mut versions = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
         let (condition, key) = match op {
@@ -152,26 +222,30 @@ fn apply_ops(
             | Op::Delete { key, condition }
             | Op::Check { key, condition } => (*condition, key),
             Op::Add { .. } | Op::Send(_) => {
-                versions.push(0);
+                versions.push((0, None));
                 continue;
             }
         };
-        let (last, live_version) = match kv.get(key.as_str())? {
-            Some(raw) => match decode(raw.value()) {
-                Some(s) => (s.version, live(&s, now).then_some(s.version)),
-                None => (0, None),
-            },
-            None => (0, None),
+        let (last, live_version, len) = match kv.get(key.as_str())? {
+            Some(raw) => {
+                let len = Some(raw.value().len().saturating_sub(HEADER));
+                match decode(raw.value()) {
+                    Some(s) => (s.version, live(&s, now).then_some(s.version), len),
+                    None => (0, None, len),
+                }
+            }
+            None => (0, None, None),
         };
         if !condition.holds(live_version) {
             return Ok(Err(StoreError::Conflict(i as u32)));
         }
-        versions.push(last);
+        versions.push((last, len));
     }
+    let mut usage = UsageDelta::default();
     let mut counters = txn.open_table(COUNTERS)?;
     let mut expiry = txn.open_table(EXPIRY)?;
     let mut out = Vec::with_capacity(ops.len());
-    for (op, last) in ops.iter().zip(versions) {
+    for (op, (last, old_len)) in ops.iter().zip(versions) {
         match op {
             Op::Put {
                 key,
@@ -181,26 +255,39 @@ fn apply_ops(
             } => {
                 let version = last + 1;
                 let exp = expires_at_ms.unwrap_or(0);
-                kv.insert(key.as_str(), encode(version, exp, value).as_slice())?;
+                let record = encode(version, exp, value);
+                kv.insert(key.as_str(), record.as_slice())?;
                 if exp != 0 {
                     expiry.insert((exp, key.as_str()), ())?;
+                }
+                match old_len {
+                    Some(old) => usage.add(key, 0, value.len() as i64 - old as i64),
+                    None => usage.add(key, 1, (key.len() + value.len()) as i64),
                 }
                 out.push(version);
             }
             Op::Delete { key, .. } => {
                 kv.remove(key.as_str())?;
+                if let Some(old) = old_len {
+                    usage.add(key, -1, -((key.len() + old) as i64));
+                }
                 out.push(0);
             }
             Op::Check { .. } => out.push(0),
             Op::Add { key, delta } => {
-                let current = counters.get(key.as_str())?.map(|v| v.value()).unwrap_or(0);
-                let next = current.saturating_add(*delta);
+                let current = counters.get(key.as_str())?.map(|v| v.value());
+                if current.is_none() {
+                    usage.add(key, 1, (key.len() + COUNTER_BYTES) as i64);
+                }
+                let next = current.unwrap_or(0).saturating_add(*delta);
                 counters.insert(key.as_str(), next)?;
                 out.push(next as u64);
             }
             Op::Send(msg) => out.push(queue::insert(txn, msg.clone())?),
         }
     }
+    drop((kv, counters, expiry));
+    usage.apply(txn)?;
     Ok(Ok(out))
 }
 
@@ -275,6 +362,16 @@ impl KvStore for EmbeddedStore {
             .map_err(unavailable)?
             .map(|v| v.value())
             .unwrap_or(0))
+    }
+
+    async fn usage(&self, tenant: &str) -> StoreResult<Usage> {
+        let table = self.read()?.open_table(USAGE).map_err(unavailable)?;
+        let (keys, bytes) = table
+            .get(tenant)
+            .map_err(unavailable)?
+            .map(|v| v.value())
+            .unwrap_or((0, 0));
+        Ok(Usage { keys, bytes })
     }
 
     async fn meta_get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {

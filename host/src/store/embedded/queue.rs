@@ -10,10 +10,12 @@ use super::super::{DeadLetter, Leased, NewMessage, QueueDepth, QueueStore, Store
 use super::{EmbeddedStore, unavailable};
 use async_trait::async_trait;
 use prost::Message;
-use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle, WriteTransaction};
 
 const QUEUE: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("queue");
 const DEAD: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("dead");
+/// Undelivered messages per tenant (for queue-depth quotas).
+const PENDING: TableDefinition<&str, u64> = TableDefinition::new("pending");
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct Record {
@@ -32,15 +34,48 @@ struct Record {
     trace_id: String,
 }
 
-pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
+/// Create the queue's tables; `existing` names the tables there before.
+pub(super) fn create_tables(
+    txn: &WriteTransaction,
+    existing: &[String],
+) -> Result<(), redb::Error> {
     txn.open_table(QUEUE)?;
     txn.open_table(DEAD)?;
+    if !existing.iter().any(|t| t == PENDING.name()) {
+        // A store from before per-tenant counts: count what waits once.
+        let mut counts: Vec<(String, u64)> = Vec::new();
+        for item in txn.open_table(QUEUE)?.iter()? {
+            let (_, v) = item?;
+            if let Ok(rec) = Record::decode(v.value()) {
+                match counts.iter_mut().find(|(t, _)| *t == rec.tenant) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((rec.tenant, 1)),
+                }
+            }
+        }
+        let mut pending = txn.open_table(PENDING)?;
+        for (tenant, n) in counts {
+            pending.insert(tenant.as_str(), n)?;
+        }
+    }
+    Ok(())
+}
+
+/// Change `tenant`'s count of undelivered messages by `delta`.
+fn count_pending(txn: &WriteTransaction, tenant: &str, delta: i64) -> Result<(), redb::Error> {
+    let mut table = txn.open_table(PENDING)?;
+    let n = table.get(tenant)?.map(|v| v.value()).unwrap_or(0);
+    match n.saturating_add_signed(delta) {
+        0 => table.remove(tenant)?,
+        n => table.insert(tenant, n)?,
+    };
     Ok(())
 }
 
 /// Add a message to the queue table (also used by transactions' outbox sends).
 pub(super) fn insert(txn: &WriteTransaction, msg: NewMessage) -> Result<u64, redb::Error> {
     let id: u64 = rand::random();
+    count_pending(txn, &msg.tenant, 1)?;
     let record = Record {
         tenant: msg.tenant,
         topic: msg.topic,
@@ -52,6 +87,15 @@ pub(super) fn insert(txn: &WriteTransaction, msg: NewMessage) -> Result<u64, red
     txn.open_table(QUEUE)?
         .insert((msg.due_at_ms, id), record.encode_to_vec().as_slice())?;
     Ok(id)
+}
+
+/// Take the leased message out of the queue for good (delivered or dead).
+fn finish(txn: &WriteTransaction, msg: &Leased) -> Result<Option<Record>, redb::Error> {
+    let rec = take(txn, msg)?;
+    if let Some(rec) = &rec {
+        count_pending(txn, &rec.tenant, -1)?;
+    }
+    Ok(rec)
 }
 
 /// Take the leased message out of the queue table, if it is still ours.
@@ -113,7 +157,7 @@ impl QueueStore for EmbeddedStore {
         let msg = msg.clone();
         self.writer
             .write(move |txn| {
-                take(txn, &msg)?;
+                finish(txn, &msg)?;
                 Ok(Ok(()))
             })
             .await
@@ -137,7 +181,7 @@ impl QueueStore for EmbeddedStore {
         let reason = reason.to_string();
         self.writer
             .write(move |txn| {
-                if let Some(mut rec) = take(txn, &msg)? {
+                if let Some(mut rec) = finish(txn, &msg)? {
                     rec.reason = reason;
                     txn.open_table(DEAD)?.insert(
                         (rec.tenant.as_str(), msg.id),
@@ -180,6 +224,15 @@ impl QueueStore for EmbeddedStore {
             }
         }
         Ok(out)
+    }
+
+    async fn pending(&self, tenant: &str) -> StoreResult<u64> {
+        let table = self.read()?.open_table(PENDING).map_err(unavailable)?;
+        Ok(table
+            .get(tenant)
+            .map_err(unavailable)?
+            .map(|v| v.value())
+            .unwrap_or(0))
     }
 
     async fn depth(&self) -> StoreResult<QueueDepth> {

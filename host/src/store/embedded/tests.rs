@@ -21,8 +21,55 @@ async fn conformance_suite() {
     conformance::values_expire(&s, &clock).await;
     let (_d, s) = open(clock.clone());
     conformance::messages_lease_retry_and_die(&s).await;
-    let (_d, s) = open(clock);
+    let (_d, s) = open(clock.clone());
     conformance::outbox_sends_commit_with_the_transaction(&s).await;
+    let (_d, s) = open(clock.clone());
+    conformance::pending_is_counted_per_tenant(&s).await;
+    let (_d, s) = open(clock);
+    conformance::usage_is_counted_per_tenant(&s).await;
+}
+
+/// Open the store again once the old handle's writer thread has let go.
+async fn reopen(dir: &std::path::Path, clock: Arc<Clock>) -> EmbeddedStore {
+    for _ in 0..100 {
+        match EmbeddedStore::open(dir, clock.clone()) {
+            Ok(s) => return s,
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+        }
+    }
+    panic!("the store reopens once the old handle is closed");
+}
+
+#[tokio::test]
+async fn usage_survives_reopen_and_expired_keys_leave_it_when_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(Clock::virtual_at(1_000_000));
+    {
+        let s = EmbeddedStore::open(dir.path(), clock.clone()).unwrap();
+        s.transact(vec![
+            Op::Put {
+                key: "t/c/ttl".into(),
+                value: b"1234".to_vec(),
+                condition: Condition::None,
+                expires_at_ms: Some(1_001_000),
+            },
+            Op::Put {
+                key: "t/c/kept".into(),
+                value: b"1".to_vec(),
+                condition: Condition::None,
+                expires_at_ms: None,
+            },
+        ])
+        .await
+        .unwrap();
+    }
+    let s = reopen(dir.path(), clock.clone()).await;
+    let usage = s.usage("t").await.unwrap();
+    assert_eq!((usage.keys, usage.bytes), (2, 7 + 4 + 8 + 1));
+    clock.advance(std::time::Duration::from_secs(2));
+    assert_eq!(s.sweep_expired(100).await.unwrap(), 1);
+    let usage = s.usage("t").await.unwrap();
+    assert_eq!((usage.keys, usage.bytes), (1, 9));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,17 +106,7 @@ async fn concurrent_writes_share_commits_and_survive_reopen() {
         assert!(commits <= 200, "{commits} commits");
     }
     // Everything acknowledged is on disk once the writer is gone.
-    let mut reopened = None;
-    for _ in 0..100 {
-        match EmbeddedStore::open(dir.path(), clock.clone()) {
-            Ok(s) => {
-                reopened = Some(s);
-                break;
-            }
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
-        }
-    }
-    let s = reopened.expect("the store reopens once the old handle is closed");
+    let s = reopen(dir.path(), clock).await;
     assert_eq!(s.counter("n").await.unwrap(), 200);
     assert!(s.get("k199").await.unwrap().is_some());
 }

@@ -1,0 +1,239 @@
+//! Operator routes for tenants: list them, add or change one, remove one.
+//! All need the admin token when the host has one; all answer in the
+//! contract's error shape.
+//!
+//! - `GET    /admin/v1/tenants`: each tenant's services (version, own or the
+//!   bundle's), quotas, storage and queue use, calls and quota refusals
+//! - `PUT    /admin/v1/tenants/{id}` `{"hosts"?, "quotas"?, "policy_toml"?,
+//!   "services"?: {NAME: {"component_base64"? | "build"?, "origin"?, "config"?}},
+//!   "events"?}`: add or replace, with a swap's checks (400 for a malformed
+//!   request, 409 FAILED_PRECONDITION when a check fails; nothing changes)
+//! - `DELETE /admin/v1/tenants/{id}`: stop serving it (its data stays)
+
+use super::deploy::ok;
+use super::{Body, Edge, admin, errors};
+use crate::bundle::DemoEvent;
+use crate::policy::Policy;
+use crate::tenancy::{ComponentSource, Quotas, ServiceOverride, Tenant, TenantSpec};
+use base64::Engine as _;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tacos_proto::common::v1::ErrorCode;
+
+/// The largest tenant request: components, base64-encoded.
+const MAX_TENANT_BODY: usize = 128 << 20;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantBody {
+    #[serde(default)]
+    hosts: Vec<String>,
+    #[serde(default)]
+    quotas: Quotas,
+    /// A policy (TOML, the `policies/` format) replacing the bundle's.
+    policy_toml: Option<String>,
+    #[serde(default)]
+    services: BTreeMap<String, ServiceBody>,
+    events: Option<Vec<DemoEvent>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceBody {
+    component_base64: Option<String>,
+    origin: Option<String>,
+    build: Option<String>,
+    #[serde(default)]
+    config: BTreeMap<String, String>,
+}
+
+/// A tenant as `tacos tenants` shows it.
+#[derive(Serialize)]
+struct TenantView {
+    id: String,
+    hosts: Vec<String>,
+    quotas: Quotas,
+    services: Vec<ServiceView>,
+    storage: crate::store::Usage,
+    queue_pending: u64,
+    calls_ok: u64,
+    calls_failed: u64,
+    quota_hits: u64,
+}
+
+#[derive(Serialize)]
+struct ServiceView {
+    name: String,
+    hash: String,
+    origin: String,
+    /// The tenant's own slot (a pin, its config or policy), not the bundle's.
+    own: bool,
+}
+
+/// Answer the tenant routes; anything else is handed back.
+pub(super) async fn handle(
+    edge: &Edge,
+    req: Request<Incoming>,
+    trace: &str,
+) -> Result<Response<Body>, Request<Incoming>> {
+    let Some(rest) = req.uri().path().strip_prefix("/admin/v1/tenants") else {
+        return Err(req);
+    };
+    let segments: Vec<String> = rest
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let fail = |code, msg: String| edge.error(&errors::error(code, msg, trace));
+    if let Err(e) = admin::authorize(edge, req.headers(), trace) {
+        return Ok(edge.error(&e));
+    }
+    let shared = &edge.shared;
+    let runtime = &shared.runtime;
+    let method = req.method().clone();
+    Ok(match (&method, segments.as_slice()) {
+        (&Method::GET, []) => {
+            let mut views = Vec::new();
+            for t in runtime.tenants().all() {
+                match view(edge, t).await {
+                    Ok(v) => views.push(v),
+                    Err(e) => return Ok(fail(ErrorCode::Unavailable, format!("store: {e}"))),
+                }
+            }
+            ok(edge, &serde_json::json!({ "tenants": views }), trace)
+        }
+        (&Method::PUT, [id]) => {
+            let body = match Limited::new(req.into_body(), MAX_TENANT_BODY)
+                .collect()
+                .await
+            {
+                Ok(b) => b.to_bytes(),
+                Err(e) => {
+                    return Ok(fail(
+                        ErrorCode::InvalidArgument,
+                        format!("reading the tenant (at most {MAX_TENANT_BODY} bytes): {e}"),
+                    ));
+                }
+            };
+            let spec = match spec(id, &body) {
+                Ok(s) => s,
+                Err(msg) => return Ok(fail(ErrorCode::InvalidArgument, msg)),
+            };
+            match runtime.apply_tenant(spec).await {
+                Ok((tenant, created)) => {
+                    if created
+                        && shared.seed_events
+                        && let Err(e) = runtime.seed_events(&tenant).await
+                    {
+                        tracing::warn!(tenant = %tenant.id, error = %format!("{e:#}"), "seeding a new tenant's events");
+                    }
+                    match view(edge, &tenant).await {
+                        Ok(v) => ok(
+                            edge,
+                            &serde_json::json!({"created": created, "tenant": v}),
+                            trace,
+                        ),
+                        Err(e) => fail(ErrorCode::Unavailable, format!("store: {e}")),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %id, error = %e, "tenant refused");
+                    fail(e.code(), e.to_string())
+                }
+            }
+        }
+        (&Method::DELETE, [id]) => match runtime.remove_tenant(id).await {
+            Some(t) => ok(
+                edge,
+                &serde_json::json!({"removed": t.id, "data": "kept"}),
+                trace,
+            ),
+            None => fail(
+                ErrorCode::NotFound,
+                format!("no tenant `{id}` on this host"),
+            ),
+        },
+        _ => fail(
+            ErrorCode::NotFound,
+            format!("no route for {method} {}", req.uri().path()),
+        ),
+    })
+}
+
+async fn view(edge: &Edge, t: &Arc<Tenant>) -> Result<TenantView, crate::store::StoreError> {
+    let runtime = &edge.shared.runtime;
+    let storage = runtime.kv.usage(&t.id).await?;
+    let queue_pending = runtime.queue.pending(&t.id).await?;
+    let (calls_ok, calls_failed, quota_hits) = t.metrics.totals();
+    Ok(TenantView {
+        id: t.id.clone(),
+        hosts: t.hosts.clone(),
+        quotas: t.quotas,
+        services: t
+            .slots
+            .iter()
+            .map(|s| {
+                let v = s.current.load();
+                ServiceView {
+                    name: s.name.clone(),
+                    hash: v.hash.clone(),
+                    origin: v.origin.clone(),
+                    own: t.own.contains(&s.name),
+                }
+            })
+            .collect(),
+        storage,
+        queue_pending,
+        calls_ok,
+        calls_failed,
+        quota_hits,
+    })
+}
+
+fn spec(id: &str, body: &[u8]) -> Result<TenantSpec, String> {
+    let b: TenantBody = serde_json::from_slice(body).map_err(|e| format!("invalid tenant: {e}"))?;
+    let policy = match &b.policy_toml {
+        Some(text) => Some(
+            Policy::parse(text, &format!("policy of tenant `{id}`"))
+                .map_err(|e| format!("{e:#}"))?,
+        ),
+        None => None,
+    };
+    let mut services = BTreeMap::new();
+    for (name, s) in b.services {
+        let component = match (s.component_base64, s.build) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "service `{name}`: give `component_base64` or `build`, not both"
+                ));
+            }
+            (Some(encoded), None) => Some(ComponentSource::Bytes {
+                bytes: base64::engine::general_purpose::STANDARD
+                    .decode(encoded.as_bytes())
+                    .map_err(|e| format!("service `{name}`: component_base64: {e}"))?,
+                origin: s.origin.unwrap_or_else(|| "upload".into()),
+            }),
+            (None, Some(build)) => Some(ComponentSource::Build(build)),
+            (None, None) => None,
+        };
+        services.insert(
+            name,
+            ServiceOverride {
+                component,
+                config: s.config,
+            },
+        );
+    }
+    Ok(TenantSpec {
+        id: id.to_string(),
+        hosts: b.hosts,
+        quotas: b.quotas,
+        policy,
+        services,
+        events: b.events,
+    })
+}
