@@ -30,7 +30,7 @@ mod tenants;
 use crate::host::Shared;
 use crate::json::BindError;
 use crate::metrics::RouteMetrics;
-use crate::tenancy::{DEFAULT_TENANT, Named, TENANT_HEADER, Tenant};
+use crate::tenancy::Tenant;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
@@ -219,69 +219,6 @@ impl Edge {
             .auth
             .verify(header, now_s)
             .map_err(|m| errors::error(ErrorCode::Unauthenticated, m, trace))
-    }
-
-    /// The tenant a request is for (see [`Tenants::named_by`](crate::tenancy::Tenants::named_by));
-    /// `default` when it names none. A user token is good only for its own
-    /// tenant.
-    pub(crate) fn tenant_of(
-        &self,
-        headers: &hyper::HeaderMap,
-        uri: &hyper::Uri,
-        claims: Option<&auth::Claims>,
-        trace: &str,
-    ) -> Result<Arc<Tenant>, ProtoError> {
-        let header = match headers.get(TENANT_HEADER).map(|v| v.to_str()) {
-            Some(Ok(v)) => Some(v),
-            Some(Err(_)) => {
-                return Err(errors::error(
-                    ErrorCode::InvalidArgument,
-                    format!("{TENANT_HEADER} is not visible ASCII"),
-                    trace,
-                ));
-            }
-            None => None,
-        };
-        let host = uri.host().or_else(|| {
-            headers
-                .get(hyper::header::HOST)
-                .and_then(|v| v.to_str().ok())
-        });
-        let claim = claims.and_then(|c| c.tenant.as_deref());
-        let tenants = self.shared.runtime.tenants();
-        let tenant = match tenants.named_by(header, host, claim) {
-            Named::Tenant(t) => t,
-            Named::Unknown(id) => {
-                return Err(errors::error(
-                    ErrorCode::NotFound,
-                    format!("no tenant `{id}` on this host"),
-                    trace,
-                ));
-            }
-            Named::Nothing => tenants.get(DEFAULT_TENANT).cloned().ok_or_else(|| {
-                errors::error(
-                    ErrorCode::NotFound,
-                    format!(
-                        "this host has no `{DEFAULT_TENANT}` tenant: name one with {TENANT_HEADER}, the host name or the token's `tenant` claim"
-                    ),
-                    trace,
-                )
-            })?,
-        };
-        if let Some(c) = claims {
-            let for_tenant = c.tenant.as_deref().unwrap_or(DEFAULT_TENANT);
-            if for_tenant != tenant.id {
-                return Err(errors::error(
-                    ErrorCode::Forbidden,
-                    format!(
-                        "the token is for tenant `{for_tenant}`, not `{}`",
-                        tenant.id
-                    ),
-                    trace,
-                ));
-            }
-        }
-        Ok(tenant)
     }
 
     /// Take a token from the tenant's requests-per-second quota and from the

@@ -1,4 +1,5 @@
-//! Operator routes for tenants: list them, add or change one, remove one.
+//! Which tenant a request is for ([`Edge::tenant_of`]), and the operator
+//! routes for tenants: list them, add or change one, remove one.
 //! All need the admin token when the host has one; all answer in the
 //! contract's error shape.
 //!
@@ -11,10 +12,13 @@
 //! - `DELETE /admin/v1/tenants/{id}`: stop serving it (its data stays)
 
 use super::deploy::ok;
-use super::{Body, Edge, admin, errors};
+use super::{Body, Edge, admin, auth, errors};
 use crate::bundle::DemoEvent;
 use crate::policy::Policy;
-use crate::tenancy::{ComponentSource, Quotas, ServiceOverride, Tenant, TenantSpec};
+use crate::tenancy::{
+    ComponentSource, DEFAULT_TENANT, Named, Quotas, ServiceOverride, TENANT_HEADER, Tenant,
+    TenantSpec,
+};
 use base64::Engine as _;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -22,6 +26,7 @@ use hyper::{Method, Request, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tacos_proto::common::v1::Error as ProtoError;
 use tacos_proto::common::v1::ErrorCode;
 
 /// The largest tenant request: components, base64-encoded.
@@ -72,6 +77,71 @@ struct ServiceView {
     origin: String,
     /// The tenant's own slot (a pin, its config or policy), not the bundle's.
     own: bool,
+}
+
+impl Edge {
+    /// The tenant a request is for (see [`Tenants::named_by`](crate::tenancy::Tenants::named_by));
+    /// `default` when it names none. A user token is good only for its own
+    /// tenant.
+    pub(crate) fn tenant_of(
+        &self,
+        headers: &hyper::HeaderMap,
+        uri: &hyper::Uri,
+        claims: Option<&auth::Claims>,
+        trace: &str,
+    ) -> Result<Arc<Tenant>, ProtoError> {
+        let header = match headers.get(TENANT_HEADER).map(|v| v.to_str()) {
+            Some(Ok(v)) => Some(v),
+            Some(Err(_)) => {
+                return Err(errors::error(
+                    ErrorCode::InvalidArgument,
+                    format!("{TENANT_HEADER} is not visible ASCII"),
+                    trace,
+                ));
+            }
+            None => None,
+        };
+        let host = uri.host().or_else(|| {
+            headers
+                .get(hyper::header::HOST)
+                .and_then(|v| v.to_str().ok())
+        });
+        let claim = claims.and_then(|c| c.tenant.as_deref());
+        let tenants = self.shared.runtime.tenants();
+        let tenant = match tenants.named_by(header, host, claim) {
+            Named::Tenant(t) => t,
+            Named::Unknown(id) => {
+                return Err(errors::error(
+                    ErrorCode::NotFound,
+                    format!("no tenant `{id}` on this host"),
+                    trace,
+                ));
+            }
+            Named::Nothing => tenants.get(DEFAULT_TENANT).cloned().ok_or_else(|| {
+                errors::error(
+                    ErrorCode::NotFound,
+                    format!(
+                        "this host has no `{DEFAULT_TENANT}` tenant: name one with {TENANT_HEADER}, the host name or the token's `tenant` claim"
+                    ),
+                    trace,
+                )
+            })?,
+        };
+        if let Some(c) = claims {
+            let for_tenant = c.tenant.as_deref().unwrap_or(DEFAULT_TENANT);
+            if for_tenant != tenant.id {
+                return Err(errors::error(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "the token is for tenant `{for_tenant}`, not `{}`",
+                        tenant.id
+                    ),
+                    trace,
+                ));
+            }
+        }
+        Ok(tenant)
+    }
 }
 
 /// Answer the tenant routes; anything else is handed back.

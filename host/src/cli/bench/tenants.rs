@@ -100,36 +100,42 @@ async fn holds(
     offset: usize,
 ) -> anyhow::Result<Phase> {
     let tenant_of = move |i: usize| format!("t{}", i % tenants);
-    // Join and enter first (not measured), then the holds.
+    // Join, let the (virtual) clock admit everyone, enter: not measured.
     let l = load.clone();
-    let (_, tokens) = phase("enter", n, c, move |i| {
+    let (_, waiting) = phase("join", n, c, move |i| {
         let l = l.clone();
         async move {
             let (tenant, user) = (tenant_of(i), format!("u{}", offset + i));
             let url = format!("{}/api/v1/queue/join", l.url);
-            let (s, b) = send(
-                &l.http,
-                &tenant,
-                None,
-                "POST",
-                &url,
-                Some(&json!({"event_id": "e", "user_id": user})),
-            )
-            .await?;
+            let body = json!({"event_id": "e", "user_id": user});
+            let (s, b) = send(&l.http, &tenant, None, "POST", &url, Some(&body)).await?;
             if s != 200 {
                 bail!("join: {s} {b}");
             }
-            let wt = field(&b, "waiting_token")?;
+            field(&b, "waiting_token")
+        }
+    })
+    .await?;
+    let url = format!("{}/admin/v1/clock/advance", load.url);
+    let (s, b) = send(
+        &load.http,
+        "t0",
+        None,
+        "POST",
+        &url,
+        Some(&json!({"seconds": 2})),
+    )
+    .await?;
+    if s != 200 {
+        bail!("advancing the clock: {s} {b}");
+    }
+    let (l, waiting) = (load.clone(), Arc::new(waiting));
+    let (_, tokens) = phase("enter", n, c, move |i| {
+        let (l, waiting) = (l.clone(), waiting.clone());
+        async move {
             let url = format!("{}/api/v1/queue/enter", l.url);
-            let (s, b) = send(
-                &l.http,
-                &tenant,
-                None,
-                "POST",
-                &url,
-                Some(&json!({"waiting_token": wt})),
-            )
-            .await?;
+            let body = json!({"waiting_token": waiting[i]});
+            let (s, b) = send(&l.http, &tenant_of(i), None, "POST", &url, Some(&body)).await?;
             if s != 200 {
                 bail!("enter: {s} {b}");
             }
