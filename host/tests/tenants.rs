@@ -254,7 +254,7 @@ async fn quotas_refuse_only_the_tenant_over_them() {
     let (t, _files) = start_tenants(
         "[tenants.free]\n\
          [tenants.rate]\nquotas = { requests_per_second = 5, burst = 5 }\n\
-         [tenants.calls]\nquotas = { concurrent_calls = 1 }\n\
+         [tenants.calls]\nquotas = { concurrent_calls = 1, memory_mb = 4, deadline_ms = 100 }\n\
          [tenants.queue]\nquotas = { queue_depth = 1 }\n\
          [tenants.store]\n",
     )
@@ -300,15 +300,26 @@ async fn quotas_refuse_only_the_tenant_over_them() {
         other => panic!("expected the concurrency quota, got {other:?}"),
     }
     assert_eq!(looper(&t, "free", "Echo", "x").await.unwrap(), b"x");
-    assert!(matches!(
-        handle.await.unwrap(),
-        Err(CallError::Timeout { .. })
-    ));
+    match handle.await.unwrap() {
+        Err(CallError::Timeout { ms, .. }) => {
+            assert!(ms < 300, "the 100 ms quota, not the policy's 300: {ms}")
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
     assert_eq!(
         looper(&t, "calls", "Echo", "x").await.unwrap(),
         b"x",
         "free again"
     );
+    // Memory per instance: the tenant's 4 MiB, the policy's 16 MiB for others.
+    match looper(&t, "calls", "Alloc", "").await {
+        Err(CallError::MemoryExceeded { mb, .. }) => assert_eq!(mb, 4),
+        other => panic!("expected the memory quota, got {other:?}"),
+    }
+    match looper(&t, "free", "Alloc", "").await {
+        Err(CallError::MemoryExceeded { mb, .. }) => assert_eq!(mb, 16),
+        other => panic!("expected the policy's memory limit, got {other:?}"),
+    }
 
     // Queue depth: a hold sends its expiry; the second hold would pass 1.
     let queue = t.tenant("queue");
