@@ -53,23 +53,19 @@ async fn looper(t: &TestHost, tenant: &str, method: &str, req: &str) -> Result<V
         .await
 }
 
-/// Join `users` to `event`, let a second pass so all are admitted, then
-/// enter: their reservation tokens.
-async fn admitted_all(t: &TestHost, client: &Client, event: &str, users: &[String]) -> Vec<String> {
-    let mut waiting = Vec::new();
-    for u in users {
-        waiting.push(client.join(event, u).await);
-    }
-    t.advance(1.0).await;
-    let mut tokens = Vec::new();
-    for w in &waiting {
-        tokens.push(client.enter(w).await);
-    }
-    tokens
-}
-
 fn users(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+/// A 429 QUOTA_EXCEEDED naming `quota`.
+fn assert_quota_exceeded(status: u16, body: &Value, quota: &str) {
+    assert_eq!(
+        (status, code(body)),
+        (429, "ERROR_CODE_QUOTA_EXCEEDED"),
+        "{body}"
+    );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(quota), "{message}");
 }
 
 /// GET with extra headers, answering status and body.
@@ -116,8 +112,8 @@ async fn the_same_event_in_two_tenants_never_mixes() {
 
     // The same seats held in both tenants at once: no conflict between them.
     let two = users("u", 2);
-    let a_tokens = admitted_all(&t, &a, "e", &two).await;
-    let b_tokens = admitted_all(&t, &b, "e", &two).await;
+    let a_tokens = a.admitted_all("e", &two).await;
+    let b_tokens = b.admitted_all("e", &two).await;
     let mut holds = Vec::new();
     for (client, i, token) in [
         (&a, 0, &a_tokens[0]),
@@ -269,17 +265,7 @@ async fn quotas_refuse_only_the_tenant_over_them() {
         assert_eq!(rate.get("/api/v1/events/e/seats").await.0, 200);
     }
     let (status, body) = rate.get("/api/v1/events/e/seats").await;
-    assert_eq!(
-        (status, code(&body)),
-        (429, "ERROR_CODE_QUOTA_EXCEEDED"),
-        "{body}"
-    );
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("requests/s")
-    );
+    assert_quota_exceeded(status, &body, "requests/s");
     for _ in 0..20 {
         assert_eq!(t.tenant("free").get("/api/v1/events/e/seats").await.0, 200);
     }
@@ -323,17 +309,13 @@ async fn quotas_refuse_only_the_tenant_over_them() {
 
     // Queue depth: a hold sends its expiry; the second hold would pass 1.
     let queue = t.tenant("queue");
-    let tokens = admitted_all(&t, &queue, "e", &users("u", 2)).await;
+    let tokens = queue.admitted_all("e", &users("u", 2)).await;
     assert_eq!(
         queue.hold("e", "u0", &tokens[0], &["A-1"], "k1").await.0,
         200
     );
     let (status, body) = queue.hold("e", "u1", &tokens[1], &["A-2"], "k2").await;
-    assert_eq!(
-        (status, code(&body)),
-        (429, "ERROR_CODE_QUOTA_EXCEEDED"),
-        "{body}"
-    );
+    assert_quota_exceeded(status, &body, "queue_depth");
     assert_eq!(
         queue.seats("e").await["A-2"],
         "SEAT_STATUS_AVAILABLE",
@@ -343,45 +325,20 @@ async fn quotas_refuse_only_the_tenant_over_them() {
     // Storage: cap `store` at what it stores now (a change through the API).
     let store = t.tenant("store");
     let token = store.admitted("e", "u1").await;
-    let (_, tenants) = t.get("/admin/v1/tenants").await;
-    let stored = tenants["tenants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["id"] == "store")
-        .unwrap()["storage"]["keys"]
+    let stored = t.tenant_listing("store").await["storage"]["keys"]
         .as_u64()
         .unwrap();
     assert!(stored > 10, "an event and its seats: {stored} keys");
-    let (status, body) = request(
-        &t.http,
-        "PUT",
-        &format!("{}/admin/v1/tenants/store", t.url),
-        Some(
-            json!({"quotas": {"storage_keys": stored}})
-                .to_string()
-                .into_bytes(),
-        ),
-        &[],
-    )
-    .await;
+    let (status, body) = t
+        .put_tenant("store", json!({"quotas": {"storage_keys": stored}}))
+        .await;
     assert_eq!((status, &body["created"]), (200, &json!(false)), "{body}");
     let (status, body) = store.hold("e", "u1", &token, &["A-1"], "k1").await;
-    assert_eq!(
-        (status, code(&body)),
-        (429, "ERROR_CODE_QUOTA_EXCEEDED"),
-        "{body}"
-    );
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("storage_keys")
-    );
+    assert_quota_exceeded(status, &body, "storage_keys");
     assert_eq!(store.seats("e").await["A-1"], "SEAT_STATUS_AVAILABLE");
     // Meanwhile the unlimited tenant holds as it likes.
     let free = t.tenant("free");
-    let tokens = admitted_all(&t, &free, "e", &users("u", 3)).await;
+    let tokens = free.admitted_all("e", &users("u", 3)).await;
     for (i, seat) in ["A-1", "A-2", "A-3"].iter().enumerate() {
         let user = format!("u{i}");
         assert_eq!(
@@ -461,14 +418,12 @@ async fn tenants_pin_their_own_versions() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let (_, tenants) = t.get("/admin/v1/tenants").await;
-    let service = |id: &str| {
-        tenants["tenants"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["id"] == id)
-            .unwrap()["services"]
+    let (canary_view, steady_view) = (
+        t.tenant_listing("canary").await,
+        t.tenant_listing("steady").await,
+    );
+    let service = |view: &Value| {
+        view["services"]
             .as_array()
             .unwrap()
             .iter()
@@ -478,12 +433,12 @@ async fn tenants_pin_their_own_versions() {
     };
     assert_eq!(
         (
-            service("canary")["own"].clone(),
-            service("canary")["hash"].clone()
+            service(&canary_view)["own"].clone(),
+            service(&canary_view)["hash"].clone()
         ),
         (json!(true), json!(chaos))
     );
-    assert_eq!(service("steady")["own"], false);
+    assert_eq!(service(&steady_view)["own"], false);
     let steady_version = &t
         .host
         .runtime()
@@ -549,45 +504,32 @@ async fn tenants_come_and_go_without_touching_the_others() {
             n
         })
     };
-    let put = |id: &str, body: Value| {
-        let t = t.clone();
-        let id = id.to_string();
-        async move {
-            request(
-                &t.http,
-                "PUT",
-                &format!("{}/admin/v1/tenants/{id}", t.url),
-                Some(body.to_string().into_bytes()),
-                &[],
-            )
-            .await
-        }
-    };
     let c = t.tenant("c");
     assert_eq!(c.get("/api/v1/events/e/seats").await.0, 404, "no c yet");
-    let (status, body) = put("c", json!({})).await;
+    let (status, body) = t.put_tenant("c", json!({})).await;
     assert_eq!((status, &body["created"]), (200, &json!(true)), "{body}");
     c.create_event("e", 5, 1000, 1_000_000).await;
     let token = c.admitted("e", "v1").await;
     assert_eq!(c.hold("e", "v1", &token, &["A-1"], "v1").await.0, 200);
     // Refused changes change nothing.
-    let (status, body) = put("c", json!({"services": {"nope": {}}})).await;
+    let (status, body) = t.put_tenant("c", json!({"services": {"nope": {}}})).await;
     assert_eq!(
         (status, code(&body)),
         (400, "ERROR_CODE_INVALID_ARGUMENT"),
         "{body}"
     );
-    let (status, body) = put(
-        "c",
-        json!({"services": {"payment-sim": {"config": {"default_scenario": "SOON"}}}}),
-    )
-    .await;
+    let (status, body) = t
+        .put_tenant(
+            "c",
+            json!({"services": {"payment-sim": {"config": {"default_scenario": "SOON"}}}}),
+        )
+        .await;
     assert_eq!(
         (status, code(&body)),
         (409, "ERROR_CODE_FAILED_PRECONDITION"),
         "{body}"
     );
-    let (status, body) = put("Bad_Id", json!({})).await;
+    let (status, body) = t.put_tenant("Bad_Id", json!({})).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(c.seats("e").await["A-1"], "SEAT_STATUS_RESERVED");
 
@@ -607,7 +549,7 @@ async fn tenants_come_and_go_without_touching_the_others() {
         "{body}"
     );
     // Back again: its data was kept.
-    assert_eq!(put("c", json!({})).await.0, 200);
+    assert_eq!(t.put_tenant("c", json!({})).await.0, 200);
     assert_eq!(c.seats("e").await["A-1"], "SEAT_STATUS_RESERVED");
 
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -379,6 +379,47 @@ impl Client {
 }
 
 impl Client {
+    /// Join `users` to `event`, let a (virtual) second pass so all are
+    /// admitted, then enter: their reservation tokens.
+    pub async fn admitted_all(&self, event: &str, users: &[String]) -> Vec<String> {
+        let mut waiting = Vec::new();
+        for u in users {
+            waiting.push(self.join(event, u).await);
+        }
+        self.advance(1.0).await;
+        let mut tokens = Vec::new();
+        for w in &waiting {
+            tokens.push(self.enter(w).await);
+        }
+        tokens
+    }
+
+    /// `PUT /admin/v1/tenants/{id}` with `body`.
+    pub async fn put_tenant(&self, id: &str, body: Value) -> (u16, Value) {
+        let url = format!("{}/admin/v1/tenants/{id}", self.url);
+        request(
+            &self.http,
+            "PUT",
+            &url,
+            Some(body.to_string().into_bytes()),
+            &[],
+        )
+        .await
+    }
+
+    /// Tenant `id` as `GET /admin/v1/tenants` lists it.
+    pub async fn tenant_listing(&self, id: &str) -> Value {
+        let (status, body) = self.get("/admin/v1/tenants").await;
+        assert_eq!(status, 200, "tenants: {body}");
+        body["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .unwrap_or_else(|| panic!("no tenant {id} in {body}"))
+            .clone()
+    }
+
     /// The host's services as `GET /admin/v1/services` lists them.
     pub async fn services(&self) -> Vec<Value> {
         let (status, body) = self.get("/admin/v1/services").await;

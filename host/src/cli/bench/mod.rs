@@ -150,9 +150,24 @@ pub async fn send_as(
     url: &str,
     body: Option<&Value>,
 ) -> anyhow::Result<(u16, Value)> {
+    let auth: Vec<(&str, &str)> = authorization
+        .map(|a| ("authorization", a))
+        .into_iter()
+        .collect();
+    send_with(http, &auth, method, url, body).await
+}
+
+/// [`send`] with extra request headers.
+pub async fn send_with(
+    http: &Http,
+    headers: &[(&str, &str)],
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<(u16, Value)> {
     let mut req = hyper::Request::builder().method(method).uri(url);
-    if let Some(auth) = authorization {
-        req = req.header(hyper::header::AUTHORIZATION, auth);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
     }
     if body.is_some() {
         req = req.header("content-type", "application/json");

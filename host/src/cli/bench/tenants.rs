@@ -8,8 +8,6 @@
 
 use super::{Phase, bearer_for, client, field, peak_rss_mib, phase, spawn_host_with_args};
 use anyhow::{Context, bail};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -64,23 +62,11 @@ async fn send(
     url: &str,
     body: Option<&Value>,
 ) -> anyhow::Result<(u16, Value)> {
-    let mut req = hyper::Request::builder()
-        .method(method)
-        .uri(url)
-        .header("x-tenant-id", tenant);
+    let mut headers = vec![("x-tenant-id", tenant)];
     if let Some(a) = auth {
-        req = req.header("authorization", a);
+        headers.push(("authorization", a));
     }
-    if body.is_some() {
-        req = req.header("content-type", "application/json");
-    }
-    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-    let resp = http
-        .request(req.body(Full::new(Bytes::from(bytes)))?)
-        .await?;
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await?.to_bytes();
-    Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+    super::send_with(http, &headers, method, url, body).await
 }
 
 struct Load {
