@@ -8,6 +8,8 @@
 //! - the queue: messages by topic and outcome, and at scrape time the depth
 //!   and the dead letters;
 //! - rate-limit refusals and idempotent replays;
+//! - tenants: calls by outcome, latency, quota refusals, guest time run and
+//!   throttled, and at scrape time storage and queued messages;
 //! - domain events: every info-level log line a component writes counts
 //!   under its message ("reservation held", "reservation confirmed",
 //!   "reservation expired", …). At most [`MAX_EVENTS_PER_COMPONENT`] distinct
@@ -26,6 +28,7 @@ use prometheus_client::registry::Registry;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 pub type Label = Cow<'static, str>;
@@ -93,6 +96,8 @@ pub struct LimitLabels {
 }
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+/// A counter of seconds.
+pub type Seconds = Counter<f64, AtomicU64>;
 
 fn latency() -> Histogram {
     // 0.25 ms … ~8 s.
@@ -119,6 +124,8 @@ pub struct Metrics {
     pub tenant_storage_keys: Family<TenantLabels, Gauge>,
     pub tenant_storage_bytes: Family<TenantLabels, Gauge>,
     pub tenant_queue_pending: Family<TenantLabels, Gauge>,
+    pub tenant_guest_seconds: Family<TenantLabels, Seconds>,
+    pub tenant_throttled_seconds: Family<TenantLabels, Seconds>,
     events: Family<EventLabels, Counter>,
     event_names: Mutex<HashMap<String, HashSet<String>>>,
 }
@@ -228,6 +235,18 @@ impl Metrics {
             "A tenant's messages waiting for delivery (at scrape time)",
             tenant_queue_pending.clone(),
         );
+        let tenant_guest_seconds = Family::default();
+        registry.register(
+            "tenant_guest_seconds",
+            "Time a tenant's component code ran (host calls not included)",
+            tenant_guest_seconds.clone(),
+        );
+        let tenant_throttled_seconds = Family::default();
+        registry.register(
+            "tenant_throttled_seconds",
+            "Time a tenant's calls slept for its cpu_ms_per_second quota",
+            tenant_throttled_seconds.clone(),
+        );
         let events = Family::default();
         registry.register(
             "component_events",
@@ -252,6 +271,8 @@ impl Metrics {
             tenant_storage_keys,
             tenant_storage_bytes,
             tenant_queue_pending,
+            tenant_guest_seconds,
+            tenant_throttled_seconds,
             events,
             event_names: Mutex::default(),
         }
@@ -316,6 +337,16 @@ impl Metrics {
             seconds: self.tenant_call_seconds.get_or_create_owned(&TenantLabels {
                 tenant: tenant.clone(),
             }),
+            guest: self
+                .tenant_guest_seconds
+                .get_or_create_owned(&TenantLabels {
+                    tenant: tenant.clone(),
+                }),
+            throttled: self
+                .tenant_throttled_seconds
+                .get_or_create_owned(&TenantLabels {
+                    tenant: tenant.clone(),
+                }),
             calls: self.tenant_calls.clone(),
             quota_hits: self.tenant_quota_hits.clone(),
             failed: Counter::default(),
@@ -407,6 +438,8 @@ pub struct TenantMetrics {
     tenant: Label,
     ok: Counter,
     seconds: Histogram,
+    guest: Seconds,
+    throttled: Seconds,
     calls: Family<TenantOutcomeLabels, Counter>,
     quota_hits: Family<TenantQuotaLabels, Counter>,
     /// Totals of this tenant object (not exported; the families are).
@@ -432,6 +465,21 @@ impl TenantMetrics {
                     .inc();
             }
         }
+    }
+
+    /// Guest time the tenant's calls ran.
+    pub fn guest_time(&self, ran: Duration) {
+        self.guest.inc_by(ran.as_secs_f64());
+    }
+
+    /// Time one of its calls slept for the tenant's guest-time quota.
+    pub fn throttled(&self, slept: Duration) {
+        self.throttled.inc_by(slept.as_secs_f64());
+    }
+
+    /// Guest seconds run and seconds throttled, for `tacos tenants`.
+    pub fn guest_totals(&self) -> (f64, f64) {
+        (self.guest.get(), self.throttled.get())
     }
 
     /// A refusal by one of the tenant's quotas.

@@ -1,5 +1,6 @@
 //! The benchmarks themselves work: a small flash sale through the real binary
-//! sells every seat exactly once, and the protocols bench runs REST and gRPC.
+//! sells every seat exactly once, the protocols bench runs REST and gRPC, and
+//! the tenants bench runs its start-up, spread and noisy-neighbour parts.
 //! (Figures are for docs/BENCHMARKS.md, never asserted.)
 
 use std::process::Command;
@@ -68,4 +69,35 @@ fn protocols_bench_runs_both_protocols() {
     ] {
         assert!(stdout.contains(line), "missing {line}: {stdout}");
     }
+}
+
+#[test]
+fn tenants_bench_measures_startup_spread_and_noisy_neighbours() {
+    let stdout = bench(&[
+        "tenants",
+        "--counts",
+        "1,3",
+        "--holds",
+        "20",
+        "--spread",
+        "2",
+        "--concurrency",
+        "4",
+        "--neighbour-calls",
+        "30",
+        "--neighbour-rate",
+        "100",
+        "--rounds",
+        "1",
+    ]);
+    for line in [
+        "2 tenants / 1 tenant",
+        "quiet status + looping",
+        "quiet hold   + hoarding",
+    ] {
+        assert!(stdout.contains(line), "missing {line}: {stdout}");
+    }
+    // The noisy tenants hit their limits: the deadline, the memory quota.
+    assert!(stdout.contains("looping got {504:"), "{stdout}");
+    assert!(stdout.contains("hoarding got {429:"), "{stdout}");
 }

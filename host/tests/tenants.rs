@@ -366,6 +366,47 @@ async fn quotas_refuse_only_the_tenant_over_them() {
     assert!(text.contains("tacos_tenant_storage_keys{tenant=\"free\"}"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spinning_tenant_runs_only_its_guest_time_quota() {
+    let (t, _files) =
+        start_tenants("[tenants.free]\n[tenants.spin]\nquotas = { cpu_ms_per_second = 50 }\n")
+            .await;
+    let t = Arc::new(t);
+    // Both loop until the policy's 300 ms deadline, side by side.
+    let spins: Vec<_> = ["spin", "free"]
+        .into_iter()
+        .map(|tenant| {
+            let t = t.clone();
+            tokio::spawn(async move { looper(&t, tenant, "Loop", "").await })
+        })
+        .collect();
+    for spin in spins {
+        match spin.await.unwrap() {
+            Err(CallError::Timeout { .. }) => {}
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+    }
+    let seconds = |v: &Value, field: &str| v[field].as_f64().unwrap();
+    let spin = t.tenant_listing("spin").await;
+    let free = t.tenant_listing("free").await;
+    // `spin` had 50 ms of credit and earns 50 ms a second: ~65 ms of the
+    // 300, and it slept the rest; `free` ran (nearly) all of it.
+    assert!(seconds(&spin, "guest_seconds") < 0.15, "{spin}");
+    assert!(seconds(&spin, "throttled_seconds") > 0.1, "{spin}");
+    assert!(seconds(&free, "guest_seconds") > 0.2, "{free}");
+    assert_eq!(seconds(&free, "throttled_seconds"), 0.0, "{free}");
+    let (_, metrics) = t.get("/metrics").await;
+    let text = metrics.as_str().unwrap();
+    assert!(
+        text.contains("tacos_tenant_guest_seconds_total{tenant=\"free\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tacos_tenant_throttled_seconds_total{tenant=\"spin\"}"),
+        "{text}"
+    );
+}
+
 /// `x-tacos-served-by` of a payment intent made by `client`.
 async fn payment_served_by(client: &Client, user: &str) -> String {
     let token = client.admitted("e", user).await;

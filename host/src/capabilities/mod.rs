@@ -18,6 +18,7 @@ mod token;
 mod webhook;
 
 use crate::runtime::{CallContext, ComponentVersion, Runtime};
+use crate::tenancy::cpu::GuestClock;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -32,6 +33,8 @@ pub struct CallState {
     memory_limit: usize,
     /// Set when the guest asked for more memory than its limit.
     pub memory_exceeded: bool,
+    /// How long the guest's own code has run.
+    pub guest: GuestClock,
 }
 
 impl CallState {
@@ -53,6 +56,7 @@ impl CallState {
             table: ResourceTable::new(),
             memory_limit,
             memory_exceeded: false,
+            guest: GuestClock::new(),
         }
     }
 

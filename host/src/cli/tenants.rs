@@ -52,8 +52,8 @@ pub async fn tenants(args: TenantsArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<16} {:>9} {:>7} {:>7} {:>9} {:>12} {:>8}  own services",
-        "TENANT", "CALLS", "FAILED", "QUOTA", "KEYS", "BYTES", "QUEUED"
+        "{:<16} {:>9} {:>7} {:>7} {:>9} {:>9} {:>12} {:>8}  own services",
+        "TENANT", "CALLS", "FAILED", "QUOTA", "CPU s", "KEYS", "BYTES", "QUEUED"
     );
     for t in answer["tenants"].as_array().into_iter().flatten() {
         let own: Vec<String> = t["services"]
@@ -68,11 +68,12 @@ pub async fn tenants(args: TenantsArgs) -> anyhow::Result<()> {
             .collect();
         let n = |v: &Value| v.as_u64().unwrap_or(0);
         println!(
-            "{:<16} {:>9} {:>7} {:>7} {:>9} {:>12} {:>8}  {}",
+            "{:<16} {:>9} {:>7} {:>7} {:>9.2} {:>9} {:>12} {:>8}  {}",
             t["id"].as_str().unwrap_or("?"),
             n(&t["calls_ok"]) + n(&t["calls_failed"]),
             n(&t["calls_failed"]),
             n(&t["quota_hits"]),
+            t["guest_seconds"].as_f64().unwrap_or(0.0),
             n(&t["storage"]["keys"]),
             n(&t["storage"]["bytes"]),
             n(&t["queue_pending"]),

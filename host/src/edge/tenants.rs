@@ -68,6 +68,10 @@ struct TenantView {
     calls_ok: u64,
     calls_failed: u64,
     quota_hits: u64,
+    /// Seconds the tenant's component code ran.
+    guest_seconds: f64,
+    /// Seconds its calls slept for its `cpu_ms_per_second` quota.
+    throttled_seconds: f64,
 }
 
 #[derive(Serialize)]
@@ -239,6 +243,7 @@ async fn view(edge: &Edge, t: &Arc<Tenant>) -> Result<TenantView, crate::store::
     let storage = runtime.kv.usage(&t.id).await?;
     let queue_pending = runtime.queue.pending(&t.id).await?;
     let (calls_ok, calls_failed, quota_hits) = t.metrics.totals();
+    let (guest_seconds, throttled_seconds) = t.metrics.guest_totals();
     Ok(TenantView {
         id: t.id.clone(),
         hosts: t.hosts.clone(),
@@ -261,6 +266,8 @@ async fn view(edge: &Edge, t: &Arc<Tenant>) -> Result<TenantView, crate::store::
         calls_ok,
         calls_failed,
         quota_hits,
+        guest_seconds,
+        throttled_seconds,
     })
 }
 

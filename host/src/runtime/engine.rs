@@ -4,8 +4,9 @@
 //! - Pooling + copy-on-write memory images make instantiation a few
 //!   microseconds, which is what lets every call get a fresh instance.
 //! - Epochs tick every millisecond on a background thread; each call's store
-//!   checks its own deadline on a tick, yields to tokio in between (so a
-//!   spinning guest cannot starve the executor) and traps once it is late.
+//!   checks its own deadline on every tick, yields to tokio once it has run a
+//!   slice (so a spinning guest cannot starve the executor), sleeps when its
+//!   tenant is over its guest-time quota, and traps once it is late.
 //! - Compiled code is cached on disk keyed by the component's bytes and the
 //!   engine's settings (wasmtime's cache), so restarts and swaps of a known
 //!   component do not recompile.

@@ -4,7 +4,9 @@
 //! (an `ArcSwap`, so a later swap never disturbs calls in flight), and runs it
 //! in a fresh `Store` and instance: isolation by construction, nothing kept
 //! between calls. The store carries the call's deadline (checked on epoch
-//! ticks), a memory limit, and the capabilities' view of the caller.
+//! ticks), a memory limit, the capabilities' view of the caller, and the
+//! guest time it runs, charged to its tenant (which may have it sleep: ADR
+//! 0010).
 //!
 //! Back-pressure: top-level calls (edge requests, queue deliveries) take a
 //! permit sized so that, with rpc chains at most [`engine::MAX_CALL_DEPTH`]
@@ -39,10 +41,11 @@ use std::time::{Duration, Instant};
 use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
 use tokio::sync::{Notify, Semaphore};
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime::{CallHook, Engine, Store, Trap, UpdateDeadline};
 
-/// Epoch ticks (ms) between a running guest's deadline checks and yields.
-const CHECK_TICKS: u64 = 5;
+/// Guest time a call runs before it yields to other tasks (it is checked
+/// every epoch tick, a millisecond).
+const SLICE: Duration = Duration::from_millis(1);
 
 /// Where a call stands: tenant, trace, deadline, depth.
 #[derive(Clone)]
@@ -328,15 +331,38 @@ impl Runtime {
         let state = CallState::new(self.clone(), version.clone(), ctx, memory);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
-        // Every CHECK_TICKS ms of guest time: trap if late, else let other
-        // tasks run and continue.
-        store.set_epoch_deadline(CHECK_TICKS);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(CHECK_TICKS))
+        store.call_hook(|mut store, hook| {
+            let now = Instant::now();
+            let guest = &mut store.data_mut().guest;
+            match hook {
+                CallHook::CallingWasm | CallHook::ReturningFromHost => guest.enter(now),
+                CallHook::CallingHost | CallHook::ReturningFromWasm => guest.leave(now),
             }
+            Ok(())
+        });
+        // Every epoch tick of guest code: trap if late; charge the tenant what
+        // ran; sleep off its debt over its guest-time quota, or yield once a
+        // slice has run, so a spinning guest cannot starve the executor.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |mut store| {
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            let state = store.data_mut();
+            let ran = state.guest.take(now);
+            let tenant = &state.ctx.tenant;
+            if let Some(debt) = tenant.charge_guest_time(ran, now) {
+                let sleep = debt.min(deadline - now);
+                tenant.metrics.throttled(sleep);
+                let pause = state.guest.pause(now, tokio::time::sleep(sleep));
+                return Ok(UpdateDeadline::YieldCustom(1, pause));
+            }
+            if state.guest.since_yield() >= SLICE {
+                let pause = state.guest.pause(now, tokio::task::yield_now());
+                return Ok(UpdateDeadline::YieldCustom(1, pause));
+            }
+            Ok(UpdateDeadline::Continue(1))
         });
         store
     }
@@ -461,6 +487,7 @@ impl Runtime {
                 Err(err)
             }
         };
+        settle(store);
         let outcome = result.as_ref().err().map(CallError::outcome);
         if let Some(m) = metrics {
             m.observe(&self.metrics, outcome, started.elapsed());
@@ -563,6 +590,7 @@ impl Runtime {
                 (Err(err.to_string()), Some(err.outcome()))
             }
         };
+        settle(store);
         if let Some(m) = metrics {
             m.observe(&self.metrics, label, started.elapsed());
         }
@@ -589,4 +617,13 @@ impl std::fmt::Display for Undelivered {
             Undelivered::NoConsumer(m) | Undelivered::Failed(m) => f.write_str(m),
         }
     }
+}
+
+/// Charge a finished call's tenant the guest time no epoch check charged;
+/// the instance goes back to the pool.
+fn settle(mut store: Store<CallState>) {
+    let now = Instant::now();
+    let state = store.data_mut();
+    let ran = state.guest.take(now);
+    state.ctx.tenant.charge_guest_time(ran, now);
 }

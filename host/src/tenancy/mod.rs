@@ -8,7 +8,9 @@
 //! override one (its own component, build, config or policy), and then it has a
 //! slot of its own that bundle-wide swaps leave alone. Its [`Quotas`] bound
 //! memory per instance, call deadlines, calls in flight, requests per second,
-//! storage and queue depth, each refused for that tenant only.
+//! storage and queue depth, each refused for that tenant only, and the guest
+//! time its calls may run per second, which throttles rather than refuses
+//! ([`cpu`]).
 //!
 //! Secrets (for reservation tokens and webhook signatures) are generated on a
 //! tenant's first start and kept in the store, so tokens and signatures stay
@@ -17,6 +19,7 @@
 //! [`Tenants`] is the routing table: by id, and by host name. How a request
 //! picks its tenant is [`Tenants::named_by`]'s doc.
 
+pub mod cpu;
 mod quotas;
 
 pub use quotas::{Quotas, TenantQuotaError};
@@ -33,6 +36,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The tenant of a bundle that names none, and of requests that name none.
@@ -133,6 +137,7 @@ pub struct Tenant {
     topics: HashMap<String, Arc<Slot>>,
     in_flight: Option<Arc<Semaphore>>,
     bucket: Option<TenantBucket>,
+    cpu: Option<cpu::CpuBudget>,
     pub metrics: TenantMetrics,
     pub events: Vec<DemoEvent>,
 }
@@ -171,6 +176,10 @@ impl Tenant {
                 .quotas
                 .concurrent_calls
                 .map(|n| Arc::new(Semaphore::new(n as usize))),
+            cpu: p
+                .quotas
+                .cpu_ms_per_second
+                .map(|ms| cpu::CpuBudget::new(ms, std::time::Instant::now())),
             quotas: p.quotas,
             slots: p.slots,
             own: p.own,
@@ -237,6 +246,13 @@ impl Tenant {
                 Some(retry_after),
             )
         })
+    }
+
+    /// Charge `ran` of guest time to the tenant: how long its call should
+    /// sleep when that puts it over its `cpu_ms_per_second` quota.
+    pub fn charge_guest_time(&self, ran: Duration, now: Instant) -> Option<Duration> {
+        self.metrics.guest_time(ran);
+        self.cpu.as_ref()?.charge(ran, now)
     }
 
     /// The webhook secret in Standard Webhooks form, for receivers elsewhere.

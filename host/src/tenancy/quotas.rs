@@ -5,8 +5,9 @@
 //! `[quotas]` are every tenant's defaults; a tenant's own override them field
 //! by field. Memory and deadline quotas cap the policy's limits (the smaller
 //! wins); the rest are checked by the edge (requests/s), the runtime (calls in
-//! flight) and the kv and queue capabilities (storage, queue depth), and an
-//! exceeded one answers `ERROR_CODE_QUOTA_EXCEEDED` (HTTP 429, gRPC
+//! flight, guest time) and the kv and queue capabilities (storage, queue
+//! depth), and an exceeded one (guest time aside: that one slows calls down)
+//! answers `ERROR_CODE_QUOTA_EXCEEDED` (HTTP 429, gRPC
 //! RESOURCE_EXHAUSTED) to that tenant only.
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,10 @@ pub struct Quotas {
     /// Messages waiting for delivery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_depth: Option<u64>,
+    /// Guest time (ms) the tenant's calls may run per second, summed over
+    /// its calls: 1000 is one core. Calls over it are slowed, not refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms_per_second: Option<u32>,
 }
 
 impl Quotas {
@@ -55,6 +60,7 @@ impl Quotas {
             storage_keys: self.storage_keys.or(defaults.storage_keys),
             storage_bytes: self.storage_bytes.or(defaults.storage_bytes),
             queue_depth: self.queue_depth.or(defaults.queue_depth),
+            cpu_ms_per_second: self.cpu_ms_per_second.or(defaults.cpu_ms_per_second),
         }
     }
 
@@ -69,6 +75,7 @@ impl Quotas {
                 self.requests_per_second.map(u64::from),
             ),
             ("burst", self.burst.map(u64::from)),
+            ("cpu_ms_per_second", self.cpu_ms_per_second.map(u64::from)),
         ]
         .into_iter()
         .find(|(_, v)| *v == Some(0));

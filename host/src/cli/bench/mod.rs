@@ -265,6 +265,42 @@ where
     ))
 }
 
+/// Start `work(i)` for every `i` in `0..n` at `rate` per second, whether or
+/// not earlier ones have finished (open loop: a slow host shows as latency,
+/// not as fewer requests), each latency counted from its planned start.
+pub async fn paced<F, Fut>(
+    name: &'static str,
+    n: usize,
+    rate: f64,
+    work: F,
+) -> anyhow::Result<Phase>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let work = Arc::new(work);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let planned = started + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(planned.into()).await;
+        let work = work.clone();
+        tasks.push(tokio::spawn(async move {
+            work(i).await.map(|()| planned.elapsed())
+        }));
+    }
+    let mut latencies = Vec::with_capacity(n);
+    for t in tasks {
+        latencies.push(t.await??);
+    }
+    Ok(Phase {
+        name,
+        requests: n,
+        elapsed: started.elapsed(),
+        latencies,
+    })
+}
+
 pub fn field(v: &Value, name: &str) -> anyhow::Result<String> {
     v[name]
         .as_str()
