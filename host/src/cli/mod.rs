@@ -107,7 +107,7 @@ enum Bench {
     Swap(bench::swap::SwapArgs),
     /// The same read and hold over REST/JSON and gRPC, in one run.
     Protocols(bench::protocols::ProtocolsArgs),
-    /// Start-up and memory with 1, 100, 1,000 tenants; holds on 1 tenant vs spread over 100.
+    /// Start-up and memory with 1, 100, 1,000 tenants; holds on 1 tenant vs spread over 100; a quiet tenant beside a looping and a hoarding one.
     Tenants(bench::tenants::TenantsArgs),
 }
 

@@ -48,7 +48,7 @@ pub struct TenantsArgs {
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// The noisy tenants' `cpu_ms_per_second` quota (0: none).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 30)]
     noisy_cpu_ms: u32,
 }
 
