@@ -407,6 +407,53 @@ async fn a_spinning_tenant_runs_only_its_guest_time_quota() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_policy_replaces_the_bundles_and_still_denies_by_default() {
+    let (t, _files) = start_tenants("[tenants.free]\n").await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let base = std::fs::read_to_string(root.join("policies/default.toml")).unwrap();
+    // The looper imports kv; a policy that does not grant it is refused,
+    // with the reason, and no tenant is added.
+    let denied = format!("{base}\n[components.looper]\ncapabilities = [\"config\"]\n");
+    let (status, body) = t
+        .put_tenant("strict", json!({ "policy_toml": denied }))
+        .await;
+    assert_eq!(status / 100, 4, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("kv") && message.contains("looper"),
+        "{message}"
+    );
+    assert!(t.host.runtime().tenant("strict").is_none());
+
+    // Granted, with a deadline of 50 ms instead of the bundle's 300.
+    let tight = format!(
+        "{base}\n[components.looper]\ncapabilities = [\"config\", \"kv\"]\nlimits = {{ deadline_ms = 50, memory_mb = 16 }}\n"
+    );
+    let (status, body) = t
+        .put_tenant("strict", json!({ "policy_toml": tight }))
+        .await;
+    assert_eq!((status, &body["created"]), (200, &json!(true)), "{body}");
+    let listing = t.tenant_listing("strict").await;
+    let own: Vec<&str> = listing["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["own"] == json!(true))
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(own.contains(&"looper"), "its own slots: {listing}");
+    match looper(&t, "strict", "Loop", "").await {
+        Err(CallError::Timeout { ms, .. }) => assert!(ms < 300, "its policy's 50 ms: {ms}"),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    match looper(&t, "free", "Loop", "").await {
+        Err(CallError::Timeout { ms, .. }) => assert!(ms >= 300, "the bundle's 300 ms: {ms}"),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert_eq!(looper(&t, "strict", "Echo", "x").await.unwrap(), b"x");
+}
+
 /// `x-tacos-served-by` of a payment intent made by `client`.
 async fn payment_served_by(client: &Client, user: &str) -> String {
     let token = client.admitted("e", user).await;
