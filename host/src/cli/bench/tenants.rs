@@ -5,11 +5,12 @@
 //!    start-up as the host reports it, resident memory once it is up.
 //! 2. The hold path with the same load on one tenant and spread round-robin
 //!    over 100, against one host in one run: holds/s, p50/p99 and the ratio.
-//! 3. Noisy neighbours: tenant `quiet` makes holds at a steady rate (open
-//!    loop, so a slowed host shows as latency) while, phase by phase, nobody
-//!    else runs, tenant `looping`'s own queue loops forever, and tenant
-//!    `hoarding`'s allocates without bound, each kept at its concurrency
-//!    quota; `quiet`'s p99 against its own baseline of the same run.
+//! 3. Noisy neighbours: tenant `quiet` reads its queue status, then holds, at
+//!    a steady rate (open loop, so a slowed host shows as latency) while,
+//!    phase by phase, nobody else runs, tenant `looping`'s own queue loops
+//!    forever, or tenant `hoarding`'s allocates without bound, each kept at
+//!    its concurrency and guest-time quotas; `quiet`'s median p99 over
+//!    interleaved rounds against its own baseline of the same run.
 
 use super::{Phase, bearer_for, client, field, paced, peak_rss_mib, phase, spawn_host_with_args};
 use anyhow::{Context, bail};
@@ -283,8 +284,88 @@ const NEIGHBOURS: [(&str, Option<&str>); 3] = [
     ("+ hoarding", Some("hoarding")),
 ];
 
-/// Phase 3: `quiet`'s paced holds alone, beside `looping` and beside
-/// `hoarding`, interleaved over rounds after a warm-up; the median p99 of each.
+/// What `quiet` does in phase 3: read its queue status with one waiting
+/// token (`Some(url)`), or hold with reservation tokens made beforehand.
+#[derive(Clone)]
+struct QuietCall {
+    status_url: Option<Arc<String>>,
+    tokens: Arc<Vec<String>>,
+}
+
+impl QuietCall {
+    fn name(&self) -> &'static str {
+        if self.status_url.is_some() {
+            "status"
+        } else {
+            "hold"
+        }
+    }
+
+    /// Call number `j` of the run.
+    async fn run(&self, load: &Load, j: usize) -> anyhow::Result<()> {
+        let Some(url) = &self.status_url else {
+            let (user, seat) = (format!("u{j}"), format!("A-{}", j + 1));
+            return load.hold("quiet", &user, &seat, &self.tokens[j]).await;
+        };
+        let (s, b) = send(&load.http, "quiet", None, "GET", url, None).await?;
+        if s != 200 {
+            bail!("status: {s} {b}");
+        }
+        Ok(())
+    }
+}
+
+/// The middle value.
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// `call` at a steady rate, a warm-up then the conditions interleaved over
+/// rounds; each condition's median p99 against alone.
+async fn beside_noisy(load: &Arc<Load>, args: &TenantsArgs, call: QuietCall) -> anyhow::Result<()> {
+    println!("  quiet's call: {}", call.name());
+    let n = args.neighbour_calls;
+    let schedule =
+        std::iter::once(("warm-up", None)).chain((0..args.rounds.max(1)).flat_map(|_| NEIGHBOURS));
+    let mut p99s: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for (k, (name, noisy)) in schedule.enumerate() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let noise = noisy.map(|tenant| {
+            tokio::spawn(hammer(load.clone(), tenant, args.noisy_calls, stop.clone()))
+        });
+        let (l, c) = (load.clone(), call.clone());
+        let p = paced(name, n, args.neighbour_rate, move |i| {
+            let (l, c) = (l.clone(), c.clone());
+            async move { c.run(&l, k * n + i).await }
+        })
+        .await?;
+        stop.store(true, Ordering::Relaxed);
+        p.print();
+        if let (Some(noise), Some(tenant)) = (noise, noisy) {
+            let tally = noise.await.context("the noisy tenant's load")?;
+            println!("    {tenant} got {tally:?} (HTTP status: responses)");
+        }
+        if k > 0 {
+            let p99 = p.percentile(0.99).as_secs_f64() * 1e3;
+            p99s.entry(name).or_default().push(p99);
+        }
+    }
+    let alone = median(&p99s["alone"]);
+    for (name, _) in NEIGHBOURS {
+        let p99 = median(&p99s[name]);
+        println!(
+            "  quiet {:<6} {name:<11} median p99 {p99:>7.2} ms   {:.2}x alone",
+            call.name(),
+            p99 / alone
+        );
+    }
+    Ok(())
+}
+
+/// Phase 3: `quiet`'s status reads, then its holds, alone, beside `looping`
+/// and beside `hoarding`.
 async fn neighbours(args: &TenantsArgs, files: &Path, cache: &Path) -> anyhow::Result<()> {
     let path = neighbours_bundle(files, args.noisy_calls, args.noisy_cpu_ms)?;
     let (host, url, _) = spawn_host_with_args(
@@ -296,89 +377,35 @@ async fn neighbours(args: &TenantsArgs, files: &Path, cache: &Path) -> anyhow::R
         url,
         secret: host.jwt_secret.clone(),
     });
-    let n = args.neighbour_calls;
-    let rounds = args.rounds.max(1);
-    let phases = 1 + rounds * NEIGHBOURS.len();
-    load.event("quiet", n * phases).await?;
-    let tokens = admit(&load, |_| "quiet".into(), n * phases, args.concurrency, 0).await?;
-    let (s, b) = send(
-        &load.http,
-        "quiet",
-        None,
-        "POST",
-        &format!("{}/api/v1/queue/join", load.url),
-        Some(&json!({"event_id": "e", "user_id": "watcher"})),
-    )
-    .await?;
+    // Seats and admitted users for every hold phase.
+    let holds = args.neighbour_calls * (1 + args.rounds.max(1) * NEIGHBOURS.len());
+    load.event("quiet", holds).await?;
+    let tokens = admit(&load, |_| "quiet".into(), holds, args.concurrency, 0).await?;
+    let url = format!("{}/api/v1/queue/join", load.url);
+    let body = json!({"event_id": "e", "user_id": "watcher"});
+    let (s, b) = send(&load.http, "quiet", None, "POST", &url, Some(&body)).await?;
     if s != 200 {
         bail!("join: {s} {b}");
     }
-    let status_url = Arc::new(format!(
+    let status_url = format!(
         "{}/api/v1/queue/status?token={}",
         load.url,
         field(&b, "waiting_token")?
-    ));
+    );
     println!(
-        "\nnoisy neighbours: quiet makes {n} calls at {}/s per phase; a noisy tenant keeps {} call(s) in flight (its quota), cpu_ms_per_second {}; {rounds} rounds after a warm-up:",
+        "\nnoisy neighbours: quiet makes {} calls at {}/s per phase; a noisy tenant keeps {} call(s) in flight (its quota), cpu_ms_per_second {}; {} rounds after a warm-up:",
+        args.neighbour_calls,
         args.neighbour_rate,
         args.noisy_calls,
         match args.noisy_cpu_ms {
             0 => "unset".to_string(),
             ms => ms.to_string(),
         },
+        args.rounds.max(1)
     );
-    for call in ["status", "hold"] {
-        println!("  quiet's call: {call}");
-        let schedule =
-            std::iter::once(("warm-up", None)).chain((0..rounds).flat_map(|_| NEIGHBOURS));
-        let mut p99s: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-        for (k, (name, noisy)) in schedule.enumerate() {
-            let stop = Arc::new(AtomicBool::new(false));
-            let noise = noisy.map(|tenant| {
-                tokio::spawn(hammer(load.clone(), tenant, args.noisy_calls, stop.clone()))
-            });
-            let (l, tokens, status_url) = (load.clone(), tokens.clone(), status_url.clone());
-            let p = paced(name, n, args.neighbour_rate, move |i| {
-                let (l, tokens, status_url) = (l.clone(), tokens.clone(), status_url.clone());
-                let j = k * n + i;
-                async move {
-                    if call == "status" {
-                        let (s, b) = send(&l.http, "quiet", None, "GET", &status_url, None).await?;
-                        if s != 200 {
-                            bail!("status: {s} {b}");
-                        }
-                        return Ok(());
-                    }
-                    let (user, seat) = (format!("u{j}"), format!("A-{}", j + 1));
-                    l.hold("quiet", &user, &seat, &tokens[j]).await
-                }
-            })
-            .await?;
-            stop.store(true, Ordering::Relaxed);
-            p.print();
-            if let (Some(noise), Some(tenant)) = (noise, noisy) {
-                let tally = noise.await.context("the noisy tenant's load")?;
-                println!("    {tenant} got {tally:?} (HTTP status: responses)");
-            }
-            if k > 0 {
-                p99s.entry(name)
-                    .or_default()
-                    .push(p.percentile(0.99).as_secs_f64() * 1e3);
-            }
-        }
-        let median = |v: &[f64]| {
-            let mut v = v.to_vec();
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
-        let alone = median(&p99s["alone"]);
-        for (name, _) in NEIGHBOURS {
-            let p99 = median(&p99s[name]);
-            println!(
-                "  quiet {call:<6} {name:<11} median p99 {p99:>7.2} ms   {:.2}x alone",
-                p99 / alone
-            );
-        }
+    for status_url in [Some(Arc::new(status_url)), None] {
+        let tokens = tokens.clone();
+        beside_noisy(&load, args, QuietCall { status_url, tokens }).await?;
     }
     drop(host);
     Ok(())
