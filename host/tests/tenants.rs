@@ -363,6 +363,10 @@ async fn quotas_refuse_only_the_tenant_over_them() {
         );
     }
     assert!(!text.contains("tenant_quota_hits_total{tenant=\"free\""));
+    assert!(
+        !text.contains("tenant=\"@host\""),
+        "the host's own self-checks are no tenant's"
+    );
     assert!(text.contains("tacos_tenant_storage_keys{tenant=\"free\"}"));
 }
 

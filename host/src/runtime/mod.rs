@@ -275,7 +275,7 @@ impl Runtime {
             .iter()
             .map(|s| (s.name.clone(), metrics.component(&s.name)))
             .collect();
-        let system = Arc::new(tenants::system_tenant(&metrics));
+        let system = Arc::new(tenants::system_tenant());
         Ok(Arc::new(Runtime {
             engine,
             linker,

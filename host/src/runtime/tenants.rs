@@ -23,8 +23,9 @@ use std::time::Duration;
 use tacos_proto::common::v1::{ErrorCode, Money};
 use tacos_proto::internal::v1::CreateEventRequest;
 
-/// The host's own tenant (self-checks): no services, no stored data.
-pub(super) fn system_tenant(metrics: &Metrics) -> Tenant {
+/// The host's own tenant (self-checks): no services, no stored data, and
+/// metrics of its own, not among the tenants' on `/metrics`.
+pub(super) fn system_tenant() -> Tenant {
     Tenant::new(TenantParts {
         id: "@host".into(),
         secrets: Secrets::ephemeral(),
@@ -33,7 +34,7 @@ pub(super) fn system_tenant(metrics: &Metrics) -> Tenant {
         slots: Vec::new(),
         own: Vec::new(),
         bucket: None,
-        metrics: metrics.tenant("@host"),
+        metrics: Metrics::new().tenant("@host"),
         events: Vec::new(),
     })
 }
