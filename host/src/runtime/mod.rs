@@ -3,21 +3,23 @@
 //! A call resolves its service to a slot, takes the slot's current version
 //! (an `ArcSwap`, so a later swap never disturbs calls in flight), and runs it
 //! in a fresh `Store` and instance: isolation by construction, nothing kept
-//! between calls. The store carries the call's deadline (checked on epoch
-//! ticks), a memory limit, the capabilities' view of the caller, and the
-//! guest time it runs, charged to its tenant (which may have it sleep: ADR
-//! 0010).
+//! between calls. The store ([`call`]) carries the call's deadline (checked
+//! on epoch ticks), a memory limit, the capabilities' view of the caller, and
+//! the guest time it runs, charged to its tenant (which may have it sleep:
+//! ADR 0010).
 //!
 //! Back-pressure: top-level calls (edge requests, queue deliveries) take a
 //! permit sized so that, with rpc chains at most [`engine::MAX_CALL_DEPTH`]
 //! deep, the instance pool can never run dry; excess callers wait.
 
 pub mod bindings;
+mod call;
 mod component;
 pub mod engine;
 pub mod swap;
 mod tenants;
 
+pub use call::{CallContext, CallError};
 pub use component::{ComponentVersion, LoadRequest, Prepared, content_hash, with_custom_section};
 
 use crate::bundle::Bundle;
@@ -26,7 +28,7 @@ use crate::clock::Clock;
 use crate::json::Codec;
 use crate::metrics::{ComponentMetrics, Metrics};
 use crate::store::{KvStore, Leased, QueueStore};
-use crate::tenancy::{Quotas, Tenant, TenantQuotaError, Tenants};
+use crate::tenancy::{Quotas, Tenant, Tenants};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -41,108 +43,7 @@ use std::time::{Duration, Instant};
 use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
 use tokio::sync::{Notify, Semaphore};
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{CallHook, Engine, Store, Trap, UpdateDeadline};
-
-/// Guest time a call runs before it yields to other tasks (it is checked
-/// every epoch tick, a millisecond).
-const SLICE: Duration = Duration::from_millis(1);
-
-/// Where a call stands: tenant, trace, deadline, depth.
-#[derive(Clone)]
-pub struct CallContext {
-    pub tenant: Arc<Tenant>,
-    pub trace_id: Arc<str>,
-    pub deadline: Instant,
-    pub depth: u32,
-}
-
-impl CallContext {
-    pub fn new(tenant: Arc<Tenant>, trace_id: Arc<str>, timeout: Duration) -> CallContext {
-        CallContext {
-            tenant,
-            trace_id,
-            deadline: Instant::now() + timeout,
-            depth: 0,
-        }
-    }
-
-    /// The context of an rpc call made within this one.
-    pub fn child(&self) -> CallContext {
-        CallContext {
-            depth: self.depth + 1,
-            ..self.clone()
-        }
-    }
-
-    pub fn remaining(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
-    }
-}
-
-/// Why a call did not produce a response.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    /// The component answered with an error of the contract.
-    #[error("{}", .0.message)]
-    App(ProtoError),
-    #[error("no service `{0}` in this bundle")]
-    UnknownService(String),
-    #[error("{0}")]
-    Denied(String),
-    #[error("`{component}` did not answer {method} within its deadline of {ms} ms")]
-    Timeout {
-        component: String,
-        method: String,
-        ms: u128,
-    },
-    #[error("`{component}` exceeded its memory limit of {mb} MiB")]
-    MemoryExceeded { component: String, mb: usize },
-    #[error("`{component}` failed: {message}")]
-    Trapped { component: String, message: String },
-    /// The calling tenant is at one of its quotas.
-    #[error("{0}")]
-    Quota(TenantQuotaError),
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl CallError {
-    /// The outcome label of a failed call in the metrics.
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            CallError::App(_) | CallError::UnknownService(_) | CallError::Denied(_) => "error",
-            CallError::Timeout { .. } => "deadline_exceeded",
-            CallError::MemoryExceeded { .. } => "memory_exceeded",
-            CallError::Quota(_) => "quota_exceeded",
-            CallError::Trapped { .. } | CallError::Internal(_) => "trap",
-        }
-    }
-
-    /// The contract's error shape, with the trace id filled in.
-    pub fn to_proto(&self, trace_id: &str) -> ProtoError {
-        let code = match self {
-            CallError::App(e) => {
-                let mut e = e.clone();
-                if e.trace_id.is_empty() {
-                    e.trace_id = trace_id.to_string();
-                }
-                return e;
-            }
-            CallError::Quota(q) => return q.to_proto(trace_id),
-            CallError::UnknownService(_) => ErrorCode::NotFound,
-            CallError::Denied(_) => ErrorCode::Forbidden,
-            CallError::Timeout { .. } => ErrorCode::Timeout,
-            CallError::MemoryExceeded { .. } => ErrorCode::QuotaExceeded,
-            CallError::Trapped { .. } | CallError::Internal(_) => ErrorCode::Internal,
-        };
-        ProtoError {
-            code: code as i32,
-            message: self.to_string(),
-            trace_id: trace_id.to_string(),
-            details: Vec::new(),
-        }
-    }
-}
+use wasmtime::{Engine, Store, Trap};
 
 /// A named place in the bundle that a component version fills.
 pub struct Slot {
@@ -318,55 +219,6 @@ impl Runtime {
         CallContext::new(tenant.clone(), trace_id, timeout)
     }
 
-    fn new_store(
-        self: &Arc<Self>,
-        version: &Arc<ComponentVersion>,
-        ctx: CallContext,
-    ) -> Store<CallState> {
-        let memory = ctx
-            .tenant
-            .quotas
-            .memory_bytes(version.policy.limits().memory_bytes());
-        let deadline = ctx.deadline;
-        let state = CallState::new(self.clone(), version.clone(), ctx, memory);
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
-        store.call_hook(|mut store, hook| {
-            let now = Instant::now();
-            let guest = &mut store.data_mut().guest;
-            match hook {
-                CallHook::CallingWasm | CallHook::ReturningFromHost => guest.enter(now),
-                CallHook::CallingHost | CallHook::ReturningFromWasm => guest.leave(now),
-            }
-            Ok(())
-        });
-        // Every epoch tick of guest code: trap if late; charge the tenant what
-        // ran; sleep off its debt over its guest-time quota, or yield once a
-        // slice has run, so a spinning guest cannot starve the executor.
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |mut store| {
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(UpdateDeadline::Interrupt);
-            }
-            let state = store.data_mut();
-            let ran = state.guest.take(now);
-            let tenant = &state.ctx.tenant;
-            if let Some(debt) = tenant.charge_guest_time(ran, now) {
-                let sleep = debt.min(deadline - now);
-                tenant.metrics.throttled(sleep);
-                let pause = state.guest.pause(now, tokio::time::sleep(sleep));
-                return Ok(UpdateDeadline::YieldCustom(1, pause));
-            }
-            if state.guest.since_yield() >= SLICE {
-                let pause = state.guest.pause(now, tokio::task::yield_now());
-                return Ok(UpdateDeadline::YieldCustom(1, pause));
-            }
-            Ok(UpdateDeadline::Continue(1))
-        });
-        store
-    }
-
     /// Call `service`/`method` with an encoded request.
     pub async fn call(
         self: &Arc<Self>,
@@ -449,7 +301,7 @@ impl Runtime {
                 ms: 0,
             });
         }
-        let mut store = self.new_store(version, ctx.clone());
+        let mut store = call::new_store(self, version, ctx.clone());
         let metrics = self.instantiating(&version.name);
         let outcome = match &version.prepared {
             Prepared::Service(pre) => match pre.instantiate_async(&mut store).await {
@@ -487,7 +339,7 @@ impl Runtime {
                 Err(err)
             }
         };
-        settle(store);
+        call::settle(store);
         let outcome = result.as_ref().err().map(CallError::outcome);
         if let Some(m) = metrics {
             m.observe(&self.metrics, outcome, started.elapsed());
@@ -562,7 +414,7 @@ impl Runtime {
         let ctx = self.context(&tenant, trace_id, limit);
         let deadline = ctx.deadline;
         let started = Instant::now();
-        let mut store = self.new_store(&version, ctx);
+        let mut store = call::new_store(self, &version, ctx);
         let metrics = self.instantiating(&version.name);
         let delivery = bindings::consumer::exports::tacos::platform::message_handler::Delivery {
             id: format!("{:016x}", msg.id),
@@ -590,7 +442,7 @@ impl Runtime {
                 (Err(err.to_string()), Some(err.outcome()))
             }
         };
-        settle(store);
+        call::settle(store);
         if let Some(m) = metrics {
             m.observe(&self.metrics, label, started.elapsed());
         }
@@ -617,13 +469,4 @@ impl std::fmt::Display for Undelivered {
             Undelivered::NoConsumer(m) | Undelivered::Failed(m) => f.write_str(m),
         }
     }
-}
-
-/// Charge a finished call's tenant the guest time no epoch check charged;
-/// the instance goes back to the pool.
-fn settle(mut store: Store<CallState>) {
-    let now = Instant::now();
-    let state = store.data_mut();
-    let ran = state.guest.take(now);
-    state.ctx.tenant.charge_guest_time(ran, now);
 }

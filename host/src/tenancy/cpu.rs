@@ -11,7 +11,7 @@
 //! What a call runs is charged to its tenant's [`CpuBudget`], a token bucket
 //! of guest time refilled at the quota's rate, holding at most one second's
 //! worth of credit and of debt. Guests are preempted at epoch checks once they
-//! have run a slice (see `Runtime::new_store`); a call whose tenant is in debt
+//! have run a slice (see `runtime/call.rs`); a call whose tenant is in debt
 //! sleeps there until the debt is paid (never past its deadline), so a
 //! spinning tenant gets its share of the cores and the others the rest. A
 //! call that finishes within its slice never sleeps; what it ran still counts.
