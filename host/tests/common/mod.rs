@@ -12,6 +12,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use tacos_host::host::{Host, HostOptions};
 
+pub mod tenants;
+
 pub type Http = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
 
 /// Compiled components are shared by all tests (wasmtime's cache is safe to share).

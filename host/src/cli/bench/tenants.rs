@@ -156,6 +156,17 @@ impl Load {
         Ok(())
     }
 
+    /// User `user` of `tenant` joins event `e`'s waiting room: the waiting token.
+    async fn join(&self, tenant: &str, user: &str) -> anyhow::Result<String> {
+        let url = format!("{}/api/v1/queue/join", self.url);
+        let body = json!({"event_id": "e", "user_id": user});
+        let (s, b) = send(&self.http, tenant, None, "POST", &url, Some(&body)).await?;
+        if s != 200 {
+            bail!("join: {s} {b}");
+        }
+        field(&b, "waiting_token")
+    }
+
     /// User `user` of `tenant` holds `seat` of event `e` with `token`.
     async fn hold(&self, tenant: &str, user: &str, seat: &str, token: &str) -> anyhow::Result<()> {
         let auth = bearer_for(&self.secret, Some(tenant), user)?;
@@ -182,16 +193,7 @@ async fn admit(
     let l = load.clone();
     let (_, waiting) = phase("join", n, c, move |i| {
         let l = l.clone();
-        async move {
-            let (tenant, user) = (tenant_of(i), format!("u{}", offset + i));
-            let url = format!("{}/api/v1/queue/join", l.url);
-            let body = json!({"event_id": "e", "user_id": user});
-            let (s, b) = send(&l.http, &tenant, None, "POST", &url, Some(&body)).await?;
-            if s != 200 {
-                bail!("join: {s} {b}");
-            }
-            field(&b, "waiting_token")
-        }
+        async move { l.join(&tenant_of(i), &format!("u{}", offset + i)).await }
     })
     .await?;
     // The (virtual) clock admits everyone.
@@ -381,16 +383,10 @@ async fn neighbours(args: &TenantsArgs, files: &Path, cache: &Path) -> anyhow::R
     let holds = args.neighbour_calls * (1 + args.rounds.max(1) * NEIGHBOURS.len());
     load.event("quiet", holds).await?;
     let tokens = admit(&load, |_| "quiet".into(), holds, args.concurrency, 0).await?;
-    let url = format!("{}/api/v1/queue/join", load.url);
-    let body = json!({"event_id": "e", "user_id": "watcher"});
-    let (s, b) = send(&load.http, "quiet", None, "POST", &url, Some(&body)).await?;
-    if s != 200 {
-        bail!("join: {s} {b}");
-    }
     let status_url = format!(
         "{}/api/v1/queue/status?token={}",
         load.url,
-        field(&b, "waiting_token")?
+        load.join("quiet", "watcher").await?
     );
     println!(
         "\nnoisy neighbours: quiet makes {} calls at {}/s per phase; a noisy tenant keeps {} call(s) in flight (its quota), cpu_ms_per_second {}; {} rounds after a warm-up:",
