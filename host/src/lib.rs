@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod policy;
 pub mod queue;
 pub mod runtime;
+pub mod servers;
 pub mod signature;
 pub mod store;
 pub mod tenancy;

@@ -10,12 +10,18 @@
 
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod dynamodb;
 pub mod embedded;
+pub mod redis;
 
 use async_trait::async_trait;
 
-/// DynamoDB's `TransactWriteItems` limit, kept by every backend.
-pub const MAX_TRANSACT_OPS: usize = 100;
+/// The most operations in one transaction, on every backend: DynamoDB's
+/// `TransactWriteItems` takes 100 items, and a transaction also writes its
+/// tenant's usage.
+pub const MAX_TRANSACT_OPS: usize = 99;
+/// What a counter costs in the usage figures, besides its key: an i64.
+pub(crate) const COUNTER_BYTES: usize = 8;
 /// The largest value (DynamoDB's item limit, less room for the key).
 pub const MAX_VALUE_BYTES: usize = 390 * 1024;
 /// The longest key, scope included.

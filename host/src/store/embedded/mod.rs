@@ -12,7 +12,9 @@
 mod queue;
 mod writer;
 
-use super::{Entry, KvStore, Op, StoreError, StoreResult, Usage, tenant_of, validate_ops};
+use super::{
+    COUNTER_BYTES, Entry, KvStore, Op, StoreError, StoreResult, Usage, tenant_of, validate_ops,
+};
 use crate::clock::Clock;
 use anyhow::Context;
 use async_trait::async_trait;
@@ -151,9 +153,6 @@ impl EmbeddedStore {
             .await
     }
 }
-
-/// What a counter costs in the usage figures: its key and an i64.
-const COUNTER_BYTES: usize = 8;
 
 /// Usage changes of one write, by tenant, applied to [`USAGE`] at its end.
 #[derive(Default)]

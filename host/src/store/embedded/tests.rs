@@ -22,7 +22,7 @@ async fn conformance_suite() {
     let (_d, s) = open(clock.clone());
     conformance::messages_lease_retry_and_die(&s).await;
     let (_d, s) = open(clock.clone());
-    conformance::outbox_sends_commit_with_the_transaction(&s).await;
+    conformance::outbox_sends_commit_with_the_transaction(&s, &s).await;
     let (_d, s) = open(clock.clone());
     conformance::pending_is_counted_per_tenant(&s).await;
     let (_d, s) = open(clock);

@@ -1,0 +1,194 @@
+//! Local Redis and DynamoDB-API servers, started on free loopback ports for
+//! the tests and for `tacos bench`, and stopped when dropped.
+//!
+//! The servers are real: `redis-server` (Debian's `redis-server` package) and
+//! moto's DynamoDB-compatible server (`pip install 'moto[server]'`);
+//! `scripts/test-servers.sh` installs both. When one is missing, tests skip
+//! with a loud message through [`or_skip`], unless
+//! `TACOS_REQUIRE_TEST_SERVERS=1` (as `.ci/run` sets) makes the skip a failure.
+
+use anyhow::{Context, bail};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Set to 1 to make a missing server fail a test instead of skipping it.
+pub const REQUIRE_ENV: &str = "TACOS_REQUIRE_TEST_SERVERS";
+
+/// A test's server, or `None` (with a message) when it cannot start and
+/// servers are not required.
+pub fn or_skip<T>(server: anyhow::Result<T>) -> Option<T> {
+    match server {
+        Ok(s) => Some(s),
+        Err(e) if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") => {
+            panic!("{e:#} ({REQUIRE_ENV}=1, so this fails instead of skipping)")
+        }
+        Err(e) => {
+            eprintln!(
+                "\n!!! SKIPPED: {e:#}\n!!! run scripts/test-servers.sh to install the test servers\n"
+            );
+            None
+        }
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Wait until `addr` accepts connections, or the process exits.
+fn wait_for(child: &mut Child, addr: SocketAddr, what: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            bail!("{what} exited at start-up ({status})");
+        }
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("{what} did not listen on {addr} within 30 s")
+}
+
+/// A server process, killed when dropped.
+#[derive(Debug)]
+struct Process {
+    child: Option<Child>,
+}
+
+impl Process {
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A `redis-server` without persistence on a loopback port.
+#[derive(Debug)]
+pub struct Redis {
+    port: u16,
+    process: Process,
+}
+
+impl Redis {
+    pub fn start() -> anyhow::Result<Redis> {
+        let mut redis = Redis {
+            port: free_port()?,
+            process: Process { child: None },
+        };
+        redis.spawn()?;
+        Ok(redis)
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let bin = on_path("redis-server")
+            .context("redis-server is not installed (Debian package redis-server)")?;
+        let mut child = Command::new(bin)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--port", &self.port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting redis-server")?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let started = wait_for(&mut child, addr, "redis-server");
+        self.process.child = Some(child);
+        started
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Stop the server (its data is gone: it keeps none on disk).
+    pub fn stop(&mut self) {
+        self.process.stop();
+    }
+
+    /// Start it again on the same port.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        self.spawn()
+    }
+}
+
+/// moto's DynamoDB-compatible server on a loopback port. It holds everything
+/// in memory; credentials are not checked, but the AWS SDK still wants some.
+#[derive(Debug)]
+pub struct DynamoDb {
+    port: u16,
+    _process: Process,
+}
+
+impl DynamoDb {
+    pub fn start() -> anyhow::Result<DynamoDb> {
+        let port = free_port()?;
+        let mut command = match on_path("moto_server") {
+            Some(bin) => Command::new(bin),
+            None => {
+                let python = on_path("python3").context("python3 is not installed")?;
+                let probe = Command::new(&python)
+                    .args(["-c", "import moto.server, flask"])
+                    .stderr(Stdio::null())
+                    .status()?;
+                if !probe.success() {
+                    bail!("moto's server is not installed (pip install 'moto[server]')");
+                }
+                let mut c = Command::new(python);
+                c.args(["-m", "moto.server"]);
+                c
+            }
+        };
+        let mut child = command
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting moto_server")?;
+        let started = wait_for(
+            &mut child,
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            "moto_server",
+        );
+        let process = Process { child: Some(child) };
+        started?;
+        Ok(DynamoDb {
+            port,
+            _process: process,
+        })
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A client for this server, with the dummy credentials it accepts.
+    pub fn client(&self) -> aws_sdk_dynamodb::Client {
+        use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(Credentials::new("test", "test", None, None, "tacos"))
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+}

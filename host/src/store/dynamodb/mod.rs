@@ -1,0 +1,651 @@
+//! The DynamoDB backend for kv: conditional writes and `TransactWriteItems`,
+//! as the original platform keeps reservations and inventory.
+//!
+//! One table, `pk` (tenant) and `sk` (the rest of the key, with a kind
+//! prefix), so a prefix scan is a `Query` on the sort key:
+//!
+//! | pk | sk | attributes |
+//! |---|---|---|
+//! | tenant | `v#<rest>` | `vv` value, `vn` version, `vl` length, `ve` expiry ms (absent: never) |
+//! | tenant | `n#<rest>` | `cn` counter |
+//! | tenant | `#usage#<shard>` | `uk` keys, `ub` bytes: a tenant's usage in [`USAGE_SHARDS`] parts |
+//! | `#outbox` | `<ms>#<random>` | a message sent by a transaction, until the queue has it |
+//! | `#meta` | key | `vv`: host metadata |
+//!
+//! A transaction is two round trips: `TransactGetItems` reads what the
+//! operations touch (strongly consistent), the host checks the conditions
+//! against it (expired values count as absent) and works out versions and
+//! usage, then `TransactWriteItems` writes everything with each item
+//! conditioned on being exactly as read. If another writer got in between,
+//! DynamoDB cancels the write and the host reads again, so a caller's
+//! condition is always judged on the state its write commits over. A
+//! transaction's items are its operations plus one usage item per tenant it
+//! touches, which is why [`MAX_TRANSACT_OPS`](super::MAX_TRANSACT_OPS) is 99.
+//!
+//! Sends cannot commit into another store, so they are written to the outbox
+//! in the same transaction and relayed to the queue right after the commit;
+//! a host that dies in between leaves them to [`DynamoStore::relay_outbox`]
+//! on any host (at least once; handlers are idempotent).
+
+mod outbox;
+mod table;
+
+use super::{
+    Condition, Entry, KvStore, NewMessage, Op, QueueStore, StoreError, StoreResult, Usage,
+    tenant_of, validate_ops,
+};
+use crate::clock::Clock;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use table::create_table;
+
+/// Parts a tenant's usage is kept in, so concurrent transactions of one
+/// tenant rarely write the same usage item.
+pub const USAGE_SHARDS: u64 = 16;
+/// Reads and writes of one transaction before contention is reported.
+const ATTEMPTS: u32 = 10;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The DynamoDB kv store; sends go to `queue` through the outbox.
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    clock: Arc<Clock>,
+    queue: Arc<dyn QueueStore>,
+}
+
+/// How to reach the table (the bundle's `[store.dynamodb]`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynamoSettings {
+    /// The table; `tacos` when not set.
+    pub table: Option<String>,
+    /// The AWS region; the SDK's usual sources (`AWS_REGION`, the profile) when not set.
+    pub region: Option<String>,
+    /// An endpoint URL for a DynamoDB-compatible server; `AWS_ENDPOINT_URL` works too.
+    pub endpoint: Option<String>,
+}
+
+impl DynamoSettings {
+    pub fn table(&self) -> &str {
+        self.table.as_deref().unwrap_or("tacos")
+    }
+
+    /// A client configured the AWS SDK's usual ways (environment, profile,
+    /// instance role), with the bundle's region and endpoint on top.
+    pub async fn client(&self) -> Client {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = &self.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        if let Some(endpoint) = &self.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        Client::new(&loader.load().await)
+    }
+}
+
+pub(crate) fn unavailable(e: impl ProvideErrorMetadata + std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(match (e.code(), e.message()) {
+        (Some(code), Some(message)) => format!("dynamodb: {code}: {message}"),
+        _ => format!("dynamodb: {e}"),
+    })
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn num<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
+    item.get(name)?.as_n().ok()?.parse().ok()
+}
+
+/// A value's or counter's item key: `(tenant, kind + rest)`.
+fn item_key(kind: &str, key: &str) -> Item {
+    let tenant = tenant_of(key);
+    let rest = key.get(tenant.len() + 1..).unwrap_or("");
+    HashMap::from([
+        ("pk".to_string(), s(tenant)),
+        ("sk".to_string(), s(format!("{kind}{rest}"))),
+    ])
+}
+
+/// The scoped key an item stands for.
+fn key_of(item: &Item, kind: &str) -> Option<String> {
+    let pk = item.get("pk")?.as_s().ok()?;
+    let rest = item.get("sk")?.as_s().ok()?.strip_prefix(kind)?;
+    Some(format!("{pk}/{rest}"))
+}
+
+/// What a value item holds, if it is there (live or expired).
+#[derive(Debug, Clone, Copy)]
+struct Current {
+    version: u64,
+    expires_at_ms: u64,
+    len: u64,
+}
+
+impl Current {
+    fn of(item: &Item) -> Option<Current> {
+        Some(Current {
+            version: num(item, "vn")?,
+            expires_at_ms: num(item, "ve").unwrap_or(0),
+            len: num(item, "vl").unwrap_or(0),
+        })
+    }
+
+    fn live(&self, now_ms: u64) -> bool {
+        self.expires_at_ms == 0 || self.expires_at_ms > now_ms
+    }
+}
+
+fn entry_of(key: String, item: &Item, now_ms: u64) -> Option<Entry> {
+    let current = Current::of(item)?;
+    current.live(now_ms).then(|| Entry {
+        key,
+        value: item
+            .get("vv")
+            .and_then(|v| v.as_b().ok())
+            .map(|b| b.as_ref().to_vec())
+            .unwrap_or_default(),
+        version: current.version,
+    })
+}
+
+/// A condition that the item is as read: `attr` at `read`, or not there.
+fn as_read(read: Option<AttributeValue>, attr: &str) -> (String, Option<Item>) {
+    match read {
+        Some(v) => (
+            format!("{attr} = :read"),
+            Some(HashMap::from([(":read".to_string(), v)])),
+        ),
+        None => ("attribute_not_exists(pk)".to_string(), None),
+    }
+}
+
+/// Usage changes by tenant: (tenant, keys, bytes, shard).
+#[derive(Default)]
+struct UsageDelta(Vec<(String, i64, i64, u64)>);
+
+impl UsageDelta {
+    fn add(&mut self, key: &str, keys: i64, bytes: i64) {
+        let tenant = tenant_of(key);
+        match self.0.iter_mut().find(|(t, ..)| t == tenant) {
+            Some((_, k, b, _)) => {
+                *k += keys;
+                *b += bytes;
+            }
+            None => {
+                let shard =
+                    key.bytes().fold(0u64, |h, c| h.wrapping_mul(31) ^ c as u64) % USAGE_SHARDS;
+                self.0.push((tenant.to_string(), keys, bytes, shard));
+            }
+        }
+    }
+}
+
+fn built<T>(r: Result<T, aws_sdk_dynamodb::error::BuildError>) -> StoreResult<T> {
+    r.map_err(|e| StoreError::Invalid(format!("dynamodb request: {e}")))
+}
+
+/// What reading a transaction's items found, per operation.
+enum Read {
+    Value(Option<Current>),
+    Counter(Option<i64>),
+    None,
+}
+
+impl DynamoStore {
+    pub fn new(
+        client: Client,
+        table: impl Into<String>,
+        clock: Arc<Clock>,
+        queue: Arc<dyn QueueStore>,
+    ) -> DynamoStore {
+        DynamoStore {
+            client,
+            table: table.into(),
+            clock,
+            queue,
+        }
+    }
+
+    /// Connect with the bundle's settings, checking that the table exists.
+    pub async fn connect(
+        settings: &DynamoSettings,
+        clock: Arc<Clock>,
+        queue: Arc<dyn QueueStore>,
+    ) -> anyhow::Result<DynamoStore> {
+        let store = DynamoStore::new(settings.client().await, settings.table(), clock, queue);
+        table::check(&store.client, &store.table).await?;
+        Ok(store)
+    }
+
+    async fn get_item(&self, key: Item) -> StoreResult<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        Ok(out.item)
+    }
+
+    /// Items by key, strongly consistent, in `BatchGetItem`s of 100.
+    async fn batch_get(&self, keys: Vec<Item>) -> StoreResult<HashMap<(String, String), Item>> {
+        let mut found = HashMap::new();
+        for chunk in keys.chunks(100) {
+            let wanted = KeysAndAttributes::builder()
+                .consistent_read(true)
+                .set_keys(Some(chunk.to_vec()));
+            let mut request = Some(HashMap::from([(
+                self.table.clone(),
+                built(wanted.build())?,
+            )]));
+            while let Some(r) = request.take().filter(|r| !r.is_empty()) {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(r))
+                    .send()
+                    .await
+                    .map_err(|e| unavailable(e.into_service_error()))?;
+                for item in out.responses.unwrap_or_default().into_values().flatten() {
+                    let text = |name| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+                    if let (Some(pk), Some(sk)) = (text("pk"), text("sk")) {
+                        found.insert((pk, sk), item);
+                    }
+                }
+                if out.unprocessed_keys.as_ref().is_some_and(|u| !u.is_empty()) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                request = out.unprocessed_keys;
+            }
+        }
+        Ok(found)
+    }
+
+    /// What the items of `ops` hold now.
+    async fn read(&self, ops: &[Op]) -> StoreResult<Vec<Read>> {
+        let keys: Vec<Option<Item>> = ops
+            .iter()
+            .map(|op| match op {
+                Op::Put { key, .. } | Op::Delete { key, .. } | Op::Check { key, .. } => {
+                    Some(item_key("v#", key))
+                }
+                Op::Add { key, .. } => Some(item_key("n#", key)),
+                Op::Send(_) => None,
+            })
+            .collect();
+        let found = self
+            .batch_get(keys.iter().flatten().cloned().collect())
+            .await?;
+        let lookup = |key: &Item| {
+            let text = |name: &str| key[name].as_s().cloned().unwrap_or_default();
+            found.get(&(text("pk"), text("sk")))
+        };
+        Ok(ops
+            .iter()
+            .zip(&keys)
+            .map(|(op, key)| match (op, key) {
+                (Op::Add { .. }, Some(key)) => {
+                    Read::Counter(lookup(key).and_then(|i| num(i, "cn")))
+                }
+                (_, Some(key)) => Read::Value(lookup(key).and_then(Current::of)),
+                (_, None) => Read::None,
+            })
+            .collect())
+    }
+
+    /// One try: read, check, write. `Ok(None)`: someone wrote in between.
+    async fn try_transact(&self, ops: &[Op]) -> StoreResult<Option<(Vec<u64>, Vec<Item>)>> {
+        let now = self.clock.now_ms();
+        let reads = self.read(ops).await?;
+        for (i, (op, read)) in ops.iter().zip(&reads).enumerate() {
+            let condition = match op {
+                Op::Put { condition, .. }
+                | Op::Delete { condition, .. }
+                | Op::Check { condition, .. } => *condition,
+                _ => Condition::None,
+            };
+            let live = match read {
+                Read::Value(c) => c.filter(|c| c.live(now)).map(|c| c.version),
+                _ => None,
+            };
+            if !condition.holds(live) {
+                return Err(StoreError::Conflict(i as u32));
+            }
+        }
+        if ops.iter().all(|op| matches!(op, Op::Check { .. })) {
+            // The snapshot read already proved every condition.
+            return Ok(Some((vec![0; ops.len()], Vec::new())));
+        }
+        let mut items = Vec::with_capacity(ops.len() + 1);
+        let mut results = Vec::with_capacity(ops.len());
+        let mut outbox = Vec::new();
+        let mut usage = UsageDelta::default();
+        for (op, read) in ops.iter().zip(reads) {
+            let value_read = match read {
+                Read::Value(c) => c,
+                _ => None,
+            };
+            let (condition, values) = as_read(value_read.map(|c| n(c.version)), "vn");
+            let item = match op {
+                Op::Put {
+                    key,
+                    value,
+                    expires_at_ms,
+                    ..
+                } => {
+                    let version = value_read.map_or(0, |c| c.version) + 1;
+                    let mut item = item_key("v#", key);
+                    item.insert("vv".into(), AttributeValue::B(value.clone().into()));
+                    item.insert("vn".into(), n(version));
+                    item.insert("vl".into(), n(value.len()));
+                    if let Some(exp) = expires_at_ms {
+                        item.insert("ve".into(), n(exp));
+                    }
+                    match value_read {
+                        Some(c) => usage.add(key, 0, value.len() as i64 - c.len as i64),
+                        None => usage.add(key, 1, (key.len() + value.len()) as i64),
+                    }
+                    results.push(version);
+                    let put = Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(item))
+                        .condition_expression(condition)
+                        .set_expression_attribute_values(values);
+                    TransactWriteItem::builder()
+                        .put(built(put.build())?)
+                        .build()
+                }
+                Op::Delete { key, .. } => {
+                    results.push(0);
+                    if let Some(c) = value_read {
+                        usage.add(key, -1, -((key.len() as u64 + c.len) as i64));
+                    }
+                    let delete = Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(item_key("v#", key)))
+                        .condition_expression(condition)
+                        .set_expression_attribute_values(values);
+                    TransactWriteItem::builder()
+                        .delete(built(delete.build())?)
+                        .build()
+                }
+                Op::Check { key, .. } => {
+                    results.push(0);
+                    let check = ConditionCheck::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(item_key("v#", key)))
+                        .condition_expression(condition)
+                        .set_expression_attribute_values(values);
+                    TransactWriteItem::builder()
+                        .condition_check(built(check.build())?)
+                        .build()
+                }
+                Op::Add { key, delta } => {
+                    let current = match read {
+                        Read::Counter(c) => c,
+                        _ => None,
+                    };
+                    if current.is_none() {
+                        usage.add(key, 1, (key.len() + super::COUNTER_BYTES) as i64);
+                    }
+                    let next = current.unwrap_or(0).checked_add(*delta).ok_or_else(|| {
+                        StoreError::Invalid(format!("counter {key} would overflow"))
+                    })?;
+                    results.push(next as u64);
+                    let (condition, values) = as_read(current.map(n), "cn");
+                    let mut values = values.unwrap_or_default();
+                    values.insert(":d".into(), n(delta));
+                    let update = Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(item_key("n#", key)))
+                        .update_expression("ADD cn :d")
+                        .condition_expression(condition)
+                        .set_expression_attribute_values(Some(values));
+                    TransactWriteItem::builder()
+                        .update(built(update.build())?)
+                        .build()
+                }
+                Op::Send(msg) => {
+                    results.push(0);
+                    let item = outbox::item(msg);
+                    outbox.push(item.clone());
+                    let put = Put::builder().table_name(&self.table).set_item(Some(item));
+                    TransactWriteItem::builder()
+                        .put(built(put.build())?)
+                        .build()
+                }
+            };
+            items.push(item);
+        }
+        for (tenant, keys, bytes, shard) in usage.0 {
+            if keys == 0 && bytes == 0 {
+                continue;
+            }
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(HashMap::from([
+                    ("pk".to_string(), s(tenant)),
+                    ("sk".to_string(), s(format!("#usage#{shard}"))),
+                ])))
+                .update_expression("ADD uk :k, ub :b")
+                .expression_attribute_values(":k", n(keys))
+                .expression_attribute_values(":b", n(bytes));
+            items.push(
+                TransactWriteItem::builder()
+                    .update(built(update.build())?)
+                    .build(),
+            );
+        }
+        if items.len() > 100 {
+            return Err(StoreError::Invalid(format!(
+                "this transaction needs {} DynamoDB items (operations and one usage item per tenant); TransactWriteItems takes at most 100",
+                items.len()
+            )));
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Some((results, outbox))),
+            Err(e) => {
+                let e = e.into_service_error();
+                use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+                let raced = match &e {
+                    TransactWriteItemsError::TransactionCanceledException(c) => {
+                        c.cancellation_reasons().iter().any(|r| {
+                            matches!(
+                                r.code(),
+                                Some("ConditionalCheckFailed" | "TransactionConflict")
+                            )
+                        })
+                    }
+                    TransactWriteItemsError::TransactionInProgressException(_) => true,
+                    _ => false,
+                };
+                if raced { Ok(None) } else { Err(unavailable(e)) }
+            }
+        }
+    }
+
+    fn meta_key(key: &str) -> Item {
+        HashMap::from([("pk".to_string(), s("#meta")), ("sk".to_string(), s(key))])
+    }
+}
+
+#[async_trait::async_trait]
+impl KvStore for DynamoStore {
+    async fn get(&self, key: &str) -> StoreResult<Option<Entry>> {
+        let item = self.get_item(item_key("v#", key)).await?;
+        Ok(item.and_then(|i| entry_of(key.to_string(), &i, self.clock.now_ms())))
+    }
+
+    async fn get_many(&self, keys: &[String]) -> StoreResult<Vec<Option<Entry>>> {
+        let items: Vec<Item> = keys.iter().map(|k| item_key("v#", k)).collect();
+        let found = self.batch_get(items.clone()).await?;
+        let now = self.clock.now_ms();
+        Ok(keys
+            .iter()
+            .zip(&items)
+            .map(|(key, item)| {
+                let text = |name: &str| item[name].as_s().cloned().unwrap_or_default();
+                found
+                    .get(&(text("pk"), text("sk")))
+                    .and_then(|i| entry_of(key.clone(), i, now))
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<Entry>> {
+        let wanted = item_key("v#", prefix);
+        let mut start = start_after
+            .filter(|after| *after >= prefix)
+            .map(|after| item_key("v#", after));
+        let now = self.clock.now_ms();
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :sk)")
+                .expression_attribute_values(":pk", wanted["pk"].clone())
+                .expression_attribute_values(":sk", wanted["sk"].clone())
+                .consistent_read(true)
+                .limit((limit - out.len()).min(1000) as i32)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(e.into_service_error()))?;
+            for item in page.items.unwrap_or_default() {
+                if let Some(e) = key_of(&item, "v#").and_then(|k| entry_of(k, &item, now)) {
+                    out.push(e);
+                }
+            }
+            match page.last_evaluated_key {
+                Some(last) if !last.is_empty() => start = Some(last),
+                _ => break,
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn transact(&self, ops: Vec<Op>) -> StoreResult<Vec<u64>> {
+        validate_ops(&ops)?;
+        for attempt in 0..ATTEMPTS {
+            if let Some((mut results, outbox)) = self.try_transact(&ops).await? {
+                let ids = self.relay(outbox).await;
+                let sends = ops
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, op)| matches!(op, Op::Send(_)));
+                for ((i, _), id) in sends.zip(ids) {
+                    results[i] = id;
+                }
+                return Ok(results);
+            }
+            // Someone wrote an item in between: read again, after a jittered pause.
+            let pause = 2u64.pow(attempt.min(6)) + rand::random::<u64>() % 10;
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+        Err(StoreError::Unavailable(format!(
+            "dynamodb: the items kept changing under {ATTEMPTS} attempts (contention)"
+        )))
+    }
+
+    async fn counter(&self, key: &str) -> StoreResult<i64> {
+        let item = self.get_item(item_key("n#", key)).await?;
+        Ok(item.and_then(|i| num(&i, "cn")).unwrap_or(0))
+    }
+
+    async fn usage(&self, tenant: &str) -> StoreResult<Usage> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :sk)")
+            .expression_attribute_values(":pk", s(tenant))
+            .expression_attribute_values(":sk", s("#usage#"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        let (keys, bytes) = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .fold((0i64, 0i64), |(k, b), i| {
+                (
+                    k + num::<i64>(i, "uk").unwrap_or(0),
+                    b + num::<i64>(i, "ub").unwrap_or(0),
+                )
+            });
+        Ok(Usage {
+            keys: keys.max(0) as u64,
+            bytes: bytes.max(0) as u64,
+        })
+    }
+
+    async fn meta_get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let item = self.get_item(Self::meta_key(key)).await?;
+        Ok(item
+            .and_then(|i| i.get("vv").cloned())
+            .and_then(|v| v.as_b().ok().map(|b| b.as_ref().to_vec())))
+    }
+
+    async fn meta_put(&self, key: &str, value: Vec<u8>) -> StoreResult<()> {
+        let mut item = Self::meta_key(key);
+        item.insert("vv".into(), AttributeValue::B(value.into()));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        Ok(())
+    }
+}
+
+/// The message an outbox item carries.
+fn message_of(item: &Item) -> Option<NewMessage> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    Some(NewMessage {
+        tenant: text("tenant")?,
+        topic: text("topic")?,
+        payload: item.get("payload")?.as_b().ok()?.as_ref().to_vec(),
+        due_at_ms: num(item, "due")?,
+        trace_id: text("trace").unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests;
