@@ -8,8 +8,7 @@ use crate::edge::auth::{Auth, AuthOptions};
 use crate::edge::limits::RateLimits;
 use crate::queue::Dispatcher;
 use crate::runtime::{Runtime, RuntimeParts, Settings};
-use crate::store::KvStore;
-use crate::store::embedded::EmbeddedStore;
+use crate::store::open::Stores;
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -69,7 +68,7 @@ impl HostOptions {
 pub struct Shared {
     pub runtime: Arc<Runtime>,
     pub dispatcher: Arc<Dispatcher>,
-    pub store: EmbeddedStore,
+    pub stores: Stores,
     pub admin_token: Option<String>,
     pub auth: Auth,
     /// How tokens are checked, for the banner.
@@ -88,7 +87,8 @@ impl Shared {
             .clock
             .advance(by)
             .context("the clock is not virtual")?;
-        self.store
+        self.stores
+            .kv
             .meta_put(VIRTUAL_NOW_KEY, now.to_le_bytes().to_vec())
             .await
             .context("persisting the virtual clock")?;
@@ -129,7 +129,8 @@ impl Host {
         } else {
             Clock::system()
         });
-        let store = EmbeddedStore::open(&opts.data_dir, clock.clone())?;
+        let stores = Stores::open(&bundle.store, &opts.data_dir, clock.clone()).await?;
+        let store = stores.kv.clone();
         if opts.virtual_clock {
             // Virtual time continues where it stopped, so due times keep their meaning.
             match store.meta_get(VIRTUAL_NOW_KEY).await? {
@@ -154,8 +155,8 @@ impl Host {
         let runtime = Runtime::new(
             &bundle,
             RuntimeParts {
-                kv: Arc::new(store.clone()),
-                queue: Arc::new(store.clone()),
+                kv: stores.kv.clone(),
+                queue: stores.queue.clone(),
                 clock,
                 settings: Settings {
                     public_url: format!("http://{addr}"),
@@ -182,7 +183,7 @@ impl Host {
             rate_limits: opts.rate_limits.clone(),
             runtime: runtime.clone(),
             dispatcher,
-            store: store.clone(),
+            stores: stores.clone(),
             admin_token: opts.admin_token.clone(),
             seed_events: opts.seed_events,
         });
@@ -190,14 +191,7 @@ impl Host {
         let mut tasks = vec![tokio::spawn(
             Edge::new(shared.clone()).await?.serve(listener, stop),
         )];
-        tasks.push(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                if let Err(e) = store.sweep_expired(10_000).await {
-                    tracing::warn!(error = %e, "sweeping expired keys failed");
-                }
-            }
-        }));
+        tasks.push(tokio::spawn(stores.maintain()));
         if opts.watch {
             let files = bundle
                 .services

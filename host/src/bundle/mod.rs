@@ -14,6 +14,7 @@
 pub mod pack;
 
 use crate::policy::Policy;
+use crate::store::open::StoreSettings;
 use crate::tenancy::{self, ComponentSource, Quotas, ServiceOverride, TenantSpec};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
@@ -96,24 +97,6 @@ pub struct TenantServiceManifest {
     pub build: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
-}
-
-/// Which backend holds state.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct StoreSettings {
-    #[serde(default = "embedded")]
-    pub kind: String,
-}
-
-fn embedded() -> String {
-    "embedded".into()
-}
-
-impl Default for StoreSettings {
-    fn default() -> Self {
-        StoreSettings { kind: embedded() }
-    }
 }
 
 /// An event created at start-up if it does not exist yet.
@@ -238,12 +221,9 @@ impl Bundle {
             Some(p) => p,
             None => Policy::load(&resolve(&m.policy))?,
         };
-        if m.store.kind != "embedded" {
-            bail!(
-                "bundle {origin}: store kind `{}` is not supported (only `embedded`)",
-                m.store.kind
-            );
-        }
+        m.store
+            .backends()
+            .map_err(|e| anyhow::anyhow!("bundle {origin}: [store]: {e}"))?;
         let mut services = Vec::new();
         for (name, s) in m.services {
             if name.is_empty()

@@ -55,11 +55,21 @@ pub(super) async fn handle(
         (&Method::GET, "/healthz") => ok(j!({"status": "ok"}), trace),
         (&Method::GET, "/readyz") => match runtime.queue.depth().await {
             Ok(depth) => {
-                let stats = shared.store.stats();
-                let store = j!({
-                    "commits": stats.commits.load(std::sync::atomic::Ordering::Relaxed),
-                    "writes": stats.writes.load(std::sync::atomic::Ordering::Relaxed),
+                let stores = &shared.stores;
+                let mut store = j!({
+                    "kv": stores.kv_backend.name(),
+                    "queue": stores.queue_backend.name(),
                 });
+                if let Some(stats) = stores.embedded.as_ref().map(|e| e.stats()) {
+                    store["commits"] = stats
+                        .commits
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                        .into();
+                    store["writes"] = stats
+                        .writes
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                        .into();
+                }
                 ok(
                     j!({"status": "ready", "queue": depth, "store": store}),
                     trace,

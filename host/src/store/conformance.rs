@@ -371,3 +371,18 @@ pub async fn usage_is_counted_per_tenant(kv: &dyn KvStore) {
     assert_eq!(kv.usage("u").await.unwrap().keys, 2);
     assert_eq!(kv.usage("v").await.unwrap(), Usage { keys: 1, bytes: 9 });
 }
+
+/// Host metadata: last put wins; create keeps the first value.
+pub async fn meta_is_created_once(kv: &dyn KvStore) {
+    assert_eq!(kv.meta_get("m/a").await.unwrap(), None);
+    assert_eq!(
+        kv.meta_create("m/a", b"first".to_vec()).await.unwrap(),
+        b"first"
+    );
+    assert_eq!(
+        kv.meta_create("m/a", b"second".to_vec()).await.unwrap(),
+        b"first"
+    );
+    kv.meta_put("m/a", b"third".to_vec()).await.unwrap();
+    assert_eq!(kv.meta_get("m/a").await.unwrap().unwrap(), b"third");
+}

@@ -12,6 +12,7 @@
 pub(crate) mod conformance;
 pub mod dynamodb;
 pub mod embedded;
+pub mod open;
 pub mod redis;
 
 use async_trait::async_trait;
@@ -184,6 +185,9 @@ pub trait KvStore: Send + Sync {
     /// Host metadata (secrets, the virtual clock), outside every tenant's keys.
     async fn meta_get(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
     async fn meta_put(&self, key: &str, value: Vec<u8>) -> StoreResult<()>;
+    /// Store `value` under `key` unless something is there already; returns
+    /// what is stored, so hosts racing to create a secret agree on one.
+    async fn meta_create(&self, key: &str, value: Vec<u8>) -> StoreResult<Vec<u8>>;
 }
 
 /// A message to enqueue.

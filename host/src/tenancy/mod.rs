@@ -290,11 +290,11 @@ async fn secret(store: &dyn KvStore, key: &str) -> anyhow::Result<Vec<u8>> {
         return Ok(v);
     }
     let fresh: [u8; 32] = rand::random();
+    // Hosts starting together on a shared store agree on the first one stored.
     store
-        .meta_put(key, fresh.to_vec())
+        .meta_create(key, fresh.to_vec())
         .await
-        .context("storing tenant secret")?;
-    Ok(fresh.to_vec())
+        .context("storing tenant secret")
 }
 
 /// What a request names as its tenant.

@@ -64,18 +64,25 @@ pub struct DynamoStore {
 }
 
 /// How to reach the table (the bundle's `[store.dynamodb]`).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DynamoSettings {
     /// The table; `tacos` when not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
     /// The AWS region; the SDK's usual sources (`AWS_REGION`, the profile) when not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// An endpoint URL for a DynamoDB-compatible server; `AWS_ENDPOINT_URL` works too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
 }
 
 impl DynamoSettings {
+    pub(crate) fn is_default(&self) -> bool {
+        *self == DynamoSettings::default()
+    }
+
     pub fn table(&self) -> &str {
         self.table.as_deref().unwrap_or("tacos")
     }
@@ -632,6 +639,27 @@ impl KvStore for DynamoStore {
             .await
             .map_err(|e| unavailable(e.into_service_error()))?;
         Ok(())
+    }
+
+    async fn meta_create(&self, key: &str, value: Vec<u8>) -> StoreResult<Vec<u8>> {
+        let mut item = Self::meta_key(key);
+        item.insert("vv".into(), AttributeValue::B(value.clone().into()));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put.map_err(|e| e.into_service_error()) {
+            Ok(_) => Ok(value),
+            Err(e) if e.is_conditional_check_failed_exception() => self
+                .meta_get(key)
+                .await?
+                .ok_or_else(|| StoreError::Unavailable(format!("dynamodb: meta {key} vanished"))),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 }
 

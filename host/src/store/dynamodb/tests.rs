@@ -42,6 +42,7 @@ async fn conformance_suite() {
     conformance::transactions_are_all_or_nothing(&s.kv).await;
     conformance::scans_in_key_order(&s.kv).await;
     conformance::values_expire(&s.kv, &clock).await;
+    conformance::meta_is_created_once(&s.kv).await;
     let s = open(&server, "b", &clock).await;
     conformance::outbox_sends_commit_with_the_transaction(&s.kv, s.queue.as_ref()).await;
     let s = open(&server, "c", &clock).await;

@@ -391,6 +391,20 @@ impl KvStore for EmbeddedStore {
             })
             .await
     }
+
+    async fn meta_create(&self, key: &str, value: Vec<u8>) -> StoreResult<Vec<u8>> {
+        let key = key.to_string();
+        self.writer
+            .write(move |txn| {
+                let mut meta = txn.open_table(META)?;
+                if let Some(v) = meta.get(key.as_str())? {
+                    return Ok(Ok(v.value().to_vec()));
+                }
+                meta.insert(key.as_str(), value.as_slice())?;
+                Ok(Ok(value))
+            })
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ async fn conformance_suite() {
     conformance::transactions_are_all_or_nothing(&s).await;
     conformance::scans_in_key_order(&s).await;
     conformance::values_expire(&s, &clock).await;
+    conformance::meta_is_created_once(&s).await;
     let (_d, s) = open(clock.clone());
     conformance::messages_lease_retry_and_die(&s).await;
     let (_d, s) = open(clock.clone());

@@ -286,6 +286,18 @@ impl KvStore for RedisStore {
             .await
             .map_err(unavailable)
     }
+
+    async fn meta_create(&self, key: &str, value: Vec<u8>) -> StoreResult<Vec<u8>> {
+        let key = self.key("meta:", key);
+        let (_created, stored): (bool, Vec<u8>) = ::redis::pipe()
+            .atomic()
+            .set_nx(&key, value)
+            .get(&key)
+            .query_async(&mut self.con())
+            .await
+            .map_err(unavailable)?;
+        Ok(stored)
+    }
 }
 
 #[cfg(test)]

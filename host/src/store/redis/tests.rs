@@ -23,6 +23,7 @@ async fn conformance_suite() {
     conformance::transactions_are_all_or_nothing(&s).await;
     conformance::scans_in_key_order(&s).await;
     conformance::values_expire(&s, &clock).await;
+    conformance::meta_is_created_once(&s).await;
     // Each part on a fresh prefix: prefixes keep deployments apart.
     conformance::messages_lease_retry_and_die(&open(&server, "b:", &clock).await).await;
     let s = open(&server, "c:", &clock).await;
