@@ -291,6 +291,16 @@ impl Bundle {
                 }
             }
         }
+        if let Some(unknown) = m
+            .store
+            .kv_per_service
+            .keys()
+            .find(|s| !services.iter().any(|spec| &spec.name == *s))
+        {
+            bail!(
+                "bundle {origin}: [store.kv_per_service] names `{unknown}`, which is not a service"
+            );
+        }
         m.quotas
             .check()
             .map_err(|e| anyhow::anyhow!("bundle {origin}: [quotas]: {e}"))?;

@@ -4,6 +4,7 @@
 
 mod bench;
 mod ops;
+mod store;
 mod tenants;
 
 use crate::edge::auth::{self, AuthOptions};
@@ -42,6 +43,9 @@ enum Command {
     /// Work with bundles.
     #[command(subcommand)]
     Bundle(BundleCommand),
+    /// Prepare the store backends a bundle names (`tacos store init`).
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Mint a development bearer token (HS256) for a user.
     Token(TokenArgs),
     /// Measure a host.
@@ -202,6 +206,7 @@ pub fn main() -> ExitCode {
                 }
                 Ok(())
             }
+            Command::Store(cmd) => store::store(cmd).await,
             Command::Token(args) => token(args),
             Command::Bench(Bench::FlashSale(args)) => bench::flash_sale::flash_sale(args).await,
             Command::Bench(Bench::Route(args)) => bench::route::route(args).await,
@@ -283,6 +288,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         started.elapsed().as_millis()
     );
     println!("  data dir   {}", opts.data_dir.display());
+    println!(
+        "  store      {}",
+        host.shared.stores.summary(&host.bundle.store)
+    );
     println!(
         "  clock      {}",
         if opts.virtual_clock {

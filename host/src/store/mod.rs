@@ -14,6 +14,7 @@ pub mod dynamodb;
 pub mod embedded;
 pub mod open;
 pub mod redis;
+pub mod routed;
 
 use async_trait::async_trait;
 

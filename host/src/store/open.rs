@@ -10,14 +10,20 @@
 //! | redis | redis | several hosts; a transaction and its sends are one Redis script |
 //! | dynamodb | redis | several hosts; sends pass through the DynamoDB outbox |
 //! | dynamodb | embedded | one host with its data in DynamoDB |
+//!
+//! `[store.kv_per_service]` puts one service's keys on another kv backend
+//! (see [`super::routed`]), under the same rules: `queue = "redis"` there
+//! keeps the waiting room in Redis while reservations stay in DynamoDB.
 
 use super::dynamodb::{DynamoSettings, DynamoStore};
 use super::embedded::EmbeddedStore;
 use super::redis::RedisStore;
+use super::routed::Routed;
 use super::{KvStore, QueueStore};
 use crate::clock::Clock;
-use anyhow::bail;
+use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +58,9 @@ pub struct StoreSettings {
     pub kv: Option<Backend>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<Backend>,
+    /// Service name → the kv backend of that service's keys.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kv_per_service: BTreeMap<String, Backend>,
     #[serde(default, skip_serializing_if = "RedisSettings::is_default")]
     pub redis: RedisSettings,
     #[serde(default, skip_serializing_if = "DynamoSettings::is_default")]
@@ -83,6 +92,15 @@ impl RedisSettings {
             .unwrap_or_else(|| "redis://127.0.0.1:6379/".into())
     }
 
+    /// The URL without a password, for banners and messages.
+    pub fn shown_url(&self) -> String {
+        let url = self.url();
+        match (url.split_once("://"), url.rsplit_once('@')) {
+            (Some((scheme, _)), Some((_, host))) => format!("{scheme}://…@{host}"),
+            _ => url,
+        }
+    }
+
     pub fn prefix(&self) -> &str {
         self.prefix.as_deref().unwrap_or("tacos:")
     }
@@ -100,23 +118,33 @@ impl StoreSettings {
             }
             (None, k) => k,
         };
-        match (kv, queue) {
-            (_, Backend::Dynamodb) => {
-                bail!("the queue cannot run on DynamoDB: use \"redis\" or \"embedded\"")
-            }
-            (Backend::Embedded, Backend::Redis) => bail!(
-                "kv = \"embedded\" keeps state on one host, so a shared queue would deliver messages to hosts without it: use queue = \"embedded\""
-            ),
-            (Backend::Redis, Backend::Embedded) => bail!(
-                "kv = \"redis\" commits a transaction's sends in the same Redis script: use queue = \"redis\""
-            ),
-            pair => Ok(pair),
+        check_pair(kv, queue)?;
+        for (service, b) in &self.kv_per_service {
+            check_pair(*b, queue).map_err(|e| anyhow::anyhow!("kv_per_service.{service}: {e}"))?;
         }
+        Ok((kv, queue))
     }
 
-    /// Whether more than one host can share this state.
-    pub fn shared(&self) -> bool {
-        matches!(self.backends(), Ok((_, Backend::Redis)))
+    /// Every backend in use.
+    fn uses(&self, backend: Backend) -> bool {
+        self.backends().is_ok_and(|(kv, queue)| {
+            kv == backend || queue == backend || self.kv_per_service.values().any(|b| *b == backend)
+        })
+    }
+}
+
+fn check_pair(kv: Backend, queue: Backend) -> anyhow::Result<()> {
+    match (kv, queue) {
+        (_, Backend::Dynamodb) => {
+            bail!("the queue cannot run on DynamoDB: use \"redis\" or \"embedded\"")
+        }
+        (Backend::Embedded, Backend::Redis) => bail!(
+            "kv = \"embedded\" keeps state on one host, so a shared queue would deliver messages to hosts without it: use queue = \"embedded\""
+        ),
+        (Backend::Redis, Backend::Embedded) => bail!(
+            "kv = \"redis\" commits a transaction's sends in the same Redis script: use queue = \"redis\""
+        ),
+        _ => Ok(()),
     }
 }
 
@@ -141,7 +169,7 @@ impl Stores {
         clock: Arc<Clock>,
     ) -> anyhow::Result<Stores> {
         let (kv_backend, queue_backend) = settings.backends()?;
-        let uses = |b| kv_backend == b || queue_backend == b;
+        let uses = |b| settings.uses(b);
         let embedded = match uses(Backend::Embedded) {
             true => Some(EmbeddedStore::open(data_dir, clock.clone())?),
             false => None,
@@ -149,26 +177,38 @@ impl Stores {
         let redis = match uses(Backend::Redis) {
             true => {
                 let r = &settings.redis;
-                Some(RedisStore::connect(&r.url(), r.prefix(), clock.clone()).await?)
+                let store = RedisStore::connect(&r.url(), r.prefix(), clock.clone()).await;
+                Some(store.with_context(|| format!("redis at {}", r.shown_url()))?)
             }
             false => None,
         };
-        let queue: Arc<dyn QueueStore> = match (&redis, &embedded) {
-            (Some(r), _) if queue_backend == Backend::Redis => Arc::new(r.clone()),
-            (_, Some(e)) => Arc::new(e.clone()),
+        let queue: Arc<dyn QueueStore> = match (queue_backend, &redis, &embedded) {
+            (Backend::Redis, Some(r), _) => Arc::new(r.clone()),
+            (_, _, Some(e)) => Arc::new(e.clone()),
             _ => unreachable!("backends() allows no other queue"),
         };
-        let dynamodb = match kv_backend {
-            Backend::Dynamodb => {
-                Some(DynamoStore::connect(&settings.dynamodb, clock, queue.clone()).await?)
-            }
-            _ => None,
+        let dynamodb = match uses(Backend::Dynamodb) {
+            true => Some(DynamoStore::connect(&settings.dynamodb, clock, queue.clone()).await?),
+            false => None,
         };
-        let kv: Arc<dyn KvStore> = match (kv_backend, &dynamodb, &redis, &embedded) {
-            (Backend::Dynamodb, Some(d), _, _) => Arc::new(d.clone()),
-            (Backend::Redis, _, Some(r), _) => Arc::new(r.clone()),
-            (_, _, _, Some(e)) => Arc::new(e.clone()),
-            _ => unreachable!("every kv backend was opened above"),
+        let kv_of = |b: Backend| -> Arc<dyn KvStore> {
+            match (b, &dynamodb, &redis, &embedded) {
+                (Backend::Dynamodb, Some(d), _, _) => Arc::new(d.clone()),
+                (Backend::Redis, _, Some(r), _) => Arc::new(r.clone()),
+                (Backend::Embedded, _, _, Some(e)) => Arc::new(e.clone()),
+                _ => unreachable!("every kv backend in use was opened above"),
+            }
+        };
+        let kv = match settings.kv_per_service.is_empty() {
+            true => kv_of(kv_backend),
+            false => Arc::new(Routed::new(
+                kv_of(kv_backend),
+                settings
+                    .kv_per_service
+                    .iter()
+                    .map(|(service, b)| (service.clone(), kv_of(*b)))
+                    .collect(),
+            )),
         };
         Ok(Stores {
             kv,
@@ -179,6 +219,28 @@ impl Stores {
             redis,
             dynamodb,
         })
+    }
+
+    /// What holds what, for the banner.
+    pub fn summary(&self, settings: &StoreSettings) -> String {
+        let place = |b: Backend| match b {
+            Backend::Embedded => "embedded".to_string(),
+            Backend::Redis => format!("redis {}", settings.redis.shown_url()),
+            Backend::Dynamodb => format!("dynamodb table {}", settings.dynamodb.table()),
+        };
+        let mut out = if self.kv_backend == self.queue_backend {
+            format!("kv and queue on {}", place(self.kv_backend))
+        } else {
+            format!(
+                "kv on {}, queue on {}",
+                place(self.kv_backend),
+                place(self.queue_backend)
+            )
+        };
+        for (service, b) in &settings.kv_per_service {
+            out += &format!("; {service}'s kv on {}", b.name());
+        }
+        out
     }
 
     /// Upkeep, forever: sweep expired values every 10 s; relay outbox
@@ -195,13 +257,15 @@ impl Stores {
             if round % 10 != 9 {
                 continue;
             }
-            let swept = match (&self.embedded, &self.redis, self.kv_backend) {
-                (Some(e), _, Backend::Embedded) => e.sweep_expired(10_000).await,
-                (_, Some(r), Backend::Redis) => r.sweep_expired(10_000).await,
-                _ => Ok(0),
-            };
-            if let Err(e) = swept {
+            if let Some(e) = &self.embedded
+                && let Err(e) = e.sweep_expired(10_000).await
+            {
                 tracing::warn!(error = %e, "sweeping expired keys failed");
+            }
+            if let Some(r) = &self.redis
+                && let Err(e) = r.sweep_expired(10_000).await
+            {
+                tracing::warn!(error = %e, "sweeping expired keys in redis failed");
             }
         }
     }

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use tacos_host::host::{Host, HostOptions};
 
+pub mod cluster;
 pub mod tenants;
 
 pub type Http = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
@@ -140,14 +141,21 @@ pub struct Proc {
 impl Proc {
     /// Spawn `cmd` (a `tacos up …`) and read the URL from its banner.
     pub fn spawn(mut cmd: Command) -> Proc {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tacos starts");
+        Self::spawn_logged(cmd.stderr(Stdio::null()), None)
+    }
+
+    /// Spawn `cmd` with its stderr going to `log`, which a failed start shows.
+    pub fn spawn_logged(cmd: &mut Command, log: Option<&std::path::Path>) -> Proc {
+        if let Some(log) = log {
+            cmd.stderr(std::fs::File::create(log).unwrap());
+        }
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("tacos starts");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let first = lines.next().expect("a first line").expect("readable");
+        let Some(Ok(first)) = lines.next() else {
+            let log = log.map(|l| std::fs::read_to_string(l).unwrap_or_default());
+            panic!("tacos did not start: {}", log.unwrap_or_default());
+        };
         let url = first
             .split(" on ")
             .nth(1)
@@ -196,6 +204,17 @@ pub async fn request(
 }
 
 impl Client {
+    /// A client of a host in another process; its tokens are minted by the
+    /// system clock, where the host's virtual clock started.
+    pub fn of(url: &str) -> Client {
+        Client {
+            url: url.to_string(),
+            http: http(),
+            tenant: None,
+            clock: std::sync::Arc::new(tacos_host::clock::Clock::system()),
+        }
+    }
+
     /// `authorization: Bearer …` for `user` (of this client's tenant), valid
     /// for a day of the host's clock.
     pub fn bearer(&self, user: &str) -> String {

@@ -22,6 +22,13 @@
 //! transaction's items are its operations plus one usage item per tenant it
 //! touches, which is why [`MAX_TRANSACT_OPS`](super::MAX_TRANSACT_OPS) is 99.
 //!
+//! Counters are the exception to "exactly as read": an add is conditioned
+//! only on the counter existing or not, so concurrent holds decrementing one
+//! event's remaining-seats counter do not make each other retry. The value an
+//! add returns inside a transaction is therefore the counter as read plus the
+//! delta (another host's add may land in between); a lone increment is one
+//! atomic `UpdateItem ADD` and returns the exact new value.
+//!
 //! Sends cannot commit into another store, so they are written to the outbox
 //! in the same transaction and relayed to the queue right after the commit;
 //! a host that dies in between leaves them to [`DynamoStore::relay_outbox`]
@@ -202,6 +209,28 @@ impl UsageDelta {
             }
         }
     }
+}
+
+/// The write adding `keys` and `bytes` to one of a tenant's usage items.
+fn usage_item(
+    table: &str,
+    tenant: String,
+    keys: i64,
+    bytes: i64,
+    shard: u64,
+) -> StoreResult<TransactWriteItem> {
+    let update = Update::builder()
+        .table_name(table)
+        .set_key(Some(HashMap::from([
+            ("pk".to_string(), s(tenant)),
+            ("sk".to_string(), s(format!("#usage#{shard}"))),
+        ])))
+        .update_expression("ADD uk :k, ub :b")
+        .expression_attribute_values(":k", n(keys))
+        .expression_attribute_values(":b", n(bytes));
+    Ok(TransactWriteItem::builder()
+        .update(built(update.build())?)
+        .build())
 }
 
 fn built<T>(r: Result<T, aws_sdk_dynamodb::error::BuildError>) -> StoreResult<T> {
@@ -419,9 +448,14 @@ impl DynamoStore {
                         StoreError::Invalid(format!("counter {key} would overflow"))
                     })?;
                     results.push(next as u64);
-                    let (condition, values) = as_read(current.map(n), "cn");
-                    let mut values = values.unwrap_or_default();
-                    values.insert(":d".into(), n(delta));
+                    // Conditioned on existence only (for the usage count), so
+                    // adds to a hot counter never make each other retry; the
+                    // value returned is the counter as read plus `delta`.
+                    let condition = match current {
+                        Some(_) => "attribute_exists(pk)",
+                        None => "attribute_not_exists(pk)",
+                    };
+                    let values = HashMap::from([(":d".to_string(), n(delta))]);
                     let update = Update::builder()
                         .table_name(&self.table)
                         .set_key(Some(item_key("n#", key)))
@@ -445,23 +479,9 @@ impl DynamoStore {
             items.push(item);
         }
         for (tenant, keys, bytes, shard) in usage.0 {
-            if keys == 0 && bytes == 0 {
-                continue;
+            if keys != 0 || bytes != 0 {
+                items.push(usage_item(&self.table, tenant, keys, bytes, shard)?);
             }
-            let update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(HashMap::from([
-                    ("pk".to_string(), s(tenant)),
-                    ("sk".to_string(), s(format!("#usage#{shard}"))),
-                ])))
-                .update_expression("ADD uk :k, ub :b")
-                .expression_attribute_values(":k", n(keys))
-                .expression_attribute_values(":b", n(bytes));
-            items.push(
-                TransactWriteItem::builder()
-                    .update(built(update.build())?)
-                    .build(),
-            );
         }
         if items.len() > 100 {
             return Err(StoreError::Invalid(format!(
@@ -495,6 +515,43 @@ impl DynamoStore {
                 if raced { Ok(None) } else { Err(unavailable(e)) }
             }
         }
+    }
+
+    /// A lone counter increment: one `UpdateItem ADD`, which DynamoDB
+    /// applies atomically however many hosts increment at once (a waiting
+    /// room's join counter is the hottest item there is). A counter's first
+    /// increment adds it to the usage in a second write.
+    async fn increment(&self, key: &str, delta: i64) -> StoreResult<i64> {
+        let old = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item_key("n#", key)))
+            .update_expression("ADD cn :d")
+            .expression_attribute_values(":d", n(delta))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?
+            .attributes
+            .and_then(|a| num::<i64>(&a, "cn"));
+        if old.is_none() {
+            let mut usage = UsageDelta::default();
+            usage.add(key, 1, (key.len() + super::COUNTER_BYTES) as i64);
+            let (tenant, keys, bytes, shard) = usage.0.remove(0);
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(tenant))
+                .key("sk", s(format!("#usage#{shard}")))
+                .update_expression("ADD uk :k, ub :b")
+                .expression_attribute_values(":k", n(keys))
+                .expression_attribute_values(":b", n(bytes))
+                .send()
+                .await
+                .map_err(|e| unavailable(e.into_service_error()))?;
+        }
+        Ok(old.unwrap_or(0).saturating_add(delta))
     }
 
     fn meta_key(key: &str) -> Item {
@@ -567,6 +624,9 @@ impl KvStore for DynamoStore {
 
     async fn transact(&self, ops: Vec<Op>) -> StoreResult<Vec<u64>> {
         validate_ops(&ops)?;
+        if let [Op::Add { key, delta }] = ops.as_slice() {
+            return Ok(vec![self.increment(key, *delta).await? as u64]);
+        }
         for attempt in 0..ATTEMPTS {
             if let Some((mut results, outbox)) = self.try_transact(&ops).await? {
                 let ids = self.relay(outbox).await;

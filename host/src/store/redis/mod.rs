@@ -81,7 +81,7 @@ fn entry_of(key: &str, (value, version, exp): Record, now_ms: u64) -> Option<Ent
 impl RedisStore {
     /// Connect to `url` (`redis://host:port/db`), keeping keys under `prefix`.
     pub async fn connect(url: &str, prefix: &str, clock: Arc<Clock>) -> anyhow::Result<RedisStore> {
-        let client = ::redis::Client::open(url).with_context(|| format!("redis url {url}"))?;
+        let client = ::redis::Client::open(url).context("parsing the redis url")?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -89,7 +89,7 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(500));
         let con = ConnectionManager::new_with_config(client, config)
             .await
-            .with_context(|| format!("connecting to redis at {url}"))?;
+            .context("connecting to redis")?;
         Ok(RedisStore {
             con,
             prefix: prefix.to_string(),

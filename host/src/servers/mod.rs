@@ -81,10 +81,13 @@ impl Drop for Process {
     }
 }
 
-/// A `redis-server` without persistence on a loopback port.
+/// A `redis-server` on a loopback port, with an append-only file (fsync
+/// every second, the usual production setting) in its own temporary
+/// directory, so a restart keeps its data.
 #[derive(Debug)]
 pub struct Redis {
     port: u16,
+    dir: tempfile::TempDir,
     process: Process,
 }
 
@@ -92,6 +95,7 @@ impl Redis {
     pub fn start() -> anyhow::Result<Redis> {
         let mut redis = Redis {
             port: free_port()?,
+            dir: tempfile::tempdir()?,
             process: Process { child: None },
         };
         redis.spawn()?;
@@ -102,8 +106,11 @@ impl Redis {
         let bin = on_path("redis-server")
             .context("redis-server is not installed (Debian package redis-server)")?;
         let mut child = Command::new(bin)
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "everysec"])
             .args(["--port", &self.port.to_string()])
+            .arg("--dir")
+            .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -118,8 +125,17 @@ impl Redis {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
-    /// Stop the server (its data is gone: it keeps none on disk).
+    /// Shut the server down the way an operator would (SIGTERM: it writes
+    /// its append-only file out and exits).
     pub fn stop(&mut self) {
+        if let Some(child) = &mut self.process.child {
+            let term = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            if matches!(term, Ok(s) if s.success()) {
+                let _ = child.wait();
+            }
+        }
         self.process.stop();
     }
 
@@ -130,8 +146,10 @@ impl Redis {
     }
 }
 
-/// moto's DynamoDB-compatible server on a loopback port. It holds everything
-/// in memory; credentials are not checked, but the AWS SDK still wants some.
+/// moto's DynamoDB-compatible server on a loopback port, run by
+/// `moto_server.py` (one request at a time, as DynamoDB serialises
+/// conflicting writes). It holds everything in memory; credentials are not
+/// checked, but the AWS SDK still wants some.
 #[derive(Debug)]
 pub struct DynamoDb {
     port: u16,
@@ -141,22 +159,16 @@ pub struct DynamoDb {
 impl DynamoDb {
     pub fn start() -> anyhow::Result<DynamoDb> {
         let port = free_port()?;
-        let mut command = match on_path("moto_server") {
-            Some(bin) => Command::new(bin),
-            None => {
-                let python = on_path("python3").context("python3 is not installed")?;
-                let probe = Command::new(&python)
-                    .args(["-c", "import moto.server, flask"])
-                    .stderr(Stdio::null())
-                    .status()?;
-                if !probe.success() {
-                    bail!("moto's server is not installed (pip install 'moto[server]')");
-                }
-                let mut c = Command::new(python);
-                c.args(["-m", "moto.server"]);
-                c
-            }
-        };
+        let python = on_path("python3").context("python3 is not installed")?;
+        let probe = Command::new(&python)
+            .args(["-c", "import moto.server, flask"])
+            .stderr(Stdio::null())
+            .status()?;
+        if !probe.success() {
+            bail!("moto's server is not installed (pip install 'moto[server]')");
+        }
+        let mut command = Command::new(python);
+        command.args(["-c", include_str!("moto_server.py")]);
         let mut child = command
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())

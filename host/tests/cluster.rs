@@ -1,0 +1,261 @@
+//! Several hosts on one shared store, as real processes: the ticket flow
+//! crossing hosts, contention across hosts, a host killed mid-delivery, and
+//! Redis restarted mid-run.
+
+mod common;
+
+use common::cluster::{Cluster, Shared};
+use common::*;
+use serde_json::json;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ticket_flow_crosses_three_hosts_on_redis_and_dynamodb() {
+    let Some(cluster) = Cluster::start(Shared::RedisDynamoDb, 3) else {
+        return;
+    };
+    let [a, b, c] = [0, 1, 2].map(|i| cluster.client(i));
+    a.create_event("concert", 10, 30_000, 1000).await;
+    // Joined on one host, entered on another: the tenant's signing key is shared.
+    let wt = b.join("concert", "alice").await;
+    let token = c.enter(&wt).await;
+    let (status, res) = a
+        .hold("concert", "alice", &token, &["A-1", "A-2"], "k1")
+        .await;
+    assert_eq!(status, 200, "{res}");
+    for h in [&a, &b, &c] {
+        assert_eq!(h.seats("concert").await["A-1"], "SEAT_STATUS_RESERVED");
+    }
+    let id = res["reservation_id"].as_str().unwrap();
+    // The same idempotency key on another host replays the same hold.
+    let (status, again) = c
+        .hold("concert", "alice", &token, &["A-1", "A-2"], "k1")
+        .await;
+    assert_eq!((status, again["reservation_id"].as_str()), (200, Some(id)));
+
+    b.pay(&res, "alice", "PAYMENT_SCENARIO_APPROVE").await;
+    cluster.advance(5.0).await;
+    for h in [&a, &b, &c] {
+        let r = h.reservation(id, "alice").await;
+        assert_eq!(r["status"], "RESERVATION_STATUS_CONFIRMED", "{r}");
+        assert_eq!(h.seats("concert").await["A-1"], "SEAT_STATUS_SOLD");
+    }
+
+    // An unpaid hold expires once, wherever its expiry is delivered.
+    let token = a.admitted("concert", "bob").await;
+    let (_, res) = b.hold("concert", "bob", &token, &["A-7"], "k2").await;
+    let id = res["reservation_id"].as_str().unwrap();
+    cluster.advance(61.0).await;
+    for h in [&a, &b, &c] {
+        let r = h.reservation(id, "bob").await;
+        assert_eq!(r["status"], "RESERVATION_STATUS_EXPIRED", "{r}");
+        assert_eq!(h.seats("concert").await["A-7"], "SEAT_STATUS_AVAILABLE");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_users_on_hundred_seats_across_three_hosts_hold_exactly_hundred() {
+    let Some(cluster) = Cluster::start(Shared::RedisDynamoDb, 3) else {
+        return;
+    };
+    let hosts: Arc<Vec<Client>> = Arc::new(cluster.clients());
+    hosts[0].create_event("flash", 100, 10_000, 100_000).await;
+    let users = 1000;
+    let gate = Arc::new(tokio::sync::Semaphore::new(12));
+    let mut joins = Vec::new();
+    for i in 0..users {
+        let (hosts, gate) = (hosts.clone(), gate.clone());
+        joins.push(tokio::spawn(async move {
+            let _p = gate.acquire().await.unwrap();
+            hosts[i % 3].join("flash", &format!("u{i}")).await
+        }));
+    }
+    let mut waiting = Vec::new();
+    for j in joins {
+        waiting.push(j.await.unwrap());
+    }
+    cluster.advance(1.0).await;
+    let mut holds = Vec::new();
+    for (i, wt) in waiting.into_iter().enumerate() {
+        let (hosts, gate) = (hosts.clone(), gate.clone());
+        holds.push(tokio::spawn(async move {
+            let _p = gate.acquire().await.unwrap();
+            let user = format!("u{i}");
+            // Entered on one host, held on the next.
+            let token = hosts[i % 3].enter(&wt).await;
+            let host = &hosts[(i + 1) % 3];
+            if i % 2 == 0 {
+                let seat = format!("A-{}", 1 + (i * 7919) % 100);
+                host.hold("flash", &user, &token, &[seat.as_str()], "k")
+                    .await
+            } else {
+                host.post(
+                    "/api/v1/reservations",
+                    json!({"event_id": "flash", "quantity": 1, "user_id": user,
+                           "reservation_token": token, "idempotency_key": "k"}),
+                )
+                .await
+            }
+        }));
+    }
+    let mut held: Vec<String> = Vec::new();
+    for h in holds {
+        let (status, body) = h.await.unwrap();
+        match status {
+            200 => held.push(
+                body["reserved_seats"][0]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            ),
+            409 => assert!(
+                matches!(
+                    code(&body),
+                    "ERROR_CODE_INVENTORY_CONFLICT" | "ERROR_CODE_INSUFFICIENT_INVENTORY"
+                ),
+                "{body}"
+            ),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    let distinct: HashSet<&String> = held.iter().collect();
+    assert_eq!(held.len(), 100, "exactly the hundred seats were held");
+    assert_eq!(distinct.len(), 100, "no seat was held twice");
+    for h in hosts.iter() {
+        let seats = h.seats("flash").await;
+        assert!(
+            seats.values().all(|s| s == "SEAT_STATUS_RESERVED"),
+            "every host sees every seat held"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_killed_mid_delivery_leaves_no_seat_held_forever() {
+    let Some(mut cluster) = Cluster::start(Shared::RedisDynamoDb, 2) else {
+        return;
+    };
+    // A third host whose worker hangs on every message: it will lease the
+    // hold's expiry and be killed in the middle of delivering it.
+    let stuck = cluster.bundle_with("stuck", "", "");
+    let policy = stuck.with_file_name("stuck.policy.toml");
+    let rules = std::fs::read_to_string(&policy).unwrap().replace(
+        "[components.worker]\ncapabilities = [",
+        "[components.worker]\nlimits = { deadline_ms = 60000 }\ncapabilities = [\"config\", ",
+    );
+    std::fs::write(&policy, rules).unwrap();
+    let text = std::fs::read_to_string(&stuck).unwrap().replace(
+        "component = \"{components}/tacos_worker.wasm\"",
+        "component = \"{components}/tacos_fixture_looper.wasm\"\nconfig = { misbehave = \"loop\" }",
+    );
+    std::fs::write(&stuck, text).unwrap();
+    let host = cluster.spawn(&stuck);
+    cluster.hosts.push(Some(host));
+    let [a, b, doomed] = [0, 1, 2].map(|i| cluster.client(i));
+
+    a.create_event("e", 10, 10_000, 1000).await;
+    let token = b.admitted("e", "carol").await;
+    let (status, res) = a.hold("e", "carol", &token, &["A-1"], "k").await;
+    assert_eq!(status, 200, "{res}");
+    let id = res["reservation_id"].as_str().unwrap().to_string();
+
+    // Only the doomed host's clock passes the hold's expiry: it leases the
+    // message and its worker starts (and never finishes) the delivery.
+    let advance = tokio::spawn(async move {
+        doomed
+            .post("/admin/v1/clock/advance", json!({"seconds": 61}))
+            .await
+    });
+    let clock = std::sync::Arc::new(tacos_host::clock::Clock::virtual_at(0));
+    let queue = tacos_host::store::redis::RedisStore::connect(&cluster.redis.url(), "test:", clock)
+        .await
+        .unwrap();
+    use tacos_host::store::QueueStore;
+    let mut leased = false;
+    for _ in 0..500 {
+        let due = queue.next_due().await.unwrap().unwrap();
+        // Leased: due no sooner than the lease's end, 90 s on.
+        if due > tacos_host::clock::system_now_ms() + 100_000 {
+            leased = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(leased, "the doomed host leased the expiry");
+    cluster.kill(2);
+    advance.abort();
+    assert_eq!(
+        queue.pending("default").await.unwrap(),
+        1,
+        "still undelivered"
+    );
+    assert_eq!(
+        a.reservation(&id, "carol").await["status"],
+        "RESERVATION_STATUS_HOLD"
+    );
+
+    // Past the dead host's lease, a live host delivers it.
+    cluster.advance(61.0 + 91.0).await;
+    for h in [&a, &b] {
+        let r = h.reservation(&id, "carol").await;
+        assert_eq!(r["status"], "RESERVATION_STATUS_EXPIRED", "{r}");
+        let (_, seats) = h.get("/api/v1/events/e/seats").await;
+        assert_eq!(
+            seats["stats"]["available_seats"], 10,
+            "released once: {seats}"
+        );
+    }
+    assert_eq!(queue.pending("default").await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_ride_out_a_redis_restart() {
+    let Some(mut cluster) = Cluster::start(Shared::Redis, 2) else {
+        return;
+    };
+    let [a, b] = [0, 1].map(|i| cluster.client(i));
+    a.create_event("e", 10, 10_000, 1000).await;
+    let waiting = [b.join("e", "carol").await, a.join("e", "dave").await];
+    cluster.advance(1.0).await;
+    let (carol, dave) = (b.enter(&waiting[0]).await, a.enter(&waiting[1]).await);
+    let (status, held) = a.hold("e", "carol", &carol, &["A-1"], "k").await;
+    assert_eq!(status, 200, "{held}");
+
+    cluster.redis.stop();
+    // While Redis is down every request fails cleanly, in the error shape.
+    for h in [&a, &b] {
+        let (status, body) = h.hold("e", "dave", &dave, &["A-2"], "k").await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(code(&body), "ERROR_CODE_UNAVAILABLE", "{body}");
+        let (status, body) = h.get("/api/v1/events/e/seats").await;
+        assert_eq!(status, 503, "{body}");
+        let (status, _) = h.get("/readyz").await;
+        assert_eq!(status, 503, "not ready without the store");
+    }
+
+    cluster.redis.restart().unwrap();
+    // Back: the hosts reconnect by themselves, and what was written stays.
+    let mut back = false;
+    for _ in 0..100 {
+        if a.get("/readyz").await.0 == 200 && b.get("/readyz").await.0 == 200 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(back, "both hosts ready again");
+    let seats = b.seats("e").await;
+    assert_eq!(seats["A-1"], "SEAT_STATUS_RESERVED", "the hold survived");
+    assert_eq!(
+        seats["A-2"], "SEAT_STATUS_AVAILABLE",
+        "no failed hold took effect"
+    );
+    let (status, body) = b.hold("e", "dave", &dave, &["A-2"], "k").await;
+    assert_eq!(status, 200, "{body}");
+    cluster.advance(61.0).await;
+    let r = a
+        .reservation(held["reservation_id"].as_str().unwrap(), "carol")
+        .await;
+    assert_eq!(r["status"], "RESERVATION_STATUS_EXPIRED", "{r}");
+}
