@@ -9,6 +9,7 @@ use crate::edge::limits::RateLimits;
 use crate::queue::Dispatcher;
 use crate::runtime::{Runtime, RuntimeParts, Settings};
 use crate::store::open::Stores;
+use crate::sync::{Change, Sync};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -77,9 +78,25 @@ pub struct Shared {
     pub rate_limits: RateLimits,
     /// Seed a tenant's demo events when it is added.
     pub seed_events: bool,
+    /// The log of runtime changes, when other hosts share the store.
+    pub sync: Option<Arc<Sync>>,
 }
 
 impl Shared {
+    /// Record an admin change for the other hosts on the store, and say in
+    /// `answer` whether they will make it too.
+    pub async fn publish(&self, change: Change, body: &[u8], answer: &mut serde_json::Value) {
+        let Some(sync) = &self.sync else { return };
+        let hosts = match sync.publish(change, body).await {
+            Ok(()) => "every host".to_string(),
+            Err(e) => {
+                tracing::error!(error = %e, "recording a change for the other hosts failed");
+                format!("this host only: recording it for the others failed ({e})")
+            }
+        };
+        answer["applied_on"] = hosts.into();
+    }
+
     /// Advance the virtual clock, persist it, and wake the dispatcher.
     pub async fn advance_clock(&self, by: Duration) -> anyhow::Result<u64> {
         let now = self
@@ -176,6 +193,10 @@ impl Host {
         }
         let (auth, auth_summary) = Auth::new(&opts.auth, &opts.data_dir)?;
         let dispatcher = Dispatcher::start(runtime.clone());
+        let sync = match stores.shared() {
+            true => Some(Arc::new(Sync::start(stores.kv.clone()).await?)),
+            false => None,
+        };
         let shared = Arc::new(Shared {
             auth,
             auth_summary,
@@ -186,12 +207,16 @@ impl Host {
             stores: stores.clone(),
             admin_token: opts.admin_token.clone(),
             seed_events: opts.seed_events,
+            sync: sync.clone(),
         });
         let (shutdown, stop) = tokio::sync::watch::channel(false);
         let mut tasks = vec![tokio::spawn(
             Edge::new(shared.clone()).await?.serve(listener, stop),
         )];
         tasks.push(tokio::spawn(stores.maintain()));
+        if let Some(sync) = sync {
+            tasks.push(tokio::spawn(crate::edge::sync::run(shared.clone(), sync)));
+        }
         if opts.watch {
             let files = bundle
                 .services

@@ -20,5 +20,6 @@ pub mod runtime;
 pub mod servers;
 pub mod signature;
 pub mod store;
+pub mod sync;
 pub mod tenancy;
 pub mod watch;

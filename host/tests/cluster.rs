@@ -259,3 +259,80 @@ async fn hosts_ride_out_a_redis_restart() {
         .await;
     assert_eq!(r["status"], "RESERVATION_STATUS_EXPIRED", "{r}");
 }
+
+/// Poll `check` (at most 10 s) until it holds.
+async fn eventually<F: std::future::Future<Output = bool>>(mut check: impl FnMut() -> F) -> bool {
+    for _ in 0..100 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swaps_and_tenant_changes_reach_every_host() {
+    let Some(cluster) = Cluster::start(Shared::Redis, 2) else {
+        return;
+    };
+    let [a, b] = [0, 1].map(|i| cluster.client(i));
+    let standard = a.current_hash("payment-sim").await;
+    let (status, body) = a
+        .post(
+            "/admin/v1/services/payment-sim/swap",
+            json!({"build": "chaos"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["applied_on"], "every host", "{body}");
+    let chaos = body["current"]["hash"].as_str().unwrap().to_string();
+    assert_ne!(chaos, standard);
+    assert!(
+        eventually(|| async { b.current_hash("payment-sim").await == chaos }).await,
+        "the swap reached the other host"
+    );
+    // A rollback on the other host comes back here.
+    let (status, body) = b
+        .post("/admin/v1/services/payment-sim/rollback", json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        eventually(|| async { a.current_hash("payment-sim").await == standard }).await,
+        "the rollback reached the first host"
+    );
+
+    let (status, body) = a.put_tenant("acme", json!({"hosts": ["acme.test"]})).await;
+    assert_eq!(status, 200, "{body}");
+    let listed = |c: &Client| {
+        let c = c.clone();
+        async move {
+            let (_, body) = c.get("/admin/v1/tenants").await;
+            body["tenants"]
+                .as_array()
+                .is_some_and(|ts| ts.iter().any(|t| t["id"] == "acme"))
+        }
+    };
+    assert!(
+        eventually(|| listed(&b)).await,
+        "the tenant reached the other host"
+    );
+    // It serves there, with the same signing key: joined on b, entered on a.
+    let (acme_a, acme_b) = (a.tenant("acme"), b.tenant("acme"));
+    acme_a.create_event("e", 5, 1000, 1000).await;
+    let waiting = acme_b.join("e", "u").await;
+    acme_a.enter(&waiting).await;
+    let (status, _) = request(
+        &b.http,
+        "DELETE",
+        &format!("{}/admin/v1/tenants/acme", b.url),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        eventually(|| async { !listed(&a).await }).await,
+        "the removal reached the first host"
+    );
+}

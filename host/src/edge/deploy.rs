@@ -9,6 +9,7 @@
 
 use super::{Body, Edge, admin, errors, json};
 use crate::runtime::swap::{Source, SwapError, SwapRequest};
+use crate::sync::Change;
 use base64::Engine as _;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -60,13 +61,19 @@ pub(super) async fn handle(
         .map(str::to_string)
         .collect();
     let method = req.method().clone();
-    let outcome = match (&method, segments.as_slice()) {
+    let (outcome, change) = match (&method, segments.as_slice()) {
         (&Method::GET, []) => {
             let services = serde_json::json!({"services": runtime.services()});
             return Ok(ok(edge, &services, trace));
         }
         (&Method::POST, [service, action]) if action == "rollback" => {
-            runtime.rollback(service).await
+            let change = (
+                Change::Rollback {
+                    service: service.clone(),
+                },
+                Vec::new(),
+            );
+            (runtime.rollback(service).await, change)
         }
         (&Method::POST, [service, action]) if action == "swap" => {
             let body = match Limited::new(req.into_body(), MAX_SWAP_BODY).collect().await {
@@ -78,8 +85,14 @@ pub(super) async fn handle(
                     ));
                 }
             };
+            let change = (
+                Change::Swap {
+                    service: service.clone(),
+                },
+                body.to_vec(),
+            );
             match swap_request(service, &body) {
-                Ok(req) => runtime.swap(req).await,
+                Ok(req) => (runtime.swap(req).await, change),
                 Err(msg) => return Ok(fail(ErrorCode::InvalidArgument, msg)),
             }
         }
@@ -91,7 +104,14 @@ pub(super) async fn handle(
         }
     };
     Ok(match outcome {
-        Ok(outcome) => ok(edge, &outcome, trace),
+        Ok(outcome) => {
+            let mut answer = serde_json::to_value(&outcome).unwrap_or_default();
+            if outcome.changed {
+                let (change, body) = change;
+                edge.shared.publish(change, &body, &mut answer).await;
+            }
+            ok(edge, &answer, trace)
+        }
         Err(e) => {
             if matches!(e, SwapError::Refused { .. }) {
                 tracing::warn!(error = %e, "swap refused");
@@ -101,7 +121,7 @@ pub(super) async fn handle(
     })
 }
 
-fn swap_request(service: &str, body: &[u8]) -> Result<SwapRequest, String> {
+pub(super) fn swap_request(service: &str, body: &[u8]) -> Result<SwapRequest, String> {
     let b: SwapBody =
         serde_json::from_slice(body).map_err(|e| format!("invalid swap request: {e}"))?;
     let source = match (b.component_base64, b.build) {

@@ -25,6 +25,7 @@ pub mod grpc;
 pub mod idempotency;
 pub mod limits;
 pub mod routes;
+pub mod sync;
 mod tenants;
 
 use crate::host::Shared;

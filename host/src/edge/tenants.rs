@@ -15,6 +15,7 @@ use super::deploy::ok;
 use super::{Body, Edge, admin, auth, errors};
 use crate::bundle::DemoEvent;
 use crate::policy::Policy;
+use crate::sync::Change;
 use crate::tenancy::{
     ComponentSource, DEFAULT_TENANT, Named, Quotas, ServiceOverride, TENANT_HEADER, Tenant,
     TenantSpec,
@@ -206,11 +207,12 @@ pub(super) async fn handle(
                         tracing::warn!(tenant = %tenant.id, error = %format!("{e:#}"), "seeding a new tenant's events");
                     }
                     match view(edge, &tenant).await {
-                        Ok(v) => ok(
-                            edge,
-                            &serde_json::json!({"created": created, "tenant": v}),
-                            trace,
-                        ),
+                        Ok(v) => {
+                            let mut answer = serde_json::json!({"created": created, "tenant": v});
+                            let change = Change::TenantPut { id: id.clone() };
+                            shared.publish(change, &body, &mut answer).await;
+                            ok(edge, &answer, trace)
+                        }
                         Err(e) => fail(ErrorCode::Unavailable, format!("store: {e}")),
                     }
                 }
@@ -221,11 +223,12 @@ pub(super) async fn handle(
             }
         }
         (&Method::DELETE, [id]) => match runtime.remove_tenant(id).await {
-            Some(t) => ok(
-                edge,
-                &serde_json::json!({"removed": t.id, "data": "kept"}),
-                trace,
-            ),
+            Some(t) => {
+                let mut answer = serde_json::json!({"removed": t.id, "data": "kept"});
+                let change = Change::TenantRemove { id: id.clone() };
+                shared.publish(change, &[], &mut answer).await;
+                ok(edge, &answer, trace)
+            }
             None => fail(
                 ErrorCode::NotFound,
                 format!("no tenant `{id}` on this host"),
@@ -271,7 +274,7 @@ async fn view(edge: &Edge, t: &Arc<Tenant>) -> Result<TenantView, crate::store::
     })
 }
 
-fn spec(id: &str, body: &[u8]) -> Result<TenantSpec, String> {
+pub(super) fn spec(id: &str, body: &[u8]) -> Result<TenantSpec, String> {
     let b: TenantBody = serde_json::from_slice(body).map_err(|e| format!("invalid tenant: {e}"))?;
     let policy = match &b.policy_toml {
         Some(text) => Some(

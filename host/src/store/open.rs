@@ -221,6 +221,11 @@ impl Stores {
         })
     }
 
+    /// Whether other hosts can share this state (the queue is on Redis).
+    pub fn shared(&self) -> bool {
+        self.queue_backend == Backend::Redis
+    }
+
     /// What holds what, for the banner.
     pub fn summary(&self, settings: &StoreSettings) -> String {
         let place = |b: Backend| match b {

@@ -29,7 +29,7 @@ pub fn http() -> Http {
 pub struct TestHost {
     pub host: Host,
     /// Requests of the host's `default` tenant (or of the one a test picks
-    /// with [`TestHost::tenant`]).
+    /// with [`Client::tenant`]).
     pub client: Client,
     pub dir: tempfile::TempDir,
 }
@@ -38,17 +38,6 @@ impl std::ops::Deref for TestHost {
     type Target = Client;
     fn deref(&self) -> &Client {
         &self.client
-    }
-}
-
-impl TestHost {
-    /// A client whose requests are tenant `id`'s: `x-tenant-id`, and tokens
-    /// with its `tenant` claim.
-    pub fn tenant(&self, id: &str) -> Client {
-        Client {
-            tenant: Some(id.to_string()),
-            ..self.client.clone()
-        }
     }
 }
 
@@ -212,6 +201,15 @@ impl Client {
             http: http(),
             tenant: None,
             clock: std::sync::Arc::new(tacos_host::clock::Clock::system()),
+        }
+    }
+
+    /// A client whose requests are tenant `id`'s: `x-tenant-id`, and tokens
+    /// with its `tenant` claim.
+    pub fn tenant(&self, id: &str) -> Client {
+        Client {
+            tenant: Some(id.to_string()),
+            ..self.clone()
         }
     }
 
