@@ -113,6 +113,8 @@ enum Bench {
     Protocols(bench::protocols::ProtocolsArgs),
     /// Start-up and memory with 1, 100, 1,000 tenants; holds on 1 tenant vs spread over 100; a quiet tenant beside a looping and a hoarding one.
     Tenants(bench::tenants::TenantsArgs),
+    /// Holds/s, p99 and store requests per hold on embedded, Redis, Redis + DynamoDB, and 3 hosts on Redis.
+    Stores(bench::stores::StoresArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -213,6 +215,7 @@ pub fn main() -> ExitCode {
             Command::Bench(Bench::Swap(args)) => bench::swap::swap(args).await,
             Command::Bench(Bench::Protocols(args)) => bench::protocols::protocols(args).await,
             Command::Bench(Bench::Tenants(args)) => bench::tenants::tenants(args).await,
+            Command::Bench(Bench::Stores(args)) => bench::stores::stores(args).await,
         }
     });
     match result {

@@ -59,6 +59,7 @@ pub(super) async fn handle(
                 let mut store = j!({
                     "kv": stores.kv_backend.name(),
                     "queue": stores.queue_backend.name(),
+                    "round_trips": stores.round_trips(),
                 });
                 if let Some(stats) = stores.embedded.as_ref().map(|e| e.stats()) {
                     store["commits"] = stats

@@ -226,6 +226,18 @@ impl Stores {
         self.queue_backend == Backend::Redis
     }
 
+    /// Requests sent to Redis and DynamoDB so far.
+    pub fn round_trips(&self) -> serde_json::Value {
+        let mut out = serde_json::json!({});
+        if let Some(r) = &self.redis {
+            out["redis"] = r.round_trips().into();
+        }
+        if let Some(d) = &self.dynamodb {
+            out["dynamodb"] = d.round_trips().into();
+        }
+        out
+    }
+
     /// What holds what, for the banner.
     pub fn summary(&self, settings: &StoreSettings) -> String {
         let place = |b: Backend| match b {

@@ -6,6 +6,7 @@
 pub mod flash_sale;
 pub mod protocols;
 pub mod route;
+pub mod stores;
 pub mod swap;
 pub mod tenants;
 
@@ -78,6 +79,18 @@ pub fn spawn_host_with_args(
     cache_dir: Option<&std::path::Path>,
     extra: &[&std::ffi::OsStr],
 ) -> anyhow::Result<(Spawned, String, Option<u64>)> {
+    let jwt_secret = hex::encode(rand::random::<[u8; 16]>());
+    spawn_host_env(cache_dir, extra, &[], jwt_secret)
+}
+
+/// [`spawn_host_with_args`] with environment variables and a given JWT
+/// secret (hosts that must accept each other's users share one).
+pub fn spawn_host_env(
+    cache_dir: Option<&std::path::Path>,
+    extra: &[&std::ffi::OsStr],
+    envs: &[(&str, &str)],
+    jwt_secret: String,
+) -> anyhow::Result<(Spawned, String, Option<u64>)> {
     let dir = tempfile::tempdir().context("creating a data dir")?;
     let exe = std::env::current_exe().context("locating this binary")?;
     let mut cmd = Command::new(exe);
@@ -96,16 +109,19 @@ pub fn spawn_host_with_args(
     cmd.args(extra);
     // All load comes from this one address: no per-IP limits.
     cmd.args(["--rate-limit", "all=off"]);
-    let jwt_secret = hex::encode(rand::random::<[u8; 16]>());
     cmd.env("TACOS_JWT_SECRET", &jwt_secret);
+    cmd.envs(envs.iter().copied());
     let mut child = cmd
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("host.log"))?)
         .spawn()
         .context("starting the host")?;
     let stdout = child.stdout.take().context("host stdout")?;
     let mut lines = BufReader::new(stdout).lines();
-    let banner = lines.next().context("the host printed nothing")??;
+    let Some(banner) = lines.next().transpose()? else {
+        let log = std::fs::read_to_string(dir.path().join("host.log")).unwrap_or_default();
+        anyhow::bail!("the host did not start: {}", log.trim());
+    };
     let url =
         super::banner_url(&banner).with_context(|| format!("no url in the banner: {banner}"))?;
     std::thread::spawn(move || for _ in lines {});

@@ -49,6 +49,7 @@ use aws_sdk_dynamodb::types::{
 };
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use table::create_table;
@@ -65,6 +66,7 @@ type Item = HashMap<String, AttributeValue>;
 #[derive(Clone)]
 pub struct DynamoStore {
     client: Client,
+    trips: Arc<AtomicU64>,
     table: String,
     clock: Arc<Clock>,
     queue: Arc<dyn QueueStore>,
@@ -244,15 +246,47 @@ enum Read {
     None,
 }
 
+/// Counts requests sent (retries included).
+#[derive(Debug)]
+struct CountTrips(Arc<AtomicU64>);
+
+impl aws_sdk_dynamodb::config::Intercept for CountTrips {
+    fn name(&self) -> &'static str {
+        "CountTrips"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
 impl DynamoStore {
+    /// Requests sent to DynamoDB so far.
+    pub fn round_trips(&self) -> u64 {
+        self.trips.load(Ordering::Relaxed)
+    }
+
     pub fn new(
         client: Client,
         table: impl Into<String>,
         clock: Arc<Clock>,
         queue: Arc<dyn QueueStore>,
     ) -> DynamoStore {
+        let trips = Arc::new(AtomicU64::new(0));
+        let config = client
+            .config()
+            .to_builder()
+            .interceptor(CountTrips(trips.clone()))
+            .build();
         DynamoStore {
-            client,
+            client: Client::from_conf(config),
+            trips,
             table: table.into(),
             clock,
             queue,

@@ -34,10 +34,12 @@ mod queue;
 
 use super::{Condition, Entry, KvStore, Op, StoreError, StoreResult, Usage, validate_ops};
 use crate::clock::Clock;
+use ::redis::aio::ConnectionLike;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{AsyncCommands, Script};
+use ::redis::{AsyncCommands, RedisFuture, Script};
 use anyhow::Context;
 use async_trait::async_trait;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -56,9 +58,40 @@ static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("swee
 /// The Redis store (kv and queue).
 #[derive(Clone)]
 pub struct RedisStore {
-    con: ConnectionManager,
+    con: Counted,
     prefix: String,
     clock: Arc<Clock>,
+}
+
+/// The connection, counting round trips (a pipeline or a script is one).
+#[derive(Clone)]
+struct Counted {
+    inner: ConnectionManager,
+    trips: Arc<AtomicU64>,
+}
+
+impl ConnectionLike for Counted {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a ::redis::Cmd,
+    ) -> RedisFuture<'a, ::redis::Value> {
+        self.trips.fetch_add(1, Ordering::Relaxed);
+        self.inner.req_packed_command(cmd)
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a ::redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<::redis::Value>> {
+        self.trips.fetch_add(1, Ordering::Relaxed);
+        self.inner.req_packed_commands(pipeline, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        self.inner.get_db()
+    }
 }
 
 fn unavailable(e: ::redis::RedisError) -> StoreError {
@@ -87,11 +120,14 @@ impl RedisStore {
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
-        let con = ConnectionManager::new_with_config(client, config)
+        let inner = ConnectionManager::new_with_config(client, config)
             .await
             .context("connecting to redis")?;
         Ok(RedisStore {
-            con,
+            con: Counted {
+                inner,
+                trips: Arc::default(),
+            },
             prefix: prefix.to_string(),
             clock,
         })
@@ -101,8 +137,13 @@ impl RedisStore {
         format!("{}{kind}{rest}", self.prefix)
     }
 
-    fn con(&self) -> ConnectionManager {
+    fn con(&self) -> Counted {
         self.con.clone()
+    }
+
+    /// Requests sent to Redis so far (a pipeline or a script counts once).
+    pub fn round_trips(&self) -> u64 {
+        self.con.trips.load(Ordering::Relaxed)
     }
 
     /// Delete up to `max` expired values; returns how many went.
