@@ -229,3 +229,38 @@ async fn watch_swaps_a_service_when_its_file_changes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_settings_that_cannot_work_are_refused_before_start() {
+    let out = tempfile::tempdir().unwrap();
+    let default = std::fs::read_to_string(default_manifest())
+        .unwrap()
+        .replace(
+            "../policies/default.toml",
+            &repo().join("policies/default.toml").display().to_string(),
+        );
+    let with_store = |name: &str, store: &str| {
+        let path = out.path().join(name);
+        let text = default.replace("[store]\nkind = \"embedded\"\n", store);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let msg = refused(with_store("a.toml", "[store]\nkind = \"dynamodb\"\n")).await;
+    assert!(
+        msg.contains("[store]") && msg.contains("queue = \"redis\""),
+        "{msg}"
+    );
+    let msg = refused(with_store(
+        "b.toml",
+        "[store]\nkind = \"redis\"\n[store.kv_per_service]\nbilling = \"redis\"\n",
+    ))
+    .await;
+    assert!(msg.contains("`billing`, which is not a service"), "{msg}");
+    // Nothing listens on port 1: the host says where it tried.
+    let msg = refused(with_store(
+        "c.toml",
+        "[store]\nkind = \"redis\"\n[store.redis]\nurl = \"redis://127.0.0.1:1/\"\n",
+    ))
+    .await;
+    assert!(msg.contains("redis at redis://127.0.0.1:1/"), "{msg}");
+}

@@ -53,7 +53,14 @@ pub(super) async fn handle(
     let path = req.uri().path().to_string();
     let resp = match (&method, path.as_str()) {
         (&Method::GET, "/healthz") => ok(j!({"status": "ok"}), trace),
-        (&Method::GET, "/readyz") => match runtime.queue.depth().await {
+        // Ready when both stores answer: the queue's depth, and a kv read.
+        (&Method::GET, "/readyz") => match async {
+            let depth = runtime.queue.depth().await?;
+            runtime.kv.meta_get("ready").await?;
+            Ok::<_, crate::store::StoreError>(depth)
+        }
+        .await
+        {
             Ok(depth) => {
                 let stores = &shared.stores;
                 let mut store = j!({

@@ -287,3 +287,52 @@ impl Stores {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(toml: &str) -> anyhow::Result<(Backend, Backend)> {
+        toml::from_str::<StoreSettings>(toml)?.backends()
+    }
+
+    #[test]
+    fn backends_default_to_embedded_and_mix_per_capability() {
+        use Backend::*;
+        assert_eq!(settings("").unwrap(), (Embedded, Embedded));
+        assert_eq!(settings("kind = \"redis\"").unwrap(), (Redis, Redis));
+        assert_eq!(
+            settings("kv = \"dynamodb\"\nqueue = \"redis\"").unwrap(),
+            (Dynamodb, Redis)
+        );
+        assert_eq!(
+            settings("kv = \"dynamodb\"\nqueue = \"embedded\"").unwrap(),
+            (Dynamodb, Embedded)
+        );
+    }
+
+    #[test]
+    fn combinations_that_cannot_work_are_refused_with_the_fix() {
+        let err = |toml: &str| format!("{:#}", settings(toml).unwrap_err());
+        assert!(err("kind = \"dynamodb\"").contains("queue = \"redis\""));
+        assert!(err("queue = \"dynamodb\"").contains("cannot run on DynamoDB"));
+        assert!(err("queue = \"redis\"").contains("use queue = \"embedded\""));
+        assert!(err("kv = \"redis\"").contains("use queue = \"redis\""));
+        assert!(
+            err("kind = \"redis\"\n[kv_per_service]\nqueue = \"embedded\"")
+                .contains("kv_per_service.queue")
+        );
+        assert!(err("kind = \"mongo\"").contains("unknown variant"));
+        assert!(err("redis = { host = \"x\" }").contains("unknown field"));
+    }
+
+    #[test]
+    fn a_redis_password_stays_out_of_what_is_shown() {
+        let r = RedisSettings {
+            url: Some("redis://:hunter2@cache.internal:6379/0".into()),
+            prefix: None,
+        };
+        assert_eq!(r.shown_url(), "redis://…@cache.internal:6379/0");
+        assert_eq!(r.prefix(), "tacos:");
+    }
+}

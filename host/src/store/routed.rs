@@ -121,3 +121,52 @@ impl KvStore for Routed {
         self.default.meta_create(key, value).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::store::Condition;
+    use crate::store::embedded::EmbeddedStore;
+
+    fn put(key: &str) -> Op {
+        Op::Put {
+            key: key.into(),
+            value: b"v".to_vec(),
+            condition: Condition::None,
+            expires_at_ms: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn each_service_s_keys_live_on_its_backend() {
+        let clock = Arc::new(Clock::virtual_at(1_000));
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let main = Arc::new(EmbeddedStore::open(d1.path(), clock.clone()).unwrap());
+        let waiting_room = Arc::new(EmbeddedStore::open(d2.path(), clock).unwrap());
+        let kv = Routed::new(main.clone(), vec![("queue".into(), waiting_room.clone())]);
+        kv.transact(vec![put("t/queue/a"), put("t/queue/b")])
+            .await
+            .unwrap();
+        kv.transact(vec![put("t/inventory/s")]).await.unwrap();
+        assert!(waiting_room.get("t/queue/a").await.unwrap().is_some());
+        assert!(main.get("t/queue/a").await.unwrap().is_none());
+        assert!(main.get("t/inventory/s").await.unwrap().is_some());
+        assert_eq!(kv.scan("t/queue/", None, 10).await.unwrap().len(), 2);
+        let both = kv
+            .get_many(&["t/queue/a".into(), "t/inventory/s".into()])
+            .await
+            .unwrap();
+        assert!(both.iter().all(Option::is_some));
+        assert_eq!(
+            kv.usage("t").await.unwrap().keys,
+            3,
+            "usage sums the backends"
+        );
+        assert!(matches!(
+            kv.transact(vec![put("t/queue/c"), put("t/inventory/c")])
+                .await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+}
