@@ -284,6 +284,11 @@ impl Stores {
             {
                 tracing::warn!(error = %e, "sweeping expired keys in redis failed");
             }
+            if let Some(d) = &self.dynamodb
+                && let Err(e) = d.sweep_expired(1_000).await
+            {
+                tracing::warn!(error = %e, "sweeping expired keys in dynamodb failed");
+            }
         }
     }
 }

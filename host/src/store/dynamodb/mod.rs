@@ -6,7 +6,7 @@
 //!
 //! | pk | sk | attributes |
 //! |---|---|---|
-//! | tenant | `v#<rest>` | `vv` value, `vn` version, `vl` length, `ve` expiry ms (absent: never) |
+//! | tenant | `v#<rest>` | `vv` value, `vn` version, `vl` length, `ve` expiry ms and `xs` its shard (absent: never) |
 //! | tenant | `n#<rest>` | `cn` counter |
 //! | tenant | `#usage#<shard>` | `uk` keys, `ub` bytes: a tenant's usage in [`USAGE_SHARDS`] parts |
 //! | `#outbox` | `<ms>#<random>` | a message sent by a transaction, until the queue has it |
@@ -29,11 +29,15 @@
 //! delta (another host's add may land in between); a lone increment is one
 //! atomic `UpdateItem ADD` and returns the exact new value.
 //!
+//! Values with an expiry are also in the sparse `expiry` index (`xs`, `ve`),
+//! which [`DynamoStore::sweep_expired`] reads to delete them once expired.
+//!
 //! Sends cannot commit into another store, so they are written to the outbox
 //! in the same transaction and relayed to the queue right after the commit;
 //! a host that dies in between leaves them to [`DynamoStore::relay_outbox`]
 //! on any host (at least once; handlers are idempotent).
 
+mod expiry;
 mod outbox;
 mod table;
 
@@ -192,6 +196,11 @@ fn as_read(read: Option<AttributeValue>, attr: &str) -> (String, Option<Item>) {
     }
 }
 
+/// The usage item a write to `key` counts in (any would do: usage is their sum).
+fn usage_shard(key: &str) -> u64 {
+    key.bytes().fold(0u64, |h, c| h.wrapping_mul(31) ^ c as u64) % USAGE_SHARDS
+}
+
 /// Usage changes by tenant: (tenant, keys, bytes, shard).
 #[derive(Default)]
 struct UsageDelta(Vec<(String, i64, i64, u64)>);
@@ -204,11 +213,9 @@ impl UsageDelta {
                 *k += keys;
                 *b += bytes;
             }
-            None => {
-                let shard =
-                    key.bytes().fold(0u64, |h, c| h.wrapping_mul(31) ^ c as u64) % USAGE_SHARDS;
-                self.0.push((tenant.to_string(), keys, bytes, shard));
-            }
+            None => self
+                .0
+                .push((tenant.to_string(), keys, bytes, usage_shard(key))),
         }
     }
 }
@@ -430,6 +437,7 @@ impl DynamoStore {
                     item.insert("vl".into(), n(value.len()));
                     if let Some(exp) = expires_at_ms {
                         item.insert("ve".into(), n(exp));
+                        item.insert("xs".into(), s(expiry::shard(key)));
                     }
                     match value_read {
                         Some(c) => usage.add(key, 0, value.len() as i64 - c.len as i64),

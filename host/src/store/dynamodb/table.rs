@@ -1,19 +1,22 @@
 //! The table: created by `tacos store init`, checked when a host starts.
 
+use super::expiry;
 use anyhow::{Context, bail};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TableStatus,
 };
 use std::time::Duration;
 
-/// Create the table (on-demand capacity) unless it exists; wait until active.
+/// Create the table (on-demand capacity, with the sparse `expiry` index)
+/// unless it exists; wait until active.
 /// Returns whether it was created.
 pub async fn create_table(client: &Client, table: &str) -> anyhow::Result<bool> {
-    let attr = |name: &str| {
+    let attr = |name: &str, kind| {
         AttributeDefinition::builder()
             .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
+            .attribute_type(kind)
             .build()
     };
     let key = |name: &str, kind| {
@@ -25,10 +28,25 @@ pub async fn create_table(client: &Client, table: &str) -> anyhow::Result<bool> 
     let created = client
         .create_table()
         .table_name(table)
-        .attribute_definitions(attr("pk")?)
-        .attribute_definitions(attr("sk")?)
+        .attribute_definitions(attr("pk", ScalarAttributeType::S)?)
+        .attribute_definitions(attr("sk", ScalarAttributeType::S)?)
+        .attribute_definitions(attr("xs", ScalarAttributeType::S)?)
+        .attribute_definitions(attr("ve", ScalarAttributeType::N)?)
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(expiry::INDEX)
+                .key_schema(key("xs", KeyType::Hash)?)
+                .key_schema(key("ve", KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::Include)
+                        .non_key_attributes("vl")
+                        .build(),
+                )
+                .build()?,
+        )
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await;
