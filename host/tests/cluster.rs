@@ -102,22 +102,7 @@ async fn thousand_users_on_hundred_seats_across_three_hosts_hold_exactly_hundred
     let mut held: Vec<String> = Vec::new();
     for h in holds {
         let (status, body) = h.await.unwrap();
-        match status {
-            200 => held.push(
-                body["reserved_seats"][0]["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            ),
-            409 => assert!(
-                matches!(
-                    code(&body),
-                    "ERROR_CODE_INVENTORY_CONFLICT" | "ERROR_CODE_INSUFFICIENT_INVENTORY"
-                ),
-                "{body}"
-            ),
-            other => panic!("unexpected {other}: {body}"),
-        }
+        held.extend(held_seat(status, &body));
     }
     let distinct: HashSet<&String> = held.iter().collect();
     assert_eq!(held.len(), 100, "exactly the hundred seats were held");

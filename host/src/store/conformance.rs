@@ -386,3 +386,39 @@ pub async fn meta_is_created_once(kv: &dyn KvStore) {
     kv.meta_put("m/a", b"third".to_vec()).await.unwrap();
     assert_eq!(kv.meta_get("m/a").await.unwrap().unwrap(), b"third");
 }
+
+/// What `sweep` (the backend's own) removes: values past their expiry, and
+/// their usage; a value renewed without an expiry stays.
+pub async fn sweeping_removes_expired_values_and_their_usage<F, Fut>(
+    kv: &dyn KvStore,
+    clock: &Clock,
+    sweep: F,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = super::StoreResult<usize>>,
+{
+    let at = clock.now_ms() + 1000;
+    let put = |key: &str, value: &[u8], exp: Option<u64>| Op::Put {
+        key: key.into(),
+        value: value.to_vec(),
+        condition: Condition::None,
+        expires_at_ms: exp,
+    };
+    kv.transact(vec![
+        put("s/c/ttl", b"1234", Some(at)),
+        put("s/c/renewed", b"12", Some(at)),
+        put("s/c/kept", b"1", None),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(sweep().await.unwrap(), 0, "nothing is due yet");
+    kv.transact(vec![put("s/c/renewed", b"12", None)])
+        .await
+        .unwrap();
+    clock.advance(std::time::Duration::from_millis(1000));
+    assert_eq!(sweep().await.unwrap(), 1);
+    let usage = kv.usage("s").await.unwrap();
+    assert_eq!((usage.keys, usage.bytes), (2, (8 + 1) + (11 + 2)));
+    assert_eq!(kv.scan("s/", None, 10).await.unwrap().len(), 2);
+    assert_eq!(sweep().await.unwrap(), 0, "once");
+}

@@ -458,3 +458,27 @@ impl Client {
 pub fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<no error>")
 }
+
+/// The seat a hold's answer took, or `None` for the refusals contention
+/// allows (taken, sold out); anything else fails the test.
+pub fn held_seat(status: u16, body: &Value) -> Option<String> {
+    match status {
+        200 => Some(
+            body["reserved_seats"][0]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        ),
+        409 => {
+            assert!(
+                matches!(
+                    code(body),
+                    "ERROR_CODE_INVENTORY_CONFLICT" | "ERROR_CODE_INSUFFICIENT_INVENTORY"
+                ),
+                "{body}"
+            );
+            None
+        }
+        other => panic!("unexpected {other}: {body}"),
+    }
+}

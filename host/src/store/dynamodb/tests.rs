@@ -107,32 +107,8 @@ async fn expired_values_are_swept_and_leave_usage() {
     };
     let clock = Arc::new(Clock::virtual_at(1_000_000));
     let s = open(&server, "sweep", &clock).await;
-    let put = |key: &str, value: &[u8], exp: Option<u64>| Op::Put {
-        key: key.into(),
-        value: value.to_vec(),
-        condition: Condition::None,
-        expires_at_ms: exp,
-    };
-    s.kv.transact(vec![
-        put("t/c/ttl", b"1234", Some(1_001_000)),
-        put("t/c/renewed", b"12", Some(1_001_000)),
-        put("t/c/kept", b"1", None),
-    ])
-    .await
-    .unwrap();
-    assert_eq!(
-        s.kv.sweep_expired(100).await.unwrap(),
-        0,
-        "nothing is due yet"
-    );
-    // Renewed without an expiry before the sweep: it stays.
-    s.kv.transact(vec![put("t/c/renewed", b"12", None)])
-        .await
-        .unwrap();
-    clock.advance(std::time::Duration::from_secs(1));
-    assert_eq!(s.kv.sweep_expired(100).await.unwrap(), 1);
-    let usage = s.kv.usage("t").await.unwrap();
-    assert_eq!((usage.keys, usage.bytes), (2, (8 + 1) + (11 + 2)));
-    assert_eq!(s.kv.scan("t/", None, 10).await.unwrap().len(), 2);
-    assert_eq!(s.kv.sweep_expired(100).await.unwrap(), 0, "once");
+    conformance::sweeping_removes_expired_values_and_their_usage(&s.kv, &clock, || {
+        s.kv.sweep_expired(100)
+    })
+    .await;
 }

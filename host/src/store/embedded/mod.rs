@@ -129,7 +129,8 @@ impl EmbeddedStore {
                 let mut index = txn.open_table(EXPIRY)?;
                 let mut kv = txn.open_table(KV)?;
                 let due: Vec<(u64, String)> = index
-                    .range(..(now, ""))?
+                    // Expired at `exp <= now`, as `live` has it.
+                    .range(..(now + 1, ""))?
                     .take(max)
                     .map(|r| r.map(|(k, _)| (k.value().0, k.value().1.to_string())))
                     .collect::<Result<_, _>>()?;

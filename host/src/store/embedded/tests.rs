@@ -26,8 +26,13 @@ async fn conformance_suite() {
     conformance::outbox_sends_commit_with_the_transaction(&s, &s).await;
     let (_d, s) = open(clock.clone());
     conformance::pending_is_counted_per_tenant(&s).await;
-    let (_d, s) = open(clock);
+    let (_d, s) = open(clock.clone());
     conformance::usage_is_counted_per_tenant(&s).await;
+    let (_d, s) = open(clock.clone());
+    conformance::sweeping_removes_expired_values_and_their_usage(&s, &clock, || {
+        s.sweep_expired(100)
+    })
+    .await;
 }
 
 /// Open the store again once the old handle's writer thread has let go.

@@ -3,7 +3,7 @@
 use super::RedisStore;
 use crate::clock::Clock;
 use crate::servers::{self, Redis};
-use crate::store::{Condition, KvStore, Op, conformance};
+use crate::store::conformance;
 use std::sync::Arc;
 
 async fn open(server: &Redis, prefix: &str, clock: &Arc<Clock>) -> RedisStore {
@@ -39,27 +39,8 @@ async fn expired_values_are_swept_and_leave_usage() {
     };
     let clock = Arc::new(Clock::virtual_at(1_000_000));
     let s = open(&server, "", &clock).await;
-    s.transact(vec![
-        Op::Put {
-            key: "t/c/ttl".into(),
-            value: b"1234".to_vec(),
-            condition: Condition::None,
-            expires_at_ms: Some(1_001_000),
-        },
-        Op::Put {
-            key: "t/c/kept".into(),
-            value: b"1".to_vec(),
-            condition: Condition::None,
-            expires_at_ms: None,
-        },
-    ])
-    .await
-    .unwrap();
-    assert_eq!(s.sweep_expired(100).await.unwrap(), 0, "nothing is due yet");
-    clock.advance(std::time::Duration::from_secs(1));
-    assert_eq!(s.sweep_expired(100).await.unwrap(), 1);
-    let usage = s.usage("t").await.unwrap();
-    assert_eq!((usage.keys, usage.bytes), (1, 8 + 1));
-    let keys: Vec<_> = s.scan("t/", None, 10).await.unwrap();
-    assert_eq!(keys.len(), 1);
+    conformance::sweeping_removes_expired_values_and_their_usage(&s, &clock, || {
+        s.sweep_expired(100)
+    })
+    .await;
 }
