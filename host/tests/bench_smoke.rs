@@ -1,6 +1,7 @@
 //! The benchmarks themselves work: a small flash sale through the real binary
 //! sells every seat exactly once, the protocols bench runs REST and gRPC, and
-//! the tenants bench runs its start-up, spread and noisy-neighbour parts.
+//! the tenants bench runs its start-up, spread and noisy-neighbour parts, and
+//! the stores bench runs on every backend.
 //! (Figures are for docs/BENCHMARKS.md, never asserted.)
 
 use std::process::Command;
@@ -100,4 +101,31 @@ fn tenants_bench_measures_startup_spread_and_noisy_neighbours() {
     // The noisy tenants hit their limits: the deadline, the memory quota.
     assert!(stdout.contains("looping got {504:"), "{stdout}");
     assert!(stdout.contains("hoarding got {429:"), "{stdout}");
+}
+
+#[test]
+fn stores_bench_runs_on_every_backend() {
+    use tacos_host::servers::{self, DynamoDb, Redis};
+    if servers::or_skip(Redis::start()).is_none() || servers::or_skip(DynamoDb::start()).is_none() {
+        return;
+    }
+    let stdout = bench(&[
+        "stores",
+        "--holds",
+        "40",
+        "--dynamodb-holds",
+        "10",
+        "--concurrency",
+        "4",
+    ]);
+    for run in [
+        "embedded",
+        "redis ",
+        "redis, 3 hosts",
+        "dynamodb (moto) + redis",
+        "the floor",
+    ] {
+        assert!(stdout.contains(run), "missing {run}: {stdout}");
+    }
+    assert!(stdout.contains("store requests/hold"), "{stdout}");
 }

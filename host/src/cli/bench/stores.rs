@@ -27,6 +27,10 @@ pub struct StoresArgs {
     /// Concurrent connections.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// Concurrent connections on DynamoDB: moto answers one request at a
+    /// time, so more only queue up (past the 5 s call deadline).
+    #[arg(long, default_value_t = 4)]
+    dynamodb_concurrency: usize,
 }
 
 /// One configuration's hosts.
@@ -41,6 +45,7 @@ struct Setup {
 struct Figures {
     name: &'static str,
     hosts: usize,
+    concurrency: usize,
     holds: Phase,
     /// Store requests per hold, background polling taken off.
     trips: Option<f64>,
@@ -62,13 +67,13 @@ fn start(
     hosts: usize,
     store: Option<String>,
     dir: &std::path::Path,
+    cache: &std::path::Path,
 ) -> anyhow::Result<Setup> {
     let secret = hex::encode(rand::random::<[u8; 16]>());
     let bundle = match &store {
         Some(toml) => Some(bundle(dir, toml)?),
         None => None,
     };
-    let cache = std::env::temp_dir().join("tacos-bench-cache");
     let aws = [
         ("AWS_ACCESS_KEY_ID", "bench"),
         ("AWS_SECRET_ACCESS_KEY", "bench"),
@@ -81,7 +86,7 @@ fn start(
         if let Some(b) = &bundle {
             extra.extend(["--bundle".as_ref(), b.as_os_str()]);
         }
-        let (s, url, _) = super::spawn_host_env(Some(&cache), &extra, &aws, secret.clone())
+        let (s, url, _) = super::spawn_host_env(Some(cache), &extra, &aws, secret.clone())
             .with_context(|| format!("starting a host on {name}"))?;
         spawned.push(s);
         urls.push(url);
@@ -210,6 +215,7 @@ async fn measure(setup: &Setup, holds: usize, concurrency: usize) -> anyhow::Res
     Ok(Figures {
         name: setup.name,
         hosts: urls.len(),
+        concurrency,
         holds: held,
         trips,
     })
@@ -219,12 +225,13 @@ fn print(f: &Figures, baseline: Option<&Figures>) {
     let ratio = baseline
         .map(|b| format!("   ×{:.2} of {}", f.holds.rate() / b.holds.rate(), b.name))
         .unwrap_or_default();
+    let connections = format!("{} conn", f.concurrency);
     let trips = f
         .trips
         .map(|t| format!("{t:>5.1}"))
         .unwrap_or_else(|| "    —".into());
     println!(
-        "  {:<26} {} host{}  {:>7.0} holds/s   p50 {:>7.2} ms   p99 {:>7.2} ms   {trips} store requests/hold{ratio}",
+        "  {:<24} {} host{} {connections:>7}  {:>7.0} holds/s   p50 {:>7.2} ms   p99 {:>7.2} ms   {trips} store requests/hold{ratio}",
         f.name,
         f.hosts,
         if f.hosts == 1 { " " } else { "s" },
@@ -236,10 +243,14 @@ fn print(f: &Figures, baseline: Option<&Figures>) {
 
 pub async fn stores(args: StoresArgs) -> anyhow::Result<()> {
     println!(
-        "stores: {} holds ({} on DynamoDB), {} connections",
-        args.holds, args.dynamodb_holds, args.concurrency
+        "stores: {} holds, {} connections ({} and {} on DynamoDB)",
+        args.holds, args.concurrency, args.dynamodb_holds, args.dynamodb_concurrency
     );
     let dir = tempfile::tempdir()?;
+    // The hosts share compiled components: only the first compiles them.
+    let cache = std::env::var_os("TACOS_CACHE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("compiled"));
     let redis = Redis::start().context("the Redis runs need redis-server")?;
     let dynamodb = DynamoDb::start().context("the DynamoDB runs need moto's server")?;
     let redis_toml = |prefix: &str| {
@@ -256,22 +267,24 @@ pub async fn stores(args: StoresArgs) -> anyhow::Result<()> {
     crate::store::dynamodb::create_table(&dynamodb.client(), "bench").await?;
 
     let mut all = Vec::new();
-    let runs: [(&'static str, usize, Option<String>, usize); 4] = [
-        ("embedded", 1, None, args.holds),
-        ("redis", 1, Some(redis_toml("r1:")), args.holds),
-        ("redis, 3 hosts", 3, Some(redis_toml("r3:")), args.holds),
+    let (n, c) = (args.holds, args.concurrency);
+    let runs: [(&'static str, usize, Option<String>, usize, usize); 4] = [
+        ("embedded", 1, None, n, c),
+        ("redis", 1, Some(redis_toml("r1:")), n, c),
+        ("redis, 3 hosts", 3, Some(redis_toml("r3:")), n, c),
         (
             "dynamodb (moto) + redis",
             1,
             Some(dynamo_toml),
             args.dynamodb_holds,
+            args.dynamodb_concurrency,
         ),
     ];
-    for (i, (name, hosts, store, holds)) in runs.into_iter().enumerate() {
+    for (i, (name, hosts, store, holds, concurrency)) in runs.into_iter().enumerate() {
         let run_dir = dir.path().join(i.to_string());
         std::fs::create_dir_all(&run_dir)?;
-        let setup = start(name, hosts, store, &run_dir)?;
-        let figures = measure(&setup, holds, args.concurrency).await?;
+        let setup = start(name, hosts, store, &run_dir, &cache)?;
+        let figures = measure(&setup, holds, concurrency).await?;
         let baseline = match i {
             0 => None,
             2 => all.get(1),
