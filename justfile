@@ -24,7 +24,7 @@ fmt:
 lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
-    cargo clippy --target wasm32-wasip2 --target-dir target/wasm -p tacos-guest -p tacos-queue -p tacos-reservation -p tacos-inventory -p tacos-payment-sim -p tacos-payment-sim-chaos -p tacos-worker -p tacos-fixture-looper -p tacos-fixture-hello-http -- -D warnings
+    cargo clippy --target wasm32-wasip2 --target-dir target/wasm -p tacos-guest -p tacos-queue -p tacos-reservation -p tacos-inventory -p tacos-payment-sim -p tacos-payment-sim-chaos -p tacos-worker -p tacos-fixture-looper -p tacos-fixture-stuck-consumer -p tacos-fixture-hello-http -- -D warnings
 
 # The flash-sale benchmark (docs/BENCHMARKS.md).
 bench users="100000" seats="10000" concurrency="64":

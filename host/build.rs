@@ -17,6 +17,7 @@ const COMPONENTS: &[&str] = &[
     "tacos-payment-sim-chaos",
     "tacos-worker",
     "tacos-fixture-looper",
+    "tacos-fixture-stuck-consumer",
     "tacos-fixture-hello-http",
 ];
 const TARGET: &str = "wasm32-wasip2";

@@ -127,12 +127,12 @@ async fn a_host_killed_mid_delivery_leaves_no_seat_held_forever() {
     let policy = stuck.with_file_name("stuck.policy.toml");
     let rules = std::fs::read_to_string(&policy).unwrap().replace(
         "[components.worker]\ncapabilities = [",
-        "[components.worker]\nlimits = { deadline_ms = 60000 }\ncapabilities = [\"config\", ",
+        "[components.worker]\nlimits = { deadline_ms = 60000 }\ncapabilities = [",
     );
     std::fs::write(&policy, rules).unwrap();
     let text = std::fs::read_to_string(&stuck).unwrap().replace(
         "component = \"{components}/tacos_worker.wasm\"",
-        "component = \"{components}/tacos_fixture_looper.wasm\"\nconfig = { misbehave = \"loop\" }",
+        "component = \"{components}/tacos_fixture_stuck_consumer.wasm\"",
     );
     std::fs::write(&stuck, text).unwrap();
     let host = cluster.spawn(&stuck);

@@ -65,7 +65,7 @@ impl Cluster {
         };
         cluster.bundle = cluster.bundle_with("shared", "", "");
         let init = cluster
-            .command("store", &cluster.bundle)
+            .command("store")
             .arg("init")
             .arg("--bundle")
             .arg(&cluster.bundle)
@@ -118,7 +118,7 @@ impl Cluster {
     }
 
     /// `tacos <sub>` with the environment a host of this cluster needs.
-    fn command(&self, sub: &str, _bundle: &Path) -> Command {
+    fn command(&self, sub: &str) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tacos"));
         cmd.arg(sub)
             .env("TACOS_JWT_SECRET", JWT_SECRET)
@@ -134,7 +134,7 @@ impl Cluster {
         let n = std::fs::read_dir(self.files.path()).unwrap().count();
         let data = self.files.path().join(format!("host-{n}"));
         let log = self.files.path().join(format!("host-{n}.log"));
-        let mut cmd = self.command("up", bundle);
+        let mut cmd = self.command("up");
         cmd.args(["--virtual-clock", "--no-demo", "--listen", "127.0.0.1:0"])
             .args(["--rate-limit", "all=off"])
             .arg("--bundle")
