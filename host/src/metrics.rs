@@ -95,6 +95,11 @@ pub struct LimitLabels {
     pub by: Label,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabels {
+    pub backend: Label,
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 /// A counter of seconds.
 pub type Seconds = Counter<f64, AtomicU64>;
@@ -118,6 +123,7 @@ pub struct Metrics {
     pub idempotent_replays: Counter,
     pub queue_pending: Gauge,
     pub queue_dead_letters: Gauge,
+    pub store_requests: Family<BackendLabels, Counter>,
     pub tenant_calls: Family<TenantOutcomeLabels, Counter>,
     pub tenant_call_seconds: Histograms<TenantLabels>,
     pub tenant_quota_hits: Family<TenantQuotaLabels, Counter>,
@@ -199,6 +205,12 @@ impl Metrics {
             "Messages in dead-letter topics",
             queue_dead_letters.clone(),
         );
+        let store_requests = Family::default();
+        registry.register(
+            "store_requests",
+            "Requests sent to Redis and DynamoDB (a pipeline or script counts once)",
+            store_requests.clone(),
+        );
         let tenant_calls = Family::default();
         registry.register(
             "tenant_calls",
@@ -265,6 +277,7 @@ impl Metrics {
             idempotent_replays,
             queue_pending,
             queue_dead_letters,
+            store_requests,
             tenant_calls,
             tenant_call_seconds,
             tenant_quota_hits,

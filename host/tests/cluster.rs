@@ -320,4 +320,13 @@ async fn swaps_and_tenant_changes_reach_every_host() {
         eventually(|| async { !listed(&a).await }).await,
         "the removal reached the first host"
     );
+    // Each host counts what it asks of Redis.
+    let (_, metrics) = a.get("/metrics").await;
+    let requests = metrics
+        .as_str()
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("tacos_store_requests_total{backend=\"redis\"} "))
+        .and_then(|n| n.parse::<f64>().ok());
+    assert!(requests.is_some_and(|n| n > 0.0), "{metrics}");
 }

@@ -66,8 +66,13 @@ pub(super) async fn handle(
                 let mut store = j!({
                     "kv": stores.kv_backend.name(),
                     "queue": stores.queue_backend.name(),
-                    "round_trips": stores.round_trips(),
                 });
+                store["round_trips"] = stores
+                    .round_trips()
+                    .into_iter()
+                    .map(|(b, n)| (b.name().to_string(), n.into()))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into();
                 if let Some(stats) = stores.embedded.as_ref().map(|e| e.stats()) {
                     store["commits"] = stats
                         .commits
@@ -100,6 +105,13 @@ pub(super) async fn handle(
                     metrics.queue_dead_letters.set(depth.dead as i64);
                 }
                 Err(e) => tracing::warn!(error = %e, "reading the queue depth for /metrics"),
+            }
+            for (backend, n) in shared.stores.round_trips() {
+                let labels = crate::metrics::BackendLabels {
+                    backend: backend.name().into(),
+                };
+                let counter = metrics.store_requests.get_or_create(&labels);
+                counter.inc_by(n.saturating_sub(counter.get()));
             }
             for t in runtime.tenants().all() {
                 let labels = crate::metrics::TenantLabels {

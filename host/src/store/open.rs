@@ -226,16 +226,17 @@ impl Stores {
         self.queue_backend == Backend::Redis
     }
 
-    /// Requests sent to Redis and DynamoDB so far.
-    pub fn round_trips(&self) -> serde_json::Value {
-        let mut out = serde_json::json!({});
-        if let Some(r) = &self.redis {
-            out["redis"] = r.round_trips().into();
-        }
-        if let Some(d) = &self.dynamodb {
-            out["dynamodb"] = d.round_trips().into();
-        }
-        out
+    /// Requests sent to Redis and DynamoDB so far, by backend.
+    pub fn round_trips(&self) -> Vec<(Backend, u64)> {
+        let redis = self
+            .redis
+            .as_ref()
+            .map(|r| (Backend::Redis, r.round_trips()));
+        let dynamodb = self
+            .dynamodb
+            .as_ref()
+            .map(|d| (Backend::Dynamodb, d.round_trips()));
+        redis.into_iter().chain(dynamodb).collect()
     }
 
     /// What holds what, for the banner.
