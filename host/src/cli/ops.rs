@@ -168,6 +168,14 @@ fn print_outcome(o: &Value, verb: &str) {
         o["current"]["origin"].as_str().unwrap_or(""),
         o["took_ms"].as_f64().unwrap_or(0.0)
     );
+    applied_on(o);
+}
+
+/// Where a change was made, when the host shares its store with others.
+pub(super) fn applied_on(answer: &Value) {
+    if let Some(hosts) = answer["applied_on"].as_str() {
+        println!("  applied on {hosts}");
+    }
 }
 
 pub async fn services(args: ServicesArgs) -> anyhow::Result<()> {

@@ -103,15 +103,17 @@ pub async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
                 "changed"
             };
             println!("tenant `{id}` {verb}");
+            super::ops::applied_on(&answer);
             Ok(())
         }
         TenantCommand::Remove { id, target } => {
-            target
+            let answer = target
                 .request("DELETE", &format!("/admin/v1/tenants/{id}"), None)
                 .await?;
             println!(
                 "tenant `{id}` removed (its data stays; `tacos tenant apply {id}` brings it back)"
             );
+            super::ops::applied_on(&answer);
             Ok(())
         }
     }
