@@ -6,7 +6,7 @@
 //! the queue was down) once they are [`STALE_MS`] old. Relaying is enqueue,
 //! then delete: a crash in between sends the message twice, never zero times.
 
-use super::{DynamoStore, Item, message_of, n, s, unavailable};
+use super::{DynamoStore, Item, n, num, s, unavailable};
 use crate::clock::system_now_ms;
 use crate::store::{NewMessage, StoreError, StoreResult};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -32,6 +32,18 @@ pub(super) fn item(msg: &NewMessage) -> Item {
         ("due".to_string(), n(msg.due_at_ms)),
         ("trace".to_string(), s(&msg.trace_id)),
     ])
+}
+
+/// The message an outbox item carries.
+fn message_of(item: &Item) -> Option<NewMessage> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    Some(NewMessage {
+        tenant: text("tenant")?,
+        topic: text("topic")?,
+        payload: item.get("payload")?.as_b().ok()?.as_ref().to_vec(),
+        due_at_ms: num(item, "due")?,
+        trace_id: text("trace").unwrap_or_default(),
+    })
 }
 
 impl DynamoStore {
