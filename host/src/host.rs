@@ -5,6 +5,7 @@ use crate::bundle::{BUILT_COMPONENTS_DIR, Bundle};
 use crate::clock::{Clock, system_now_ms};
 use crate::edge::Edge;
 use crate::edge::auth::{Auth, AuthOptions};
+use crate::edge::conn::ConnLimits;
 use crate::edge::limits::RateLimits;
 use crate::queue::Dispatcher;
 use crate::runtime::{Runtime, RuntimeParts, Settings};
@@ -19,6 +20,40 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 const VIRTUAL_NOW_KEY: &str = "clock/virtual_now_ms";
+/// Where a host listening off loopback keeps the admin token it made.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// The admin token a host on `listen` requires, and a line saying so.
+///
+/// The configured token (at least 16 bytes), else: on loopback none (the
+/// admin API is open to this machine's processes, as for a developer's
+/// host); off loopback one made at `<data-dir>/admin-token` (owner-only) on
+/// first start, so the admin API is never open on a network.
+pub fn admin_token(
+    configured: Option<String>,
+    listen: SocketAddr,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(Option<String>, String)> {
+    match configured {
+        Some(t) if t.len() < 16 => anyhow::bail!("the admin token must be at least 16 bytes"),
+        Some(t) => Ok((Some(t), "token required (as configured)".into())),
+        None if listen.ip().is_loopback() => Ok((
+            None,
+            "open to this machine (loopback; set --admin-token to require one)".into(),
+        )),
+        None => {
+            let path = data_dir.join(ADMIN_TOKEN_FILE);
+            let token = crate::edge::auth::stored_secret(&path)?;
+            Ok((
+                Some(token),
+                format!(
+                    "token required, in {} (TACOS_ADMIN_TOKEN=$(cat …) for the CLI)",
+                    path.display()
+                ),
+            ))
+        }
+    }
+}
 
 /// How to start a host.
 #[derive(Debug, Clone)]
@@ -44,6 +79,8 @@ pub struct HostOptions {
     pub idempotency_window: Duration,
     /// Token buckets per client IP and user, by route class.
     pub rate_limits: RateLimits,
+    /// Open connections and their timeouts.
+    pub connections: ConnLimits,
 }
 
 impl HostOptions {
@@ -61,6 +98,7 @@ impl HostOptions {
             auth: AuthOptions::default(),
             idempotency_window: Duration::from_secs(300),
             rate_limits: RateLimits::default(),
+            connections: ConnLimits::default(),
         }
     }
 }
@@ -71,11 +109,14 @@ pub struct Shared {
     pub dispatcher: Arc<Dispatcher>,
     pub stores: Stores,
     pub admin_token: Option<String>,
+    /// Whether and where an admin token is required, for the banner.
+    pub admin_summary: String,
     pub auth: Auth,
     /// How tokens are checked, for the banner.
     pub auth_summary: String,
     pub idempotency_window: Duration,
     pub rate_limits: RateLimits,
+    pub connections: ConnLimits,
     /// Seed a tenant's demo events when it is added.
     pub seed_events: bool,
     /// The log of runtime changes, when other hosts share the store.
@@ -192,6 +233,8 @@ impl Host {
                 .map_err(|e| anyhow::anyhow!("bundle {}: {e}", bundle.origin))?;
         }
         let (auth, auth_summary) = Auth::new(&opts.auth, &opts.data_dir)?;
+        let (admin_token, admin_summary) =
+            admin_token(opts.admin_token.clone(), addr, &opts.data_dir)?;
         let dispatcher = Dispatcher::start(runtime.clone());
         let sync = match stores.shared() {
             true => Some(Arc::new(Sync::start(stores.kv.clone()).await?)),
@@ -202,10 +245,12 @@ impl Host {
             auth_summary,
             idempotency_window: opts.idempotency_window,
             rate_limits: opts.rate_limits.clone(),
+            connections: opts.connections.clone(),
             runtime: runtime.clone(),
             dispatcher,
             stores: stores.clone(),
-            admin_token: opts.admin_token.clone(),
+            admin_token,
+            admin_summary,
             seed_events: opts.seed_events,
             sync: sync.clone(),
         });

@@ -45,6 +45,11 @@ impl Codec {
         self.pool.get_service_by_name(name)
     }
 
+    /// Every service of the contracts.
+    pub fn services(&self) -> impl Iterator<Item = prost_reflect::ServiceDescriptor> + '_ {
+        self.pool.services()
+    }
+
     /// Parse JSON into a message (unknown fields refused), then set `extra`
     /// string fields (path and query parameters; they win over the body).
     pub fn from_json(

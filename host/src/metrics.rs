@@ -120,6 +120,7 @@ pub struct Metrics {
     pub instantiations: Family<ComponentLabels, Counter>,
     pub messages: Family<TopicLabels, Counter>,
     pub rate_limited: Family<LimitLabels, Counter>,
+    pub connections_refused: Counter,
     pub idempotent_replays: Counter,
     pub queue_pending: Gauge,
     pub queue_dead_letters: Gauge,
@@ -186,6 +187,12 @@ impl Metrics {
             "rate_limited",
             "Requests refused by a rate limit, by route class and bucket (ip, user)",
             rate_limited.clone(),
+        );
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections answered 503 and closed because the host had its maximum open",
+            connections_refused.clone(),
         );
         let idempotent_replays = Counter::default();
         registry.register(
@@ -274,6 +281,7 @@ impl Metrics {
             instantiations,
             messages,
             rate_limited,
+            connections_refused,
             idempotent_replays,
             queue_pending,
             queue_dead_letters,

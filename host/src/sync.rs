@@ -33,6 +33,8 @@ pub enum Change {
     Rollback { service: String },
     TenantPut { id: String },
     TenantRemove { id: String },
+    /// A tenant's webhook secret was rotated: reload its keys from the store.
+    TenantSecret { id: String },
 }
 
 #[derive(Serialize, Deserialize)]

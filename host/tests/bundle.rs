@@ -264,3 +264,92 @@ async fn store_settings_that_cannot_work_are_refused_before_start() {
     .await;
     assert!(msg.contains("redis at redis://127.0.0.1:1/"), "{msg}");
 }
+
+/// A gzipped tar of `entries` (name, declared size, bytes).
+fn archive(path: &Path, entries: &[(&str, u64, &[u8])]) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        file,
+        flate2::Compression::fast(),
+    ));
+    for (name, size, bytes) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(name).unwrap();
+        h.set_size(*size);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append(&h, *bytes).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archives_unpack_within_caps_and_only_with_every_file_hashed() {
+    use tacos_host::bundle::pack::{MAX_ENTRIES, MAX_UNPACKED};
+    let out = tempfile::tempdir().unwrap();
+    let manifest = std::fs::read(default_manifest()).unwrap();
+
+    // A manifest without hashes: nothing in it would be checked.
+    let unhashed = out.path().join("unhashed.tacos");
+    archive(&unhashed, &[("bundle.toml", manifest.len() as u64, &manifest)]);
+    let msg = refused(unhashed).await;
+    assert!(msg.contains("no `hashes`"), "{msg}");
+
+    // A file beside the manifest that its hashes do not name.
+    let extra = out.path().join("extra.tacos");
+    let hashed = b"hashes = { \"policy.toml\" = \"00\" }\n";
+    archive(
+        &extra,
+        &[
+            ("bundle.toml", hashed.len() as u64, hashed),
+            ("smuggled.wasm", 1, b"x"),
+        ],
+    );
+    let msg = refused(extra).await;
+    assert!(msg.contains("smuggled.wasm is not among"), "{msg}");
+
+    // A bomb: an entry that claims more than the cap is refused on its
+    // header, before a byte of it reaches the disk.
+    let bomb = out.path().join("bomb.tacos");
+    archive(&bomb, &[("big.wasm", MAX_UNPACKED + 1, b"")]);
+    let dir = tempfile::tempdir().unwrap();
+    let msg = refused_in(bomb, dir.path()).await;
+    assert!(msg.contains("bytes unpacked"), "{msg}");
+    let written: u64 = walk(&dir.path().join("bundles"));
+    assert!(written < 1 << 20, "{written} bytes written");
+
+    // Too many files.
+    let many = out.path().join("many.tacos");
+    let names: Vec<String> = (0..=MAX_ENTRIES).map(|i| format!("f{i}")).collect();
+    let entries: Vec<(&str, u64, &[u8])> =
+        names.iter().map(|n| (n.as_str(), 1, &b"x"[..])).collect();
+    archive(&many, &entries);
+    let msg = refused(many).await;
+    assert!(msg.contains("files or"), "{msg}");
+}
+
+async fn refused_in(bundle: PathBuf, dir: &Path) -> String {
+    let mut opts = common::options(dir);
+    opts.bundle = Some(bundle);
+    match Host::start(opts).await {
+        Ok(_) => panic!("the bundle must be refused"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+/// Bytes of the files under `dir` (0 when it does not exist).
+fn walk(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            if p.is_dir() {
+                walk(&p)
+            } else {
+                std::fs::metadata(&p).unwrap().len()
+            }
+        })
+        .sum()
+}

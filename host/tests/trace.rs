@@ -32,7 +32,9 @@ async fn one_webhook(listener: TcpListener) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_trace_survives_the_queue() {
-    let t = start().await;
+    let files = tempfile::tempdir().unwrap();
+    let bundle = tenants::bundle_posting_to(files.path(), "", "127.0.0.1:*");
+    let t = start_with(|o| o.bundle = Some(bundle)).await;
     t.create_event("tr", 3, 1_000, 1000).await;
     let token = t.admitted("tr", "ola").await;
     let (_, held) = t.hold("tr", "ola", &token, &["A-1"], "k").await;
@@ -56,7 +58,11 @@ async fn the_trace_survives_the_queue() {
 
     // The completion is a delayed message: 2–4 s of virtual time later.
     t.advance(5.0).await;
-    let sent = hook.await.unwrap().expect("a webhook with a traceparent");
+    let sent = tokio::time::timeout(std::time::Duration::from_secs(30), hook)
+        .await
+        .expect("the webhook arrives in time")
+        .unwrap()
+        .expect("a webhook with a traceparent");
     assert_eq!(
         sent.split('-').nth(1),
         Some(trace),

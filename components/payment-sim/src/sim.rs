@@ -21,6 +21,7 @@ use tacos_guest::proto::gateway::v1::{
 };
 use tacos_guest::proto::internal::v1::{Marker, PaymentCompletion};
 use tacos_guest::proto::payment::v1::*;
+use tacos_guest::proto::reservation::v1::{GetReservationRequest, GetReservationResponse};
 use tacos_guest::proto::timestamp_ms;
 use tacos_guest::{
     Message, Reply, Result, ServiceError, config_or, decode, handle, now_ms, random_below, reply,
@@ -65,17 +66,30 @@ fn pay_key(id: &str) -> String {
     format!("pay:{id}")
 }
 
+/// An intent as its owner sees it (`user_id` empty: an internal caller).
+/// Another user's intent is answered as if it did not exist.
 fn load(id: &str, user_id: &str) -> Result<Versioned<Payment>> {
     require("payment_intent_id", id)?;
-    let p = kv::get::<Payment>(&pay_key(id))?
-        .ok_or_else(|| ServiceError::not_found(format!("payment intent {id} not found")))?;
+    let not_found = || ServiceError::not_found(format!("payment intent {id} not found"));
+    let p = kv::get::<Payment>(&pay_key(id))?.ok_or_else(not_found)?;
     if !user_id.is_empty() && p.value.user_id != user_id {
-        return Err(ServiceError::new(
-            ErrorCode::Forbidden,
-            "payment intent belongs to another user",
-        ));
+        return Err(not_found());
     }
     Ok(p)
+}
+
+/// The payer's own reservation, asked of the reservation service with the
+/// payer as its user: someone else's is not found.
+fn check_reservation(reservation_id: &str, user_id: &str) -> Result<()> {
+    let _: GetReservationResponse = tacos_guest::call(
+        "reservation.v1.ReservationService",
+        "GetReservation",
+        &GetReservationRequest {
+            reservation_id: reservation_id.to_string(),
+            user_id: user_id.to_string(),
+        },
+    )?;
+    Ok(())
 }
 
 fn status_of(p: &Payment) -> PaymentStatus {
@@ -179,7 +193,7 @@ fn create(request: &[u8]) -> Reply {
         }
         Ok(())
     })();
-    if let Err(e) = validated {
+    if let Err(e) = validated.and_then(|_| check_reservation(&req.reservation_id, &req.user_id)) {
         return Err(e.encode());
     }
     let claim = if req.idempotency_key.is_empty() {
@@ -326,7 +340,8 @@ fn list(req: ListPaymentsRequest) -> Result<ListPaymentsResponse> {
 }
 
 fn simulate(req: SimulateWebhookRequest) -> Result<SimulateWebhookResponse> {
-    let p = load(&req.payment_intent_id, "")?;
+    require("user_id", &req.user_id)?;
+    let p = load(&req.payment_intent_id, &req.user_id)?;
     let target = PaymentStatus::try_from(req.target_status).unwrap_or(PaymentStatus::Unspecified);
     if !matches!(
         target,

@@ -134,9 +134,18 @@ fn join(req: JoinQueueRequest) -> Result<JoinQueueResponse> {
     require("user_id", &req.user_id)?;
     let rate = rate_of(&req.event_id)?;
     let now = now_ms();
-    let user_key = format!("user:{}:{}", req.event_id, req.user_id);
+    // A user who joins again from the same session keeps their place; another
+    // session naming the same user gets a place of its own, never this one's
+    // token (signed in, the user is the token's subject, so nobody else can
+    // name them at all).
+    let user_key = format!(
+        "user:{}:{}:{}{}",
+        req.event_id,
+        req.user_id.len(),
+        req.user_id,
+        req.session_id
+    );
 
-    // A user who joins again keeps their place.
     if let Some(existing) = kv::get::<WaitingTicket>(&user_key)? {
         let t = existing.value;
         if t.expires_at_ms > now && kv::get::<Marker>(&format!("left:{}", t.id))?.is_none() {
@@ -262,6 +271,7 @@ fn admit(req: RequestAdmissionRequest) -> Result<RequestAdmissionResponse> {
         user_id: t.user_id.clone(),
         expires_at_ms: now + ttl_seconds * 1000,
         ticket_id: t.id.clone(),
+        ticket_expires_at_ms: t.expires_at_ms,
     };
     // Count each ticket's first admission only.
     let mut tx = Tx::new();

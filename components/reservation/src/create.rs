@@ -1,6 +1,12 @@
 //! CreateReservation: claim the idempotency key, check the reservation token,
-//! hold the seats through inventory, then write the reservation and the
-//! idempotent response together.
+//! claim the token's one hold, hold the seats through inventory, then write
+//! the reservation and the idempotent response together.
+//!
+//! One admission makes one hold: the token's waiting ticket is claimed with a
+//! conditional put before inventory runs, so of two different requests with
+//! the same token only one gets past it (a replay of the same request is
+//! answered by its idempotency record first). A hold that fails gives the
+//! claim back, so the buyer may try other seats with the same admission.
 
 use super::*;
 
@@ -17,7 +23,10 @@ pub(crate) fn create(request: &[u8]) -> Reply {
         Err(e) => return Err(e.encode()),
     };
     let result = check_token(&req)
-        .and_then(|_| hold(req))
+        .and_then(|grant| {
+            let used = claim_admission(&grant)?;
+            hold(req).inspect_err(|_| give_back(&grant, used))
+        })
         .map(|(resp, rec)| {
             let mut tx = Tx::new();
             tx.put(&res_key(&rec.reservation_id), &rec, Condition::Absent)
@@ -81,6 +90,33 @@ fn check_token(req: &CreateReservationRequest) -> Result<AdmissionGrant> {
         ));
     }
     Ok(grant)
+}
+
+fn admission_key(grant: &AdmissionGrant) -> String {
+    format!("admission-used:{}", grant.ticket_id)
+}
+
+/// Take the admission's one hold; its version, to give it back.
+fn claim_admission(grant: &AdmissionGrant) -> Result<u64> {
+    // Kept as long as the queue could grant the ticket again.
+    let ttl = (grant.ticket_expires_at_ms.max(grant.expires_at_ms) - now_ms()).max(1) as u64;
+    let mut tx = Tx::new();
+    tx.put_ttl(&admission_key(grant), &Marker {}, Condition::Absent, ttl);
+    match tx.commit() {
+        Ok(v) => Ok(v[0]),
+        Err(TxError::Conflict(_)) => Err(ServiceError::new(
+            ErrorCode::Forbidden,
+            "reservation_token was already used for a hold; join the waiting room again",
+        )),
+        Err(TxError::Failed(e)) => Err(e),
+    }
+}
+
+/// A hold that did not happen leaves the admission unused.
+fn give_back(grant: &AdmissionGrant, version: u64) {
+    let mut tx = Tx::new();
+    tx.delete(&admission_key(grant), Condition::Version(version));
+    let _ = tx.commit();
 }
 
 fn hold(req: CreateReservationRequest) -> Result<(CreateReservationResponse, Reservation)> {

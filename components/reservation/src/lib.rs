@@ -84,14 +84,13 @@ fn load(id: &str) -> Result<Versioned<Reservation>> {
         .ok_or_else(|| ServiceError::not_found(format!("reservation {id} not found")))
 }
 
-/// A reservation as its owner sees it; `user_id` may be empty for internal callers.
+/// A reservation as its owner sees it; `user_id` may be empty for internal
+/// callers. Another user's reservation is answered as if it did not exist,
+/// so ids cannot be probed.
 fn load_owned(id: &str, user_id: &str) -> Result<Versioned<Reservation>> {
     let r = load(id)?;
     if !user_id.is_empty() && r.value.user_id != user_id {
-        return Err(ServiceError::new(
-            ErrorCode::Forbidden,
-            "reservation belongs to another user",
-        ));
+        return Err(ServiceError::not_found(format!("reservation {id} not found")));
     }
     Ok(r)
 }

@@ -132,8 +132,19 @@ pub fn is_archive(path: &Path) -> anyhow::Result<bool> {
     Ok(f.read(&mut head)? == 2 && head == GZIP_MAGIC)
 }
 
+/// The most files an archive may hold.
+pub const MAX_ENTRIES: usize = 1024;
+/// The most bytes an archive may unpack to (a gzip bomb stops here, before
+/// it reaches the disk).
+pub const MAX_UNPACKED: u64 = 1 << 30;
+
 /// Unpack an archive under `root` (once: the directory is named by the
 /// archive's hash) and return the directory holding its manifest.
+///
+/// An archive holds at most [`MAX_ENTRIES`] regular files of at most
+/// [`MAX_UNPACKED`] bytes in all, and every file but the manifest must be
+/// among the manifest's `hashes` (as `tacos bundle pack` writes them), so
+/// nothing in an archive loads unchecked.
 pub fn unpack(archive: &Path, root: &Path) -> anyhow::Result<PathBuf> {
     let bytes =
         std::fs::read(archive).with_context(|| format!("reading bundle {}", archive.display()))?;
@@ -144,6 +155,8 @@ pub fn unpack(archive: &Path, root: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
     let tmp = tempfile::tempdir_in(root)?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_slice()));
+    let (mut count, mut total) = (0usize, 0u64);
+    let mut names = Vec::new();
     for entry in tar
         .entries()
         .with_context(|| format!("{} is not a bundle archive", archive.display()))?
@@ -155,6 +168,15 @@ pub fn unpack(archive: &Path, root: &Path) -> anyhow::Result<PathBuf> {
                 archive.display()
             );
         }
+        count += 1;
+        total = total.saturating_add(entry.header().size()?);
+        if count > MAX_ENTRIES || total > MAX_UNPACKED {
+            bail!(
+                "bundle {}: more than {MAX_ENTRIES} files or {MAX_UNPACKED} bytes unpacked",
+                archive.display()
+            );
+        }
+        names.push(entry.path()?.to_string_lossy().into_owned());
         // `unpack_in` refuses paths that would leave the directory.
         if !entry.unpack_in(tmp.path())? {
             bail!(
@@ -165,6 +187,27 @@ pub fn unpack(archive: &Path, root: &Path) -> anyhow::Result<PathBuf> {
     }
     if !tmp.path().join(MANIFEST).is_file() {
         bail!("bundle {}: no {MANIFEST} inside", archive.display());
+    }
+    let manifest = std::fs::read_to_string(tmp.path().join(MANIFEST))?;
+    let hashes = toml::from_str::<toml::Table>(&manifest)
+        .ok()
+        .and_then(|t| t.get("hashes").and_then(|h| h.as_table()).cloned())
+        .unwrap_or_default();
+    if hashes.is_empty() {
+        bail!(
+            "bundle {}: its manifest has no `hashes`; pack it with `tacos bundle pack`",
+            archive.display()
+        );
+    }
+    if let Some(unhashed) = names
+        .iter()
+        .map(|n| n.trim_start_matches("./"))
+        .find(|n| *n != MANIFEST && !hashes.contains_key(*n))
+    {
+        bail!(
+            "bundle {}: {unhashed} is not among the manifest's hashes",
+            archive.display()
+        );
     }
     let unpacked = tmp.keep();
     if let Err(e) = std::fs::rename(&unpacked, &dir) {

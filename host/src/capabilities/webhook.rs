@@ -1,5 +1,11 @@
 //! `tacos:platform/webhook`: signed outbound webhooks to hosts the policy allows.
 //!
+//! A component posts only where its policy says (`self`, or `host:port`),
+//! and never to an operator route: not to this host's own anything but its
+//! webhook receivers (`/api/v1/webhooks/…`), and not to `/admin/…` or
+//! `/metrics` of any host. So a user-chosen `webhook_url` cannot reach the
+//! admin API, whatever the policy.
+//!
 //! The payload arrives as protobuf and leaves as proto3 JSON, signed the
 //! Standard Webhooks way with the tenant's key (which the component never
 //! sees), and carries `x-tenant-id`, so a tacos host receiving it (the
@@ -22,7 +28,28 @@ impl webhook::Host for CallState {
     }
 }
 
+/// The paths of this host a webhook may go to.
+const OWN_RECEIVERS: &str = "/api/v1/webhooks/";
+
 impl CallState {
+    /// Whether `host:port` is this host: its public address, or its port on
+    /// a loopback or unspecified address.
+    fn is_own_address(&self, host: &str, port: u16) -> bool {
+        let Ok(own) = self.runtime.settings.public_url.parse::<hyper::Uri>() else {
+            return false;
+        };
+        if own.port_u16().unwrap_or(80) != port {
+            return false;
+        }
+        let ip = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>();
+        own.host() == Some(host)
+            || host.eq_ignore_ascii_case("localhost")
+            || ip.is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+    }
+
     async fn deliver_webhook(&mut self, request: Request) -> Result<u16, String> {
         let uri: hyper::Uri = request
             .url
@@ -33,7 +60,16 @@ impl CallState {
         }
         let host = uri.host().unwrap_or_default();
         let port = uri.port_u16().unwrap_or(80);
-        if !self.version.policy.may_post_to(host, port) {
+        let path = uri.path();
+        let is_self = self.is_own_address(host, port);
+        let operator_route = path.starts_with("/admin") || path.starts_with("/metrics");
+        if operator_route || (is_self && !path.starts_with(OWN_RECEIVERS)) {
+            return Err(format!(
+                "component `{}` may not post to {path} (only webhook receivers)",
+                self.version.name
+            ));
+        }
+        if !self.version.policy.may_post_to(host, port, is_self) {
             return Err(format!(
                 "component `{}` may not post to {host}:{port} (policy)",
                 self.version.name
@@ -52,9 +88,11 @@ impl CallState {
         let body = codec
             .to_json(&desc, &request.payload)
             .map_err(|e| e.to_string())?;
-        let timestamp = self.now_ms() / 1000;
-        let signature = crate::signature::sign(
-            &self.ctx.tenant.webhook_key,
+        let now_ms = self.now_ms();
+        let timestamp = now_ms / 1000;
+        let keys = self.ctx.tenant.webhook_keys();
+        let signature = crate::signature::sign_all(
+            &keys.active(now_ms),
             &request.webhook_id,
             timestamp,
             &body,

@@ -135,7 +135,8 @@ struct UpArgs {
     /// Compiled-component cache (default: <data-dir>/compiled).
     #[arg(long, value_name = "DIR", env = "TACOS_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
-    /// Require `Authorization: Bearer <token>` on admin routes.
+    /// Require `Authorization: Bearer <token>` on admin routes (at least 16
+    /// bytes). Off loopback a host without one makes one in <data-dir>/admin-token.
     #[arg(
         long,
         value_name = "TOKEN",
@@ -304,6 +305,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     );
     println!("  auth       {}", host.shared.auth_summary);
+    println!("  admin      {}", host.shared.admin_summary);
     println!("  limits     {}", host.shared.rate_limits.summary());
     for slot in host.runtime().slots() {
         let v = slot.current.load();

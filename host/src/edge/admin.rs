@@ -1,6 +1,9 @@
 //! Host routes that reach no component: health, readiness, `/metrics`, the virtual clock,
-//! dead letters (of the tenant the request names, as API routes pick it). Operator routes require `Authorization: Bearer <token>` when
-//! the host was started with an admin token.
+//! dead letters (of the tenant the request names, as API routes pick it).
+//! Operator routes require `Authorization: Bearer <token>` when the host has
+//! an admin token, which it always has off loopback (see
+//! [`host::admin_token`](crate::host::admin_token)); the token is compared in
+//! constant time.
 
 use super::{Body, Edge, errors, json};
 use http_body_util::{BodyExt, Limited};
@@ -25,7 +28,11 @@ pub(super) fn authorize(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if given == Some(token.as_str()) {
+    let matches = given.is_some_and(|g| {
+        use subtle::ConstantTimeEq;
+        bool::from(g.as_bytes().ct_eq(token.as_bytes()))
+    });
+    if matches {
         Ok(())
     } else {
         Err(errors::error(
@@ -143,10 +150,13 @@ pub(super) async fn handle(
             );
             resp
         }
-        (&Method::GET, "/admin/v1/clock") => ok(
-            j!({"now_ms": runtime.clock.now_ms(), "virtual": runtime.clock.is_virtual()}),
-            trace,
-        ),
+        (&Method::GET, "/admin/v1/clock") => match authorize(edge, req.headers(), trace) {
+            Ok(()) => ok(
+                j!({"now_ms": runtime.clock.now_ms(), "virtual": runtime.clock.is_virtual()}),
+                trace,
+            ),
+            Err(e) => fail(e),
+        },
         (&Method::POST, "/admin/v1/clock/advance") => match authorize(edge, req.headers(), trace) {
             Ok(()) => advance(edge, req, trace).await,
             Err(e) => fail(e),

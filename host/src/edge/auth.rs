@@ -3,8 +3,9 @@
 //!
 //! A token is accepted when its signature verifies (HS256 with the configured
 //! secret, or RS256/ES256 with a key of the configured JWKS file, picked by
-//! `kid`), it has a subject, and it has not expired by the host's clock (so
-//! the virtual clock ages tokens too). Issuer and audience are checked when
+//! `kid`), it has a subject, it has not expired by the host's clock (so
+//! the virtual clock ages tokens too), and neither its `nbf` nor its `iat`
+//! lies more than a minute ahead of that clock. Issuer and audience are checked when
 //! configured. The subject is the caller's user id: the edge writes it into
 //! the request's `user_id` field, and a request naming another user is
 //! refused, so a component never sees a user id the token does not vouch for.
@@ -42,6 +43,9 @@ pub struct Claims {
     pub exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
+    /// Not valid before (seconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
     /// The tenant the token is for; `default` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
@@ -55,6 +59,10 @@ pub struct Auth {
     issuer: Option<String>,
     audience: Option<String>,
 }
+
+/// How far ahead of the host's clock a token's `nbf` and `iat` may be
+/// (clocks of issuers and hosts drift a little).
+pub const LEEWAY_S: u64 = 60;
 
 /// The secret file's name under the data dir.
 pub const SECRET_FILE: &str = "jwt-secret";
@@ -139,6 +147,12 @@ impl Auth {
         if claims.exp <= now_s {
             return Err("the token has expired".into());
         }
+        if claims.nbf.is_some_and(|nbf| nbf > now_s + LEEWAY_S) {
+            return Err("the token is not valid yet (nbf)".into());
+        }
+        if claims.iat.is_some_and(|iat| iat > now_s + LEEWAY_S) {
+            return Err("the token was issued in the future (iat)".into());
+        }
         if claims.sub.is_empty() {
             return Err("the token has an empty subject".into());
         }
@@ -163,6 +177,7 @@ pub fn mint_for(
         sub: user.to_string(),
         exp: now_s + ttl_s,
         iat: Some(now_s),
+        nbf: None,
         tenant: tenant.map(str::to_string),
     };
     jsonwebtoken::encode(
@@ -176,7 +191,14 @@ pub fn mint_for(
 /// The secret a host on `data_dir` uses when none is configured: read, or
 /// made (32 random bytes, hex) and written owner-only on first use.
 pub fn dev_secret(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join(SECRET_FILE);
+    stored_secret(&data_dir.join(SECRET_FILE))
+}
+
+/// The secret kept in the file at `path`: read, or made (32 random bytes,
+/// hex) and written owner-only on first use.
+pub fn stored_secret(path: &Path) -> anyhow::Result<String> {
+    let path = path.to_path_buf();
+    let data_dir = path.parent().unwrap_or(Path::new("."));
     match std::fs::read_to_string(&path) {
         Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_string()),
         Ok(_) => {}
@@ -282,6 +304,43 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn not_before_and_issued_at_in_the_future_are_refused() {
+        let secret = "0123456789abcdef-secret";
+        let auth = hs(secret);
+        let sign = |iat: Option<u64>, nbf: Option<u64>| {
+            let claims = Claims {
+                sub: "alice".into(),
+                exp: 1_000_000,
+                iat,
+                nbf,
+                tenant: None,
+            };
+            let t = jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(secret.as_bytes()),
+            )
+            .unwrap();
+            format!("Bearer {t}")
+        };
+        let now = 10_000;
+        let tomorrow = now + 86_400;
+        assert!(
+            auth.verify(Some(&sign(None, Some(tomorrow))), now)
+                .unwrap_err()
+                .contains("nbf")
+        );
+        assert!(
+            auth.verify(Some(&sign(Some(tomorrow), None)), now)
+                .unwrap_err()
+                .contains("iat")
+        );
+        // Within the leeway, and once the time has come, it is good.
+        assert!(auth.verify(Some(&sign(Some(now + 30), Some(now + 30))), now).is_ok());
+        assert!(auth.verify(Some(&sign(None, Some(tomorrow))), tomorrow).is_ok());
     }
 
     #[test]

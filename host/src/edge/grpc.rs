@@ -12,12 +12,14 @@
 //! every served service. `grpc-timeout` becomes the component call's deadline.
 //! Errors map to gRPC status codes and carry the contract's `common.v1.Error`
 //! as a detail of the standard `google.rpc.Status` (`grpc-status-details-bin`).
-//! `tacos.internal.*` services are not exposed; operators use the admin API.
+//! Who may call a method is its entry in [`guards`], as on REST; methods the
+//! table marks internal (service-to-service) or does not list are not served.
+//! A signed webhook's Standard Webhooks signature covers the message bytes.
 //! `gateway.v1.GatewayService` is served from [`gateway`]: aliases of the
 //! owning services' RPCs, and two RPCs the host answers.
 
-use super::routes::Guard;
-use super::{Edge, MAX_BODY, SERVED_BY, admin, errors, gateway, trace_id_of};
+use super::guards::{self, Guard};
+use super::{Edge, MAX_BODY, SERVED_BY, errors, gateway, trace_id_of};
 use crate::metrics::{Metrics, RouteMetrics};
 use bytes::{Buf, BufMut, Bytes};
 use hyper::body::Incoming;
@@ -39,16 +41,6 @@ use tower::util::BoxCloneSyncService;
 /// The longest call a client can ask for with `grpc-timeout` (and the
 /// deadline when it sends none), as on the REST edge.
 const MAX_DEADLINE: Duration = Duration::from_secs(60);
-
-/// Services a client may call only with the admin token (when one is set):
-/// the worker's RPCs change reservations on anyone's behalf.
-const ADMIN_SERVICES: &[&str] = &["reservation.v1.WorkerService"];
-/// Services that act for an end user: a bearer token is required and its
-/// subject becomes the request's `user_id`, as on the REST routes.
-const USER_SERVICES: &[&str] = &[
-    "reservation.v1.ReservationService",
-    "payment.v1.PaymentService",
-];
 
 type Response = http::Response<tonic::body::Body>;
 type Builtin = BoxCloneSyncService<http::Request<Incoming>, Response, Infallible>;
@@ -92,14 +84,12 @@ impl Grpc {
                 tracing::info!(service = %name, "not on gRPC: no contract defines it");
                 continue;
             };
-            let guard = if ADMIN_SERVICES.contains(&name.as_str()) {
-                Guard::Admin
-            } else if USER_SERVICES.contains(&name.as_str()) {
-                Guard::User
-            } else {
-                Guard::Open
-            };
             for m in service.methods() {
+                // Unclassified and internal methods are not served at all.
+                let Some(guard) = guards::of(&name, m.name()).filter(|g| *g != Guard::Internal)
+                else {
+                    continue;
+                };
                 let path = format!("/{name}/{}", m.name());
                 rpcs.insert(
                     path.clone(),
@@ -118,16 +108,16 @@ impl Grpc {
         if let Some(service) = codec.service(gateway::SERVICE) {
             for m in service.methods() {
                 let path = format!("/{}/{}", gateway::SERVICE, m.name());
-                let (service, method, guard, native) = match gateway::target(m.name()) {
-                    Some(Ok(native)) => (gateway::SERVICE, m.name(), Guard::Open, Some(native)),
-                    // An alias of an RPC served above: its guard too.
-                    Some(Err((service, method))) => {
-                        match rpcs.get(&format!("/{service}/{method}")) {
-                            Some(owner) => (service, method, owner.guard, None),
-                            None => continue,
-                        }
+                let Some(guard) = guards::of(gateway::SERVICE, m.name()) else {
+                    continue;
+                };
+                let (service, method, native) = match gateway::target(m.name()) {
+                    Some(Ok(native)) => (gateway::SERVICE, m.name(), Some(native)),
+                    // An alias of an RPC served above (the same guard, by the table).
+                    Some(Err((service, method))) if rpcs.contains_key(&format!("/{service}/{method}")) => {
+                        (service, method, None)
                     }
-                    None => continue,
+                    _ => continue,
                 };
                 let rpc = Rpc {
                     metrics: metrics.route("grpc", path.clone().into()),
@@ -225,25 +215,13 @@ impl Grpc {
             status(e)
         };
         let fail = |e: ProtoError| status(&e).into_http();
-        let claims = match rpc.guard {
-            Guard::Admin => match admin::authorize(edge, req.headers(), &trace) {
-                Ok(()) => None,
+        let super::admission::Admitted { tenant, user } =
+            match edge.admit(rpc.guard, &rpc.service, req.headers(), req.uri(), peer, &trace) {
+                Ok(a) => a,
                 Err(e) => return fail(e),
-            },
-            Guard::User => match edge.authenticate(req.headers(), &trace) {
-                Ok(claims) => Some(claims),
-                Err(e) => return fail(e),
-            },
-            Guard::Open | Guard::SignedWebhook => None,
-        };
-        let tenant = match edge.tenant_of(req.headers(), req.uri(), claims.as_ref(), &trace) {
-            Ok(t) => t,
-            Err(e) => return fail(e),
-        };
-        let user = claims.map(|c| c.sub);
-        if let Err(e) = edge.rate_limit(&rpc.service, &tenant, peer, user.as_deref(), &trace) {
-            return fail(e);
-        }
+            };
+        // A signed webhook's signature covers the message bytes; keep the headers for it.
+        let signed = (rpc.guard == Guard::SignedWebhook).then(|| req.headers().clone());
         let timeout = match grpc_timeout(req.headers()) {
             Ok(t) => t.unwrap_or(MAX_DEADLINE).min(MAX_DEADLINE),
             Err(msg) => return fail(errors::error(ErrorCode::InvalidArgument, msg, &trace)),
@@ -255,7 +233,13 @@ impl Grpc {
             let trace = &trace;
             let user = user.as_deref();
             let status = &status;
+            let tenant = &tenant;
+            let signed = &signed;
             async move {
+                if let Some(headers) = signed {
+                    edge.verify_webhook(tenant, headers, request.get_ref(), trace)
+                        .map_err(|e| status(&e))?;
+                }
                 if let Some(native) = rpc.native {
                     let verify = |token: &str| {
                         let now_s = runtime.clock.now_ms() / 1000;
@@ -293,10 +277,17 @@ impl Grpc {
                 Ok::<_, Status>(response)
             }
         });
-        tonic::server::Grpc::new(Raw)
-            .max_decoding_message_size(MAX_BODY)
-            .unary(call, req)
-            .await
+        let mut grpc = tonic::server::Grpc::new(Raw).max_decoding_message_size(MAX_BODY);
+        let unary = grpc.unary(call, req);
+        // The message must arrive within the body deadline; the call has its own.
+        match tokio::time::timeout(timeout + edge.conn.body_read, unary).await {
+            Ok(resp) => resp,
+            Err(_) => fail(errors::error(
+                ErrorCode::Timeout,
+                "the request did not complete in time",
+                &trace,
+            )),
+        }
     }
 }
 

@@ -7,8 +7,10 @@
 //! `all=…`) changes them. A limited request gets `ERROR_CODE_RATE_LIMITED`
 //! (HTTP 429 / gRPC RESOURCE_EXHAUSTED) with `retry-after` in seconds. The
 //! buckets run on the host's clock, so a virtual clock holds them still.
-//! The client IP is the TCP peer: behind a proxy every client shares its
-//! address, so raise or turn off the IP limits there.
+//! A client IP has one bucket per class whichever tenant it names, and it is
+//! charged first, before any tenant's quota. The client IP is the TCP peer:
+//! behind a proxy every client shares its address, so raise or turn off the
+//! IP limits there.
 //!
 //! The buckets are [`governor`]'s GCRA; idle ones are dropped every minute.
 
@@ -174,10 +176,11 @@ impl FromStr for RateLimits {
     }
 }
 
-/// Who a bucket belongs to: a client IP or a user, within a tenant.
+/// Who a bucket belongs to: a client IP (whichever tenant it names, so
+/// naming another tenant buys no second budget), or a user of a tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Subject {
-    Ip(String, IpAddr),
+    Ip(IpAddr),
     User(String, String),
 }
 
@@ -262,35 +265,33 @@ impl Limiter {
         limiter
     }
 
-    /// Take a token from the client IP's bucket and, when signed in, the
-    /// user's, for a route of `class` of `tenant` (tenants never share a bucket).
-    pub fn check(
-        &self,
-        class: RouteClass,
-        tenant: &str,
-        ip: IpAddr,
-        user: Option<&str>,
-    ) -> Result<(), Limited> {
+    /// Take a token from the client IP's bucket for a route of `class`.
+    pub fn check_ip(&self, class: RouteClass, ip: IpAddr) -> Result<(), Limited> {
+        self.take(class, Subject::Ip(ip), false)
+    }
+
+    /// Take a token from a signed-in user's bucket (users of different
+    /// tenants never share one).
+    pub fn check_user(&self, class: RouteClass, tenant: &str, user: &str) -> Result<(), Limited> {
+        self.take(
+            class,
+            Subject::User(tenant.to_string(), user.to_string()),
+            true,
+        )
+    }
+
+    fn take(&self, class: RouteClass, subject: Subject, by_user: bool) -> Result<(), Limited> {
         let Some(buckets) = self.classes.get(&class) else {
             return Ok(());
         };
-        let limited = |by_user, not_until: governor::NotUntil<Duration>| Limited {
+        buckets.check_key(&subject).map_err(|not_until| Limited {
             class,
             by_user,
             retry_after: not_until
                 .earliest_possible()
                 .duration_since(governor::clock::Clock::now(&self.clock))
                 .into(),
-        };
-        buckets
-            .check_key(&Subject::Ip(tenant.to_string(), ip))
-            .map_err(|n| limited(false, n))?;
-        if let Some(user) = user {
-            buckets
-                .check_key(&Subject::User(tenant.to_string(), user.to_string()))
-                .map_err(|n| limited(true, n))?;
-        }
-        Ok(())
+        })
     }
 }
 
@@ -361,22 +362,27 @@ mod tests {
         let l = Limiter::new(&limits, clock.clone());
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let allowed = (0..50)
-            .filter(|_| l.check(RouteClass::Queue, "t", ip, None).is_ok())
+            .filter(|_| l.check_ip(RouteClass::Queue, ip).is_ok())
             .count();
         assert_eq!(allowed, 20);
-        let refused = l.check(RouteClass::Queue, "t", ip, None).unwrap_err();
+        let refused = l.check_ip(RouteClass::Queue, ip).unwrap_err();
         assert_eq!(refused.retry_after, Duration::from_millis(100));
         assert_eq!(refused.retry_after_secs(), 1);
-        // Other IPs, other classes and other tenants have their own buckets.
+        // Other IPs and other classes have their own buckets; users have
+        // theirs, per tenant.
         assert!(
-            l.check(RouteClass::Queue, "t", "10.0.0.2".parse().unwrap(), None)
+            l.check_ip(RouteClass::Queue, "10.0.0.2".parse().unwrap())
                 .is_ok()
         );
-        assert!(l.check(RouteClass::Payment, "t", ip, None).is_ok());
-        assert!(l.check(RouteClass::Queue, "u", ip, None).is_ok());
+        assert!(l.check_ip(RouteClass::Payment, ip).is_ok());
+        for _ in 0..20 {
+            assert!(l.check_user(RouteClass::Queue, "t", "ann").is_ok());
+        }
+        assert!(l.check_user(RouteClass::Queue, "t", "ann").is_err());
+        assert!(l.check_user(RouteClass::Queue, "u", "ann").is_ok());
         clock.advance(Duration::from_millis(500));
         let allowed = (0..50)
-            .filter(|_| l.check(RouteClass::Queue, "t", ip, None).is_ok())
+            .filter(|_| l.check_ip(RouteClass::Queue, ip).is_ok())
             .count();
         assert_eq!(allowed, 5);
     }

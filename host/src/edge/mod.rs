@@ -9,42 +9,43 @@
 //! are refused before parsing. Every response carries `x-trace-id`; a W3C
 //! `traceparent` on the request is honoured.
 //!
-//! Before a component runs, both sides check the caller ([`auth`], admin
-//! token), pick the request's tenant (header, host name, token claim, else
-//! `default`; see [`Tenants::named_by`](crate::tenancy::Tenants::named_by)),
-//! take a token from the tenant's and the rate-limit buckets ([`limits`]), bind the
-//! authenticated user into the request, and, for a POST with an
-//! `Idempotency-Key`, replay or wait for an earlier answer ([`idempotency`]).
+//! Before a component runs, both sides pass one admission path
+//! ([`admission`]): the client IP's bucket, the method's guard from the one
+//! table ([`guards`]), the tenant, its quota, the user's bucket; then a
+//! webhook's signature, the authenticated user bound into the request, and,
+//! for a POST with an `Idempotency-Key`, a replay of an earlier answer
+//! ([`idempotency`]).
 
 mod admin;
+mod admission;
 pub mod auth;
+pub mod conn;
 mod deploy;
 pub mod errors;
 pub mod gateway;
 pub mod grpc;
+pub mod guards;
 pub mod idempotency;
 pub mod limits;
 pub mod routes;
+mod secrets;
 pub mod sync;
 mod tenants;
 
 use crate::host::Shared;
-use crate::json::BindError;
 use crate::metrics::RouteMetrics;
-use crate::tenancy::Tenant;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use idempotency::Begin;
 use prost_reflect::MessageDescriptor;
-use routes::{Guard, Route};
+use guards::Guard;
+use routes::Route;
 use std::net::IpAddr;
 use std::sync::Arc;
 use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
-use tokio::net::TcpListener;
 
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -59,6 +60,7 @@ pub type EdgeBody = Either<Body, tonic::body::Body>;
 
 pub struct Edge {
     shared: Arc<Shared>,
+    conn: conn::ConnLimits,
     routes: Vec<Resolved>,
     idempotency: Arc<idempotency::Idempotency>,
     limiter: Arc<limits::Limiter>,
@@ -69,6 +71,7 @@ pub struct Edge {
 /// handles made once.
 struct Resolved {
     route: Route,
+    guard: Guard,
     input: MessageDescriptor,
     output: MessageDescriptor,
     metrics: RouteMetrics,
@@ -130,7 +133,13 @@ impl Edge {
         let routes = routes::table()
             .into_iter()
             .map(|route| {
+                let guard = guards::of(route.service, route.rpc)
+                    .filter(|g| *g != Guard::Internal)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("route {} {} has no outside guard", route.method, route.path)
+                    })?;
                 Ok(Resolved {
+                    guard,
                     input: codec.message(route.input)?,
                     output: codec.message(route.output)?,
                     metrics: shared
@@ -156,146 +165,13 @@ impl Edge {
         );
         let limiter = limits::Limiter::new(&shared.rate_limits, runtime.clock.clone());
         Ok(Arc::new(Edge {
+            conn: shared.connections.clone(),
             shared,
             routes,
             idempotency,
             limiter,
             grpc,
         }))
-    }
-
-    /// Accept connections until `shutdown` resolves.
-    pub async fn serve(
-        self: Arc<Self>,
-        listener: TcpListener,
-        shutdown: tokio::sync::watch::Receiver<bool>,
-    ) {
-        let mut stop = shutdown.clone();
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = stop.changed() => return,
-            };
-            let (stream, peer) = match accepted {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let edge = self.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let edge = edge.clone();
-                    async move {
-                        Ok::<_, std::convert::Infallible>(edge.serve_one(req, peer.ip()).await)
-                    }
-                });
-                let mut builder =
-                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                // Small JSON responses: one flattened write beats writev.
-                builder.http1().writev(false);
-                if let Err(e) = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                }
-            });
-        }
-    }
-
-    /// Who a request on a [`Guard::User`] route acts as: its bearer token's
-    /// claims, checked against the host's clock.
-    pub(crate) fn authenticate(
-        &self,
-        headers: &hyper::HeaderMap,
-        trace: &str,
-    ) -> Result<auth::Claims, ProtoError> {
-        let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let now_s = self.shared.runtime.clock.now_ms() / 1000;
-        self.shared
-            .auth
-            .verify(header, now_s)
-            .map_err(|m| errors::error(ErrorCode::Unauthenticated, m, trace))
-    }
-
-    /// Take a token from the tenant's requests-per-second quota and from the
-    /// caller's buckets for a route of `service`.
-    pub(crate) fn rate_limit(
-        &self,
-        service: &str,
-        tenant: &Tenant,
-        peer: IpAddr,
-        user: Option<&str>,
-        trace: &str,
-    ) -> Result<(), ProtoError> {
-        tenant.admit_request().map_err(|q| q.to_proto(trace))?;
-        let Some(class) = limits::RouteClass::of_service(service) else {
-            return Ok(());
-        };
-        self.limiter
-            .check(class, &tenant.id, peer, user)
-            .map_err(|l| {
-                self.shared
-                    .runtime
-                    .metrics
-                    .rate_limited
-                    .get_or_create(&crate::metrics::LimitLabels {
-                        class: l.class.name().into(),
-                        by: (if l.by_user { "user" } else { "ip" }).into(),
-                    })
-                    .inc();
-                let mut e = errors::error(ErrorCode::RateLimited, l.message(), trace);
-                e.details.push(tacos_proto::common::v1::ErrorDetail {
-                    field: "retry_after_seconds".into(),
-                    reason: "rate limited".into(),
-                    value: l.retry_after_secs().to_string(),
-                });
-                e
-            })
-    }
-
-    /// Write what the edge vouches for into an encoded request: the
-    /// authenticated user as `user_id`, the `Idempotency-Key` header as
-    /// `idempotency_key` (see [`Codec::bind`](crate::json::Codec::bind)).
-    pub(crate) fn bind(
-        &self,
-        desc: &MessageDescriptor,
-        request: Vec<u8>,
-        user: Option<&str>,
-        idempotency_key: Option<&str>,
-        trace: &str,
-    ) -> Result<Vec<u8>, ProtoError> {
-        let mut values = Vec::with_capacity(2);
-        if let Some(u) = user {
-            values.push(("user_id", u));
-        }
-        if let Some(k) = idempotency_key {
-            values.push(("idempotency_key", k));
-        }
-        if values.is_empty() {
-            return Ok(request);
-        }
-        self.shared
-            .runtime
-            .codec
-            .bind(desc, request, &values)
-            .map_err(|e| match e {
-                BindError::Undecodable(m) => errors::error(ErrorCode::InvalidArgument, m, trace),
-                BindError::Mismatch { field, given } if field == "user_id" => errors::error(
-                    ErrorCode::Forbidden,
-                    format!("user_id `{given}` is not the authenticated user"),
-                    trace,
-                ),
-                BindError::Mismatch { field, given } => errors::error(
-                    ErrorCode::InvalidArgument,
-                    format!("{field} `{given}` disagrees with the Idempotency-Key header"),
-                    trace,
-                ),
-            })
     }
 
     fn error(&self, e: &ProtoError) -> Response<Body> {
@@ -391,22 +267,20 @@ impl Edge {
     ) -> Result<Response<Body>, ProtoError> {
         let Resolved {
             route,
+            guard,
             input,
             output,
             ..
         } = resolved;
         let err = |code, msg: String| errors::error(code, msg, trace);
-        let claims = match route.guard {
-            Guard::Admin => {
-                admin::authorize(self, req.headers(), trace)?;
-                None
-            }
-            Guard::User => Some(self.authenticate(req.headers(), trace)?),
-            Guard::Open | Guard::SignedWebhook => None,
-        };
-        let tenant = self.tenant_of(req.headers(), req.uri(), claims.as_ref(), trace)?;
-        let user = claims.map(|c| c.sub);
-        self.rate_limit(route.service, &tenant, peer, user.as_deref(), trace)?;
+        let admission::Admitted { tenant, user } = self.admit(
+            *guard,
+            route.service,
+            req.headers(),
+            req.uri(),
+            peer,
+            trace,
+        )?;
         let mut fields: Vec<(&str, String)> = captures;
         if let Some(q) = req.uri().query() {
             for (k, v) in routes::query_pairs(q) {
@@ -435,7 +309,18 @@ impl Edge {
                 ));
             }
         }
-        let body = match Limited::new(incoming, MAX_BODY).collect().await {
+        let deadline = self.conn.body_read;
+        let read = tokio::time::timeout(deadline, Limited::new(incoming, MAX_BODY).collect());
+        let Ok(read) = read.await else {
+            return Err(err(
+                ErrorCode::Timeout,
+                format!(
+                    "the request body did not arrive within {} ms",
+                    deadline.as_millis()
+                ),
+            ));
+        };
+        let body = match read {
             Ok(b) => b.to_bytes(),
             Err(e)
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -460,22 +345,8 @@ impl Edge {
             }
         };
         let runtime = &self.shared.runtime;
-        if route.guard == Guard::SignedWebhook {
-            let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-            crate::signature::verify(
-                &tenant.webhook_key,
-                h("webhook-id"),
-                h("webhook-timestamp"),
-                h("webhook-signature"),
-                &body,
-                runtime.clock.now_ms() / 1000,
-            )
-            .map_err(|e| {
-                err(
-                    ErrorCode::Unauthenticated,
-                    format!("webhook signature: {e}"),
-                )
-            })?;
+        if *guard == Guard::SignedWebhook {
+            self.verify_webhook(&tenant, headers, &body, trace)?;
         }
         let idempotency_key = match headers.get(IDEMPOTENCY_KEY) {
             Some(_) if parts.method != Method::POST => {

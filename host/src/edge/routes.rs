@@ -1,22 +1,9 @@
 //! The REST routes: each maps an HTTP method and path onto one RPC of a
 //! protobuf service, with path and query parameters filling request fields.
-//! No route carries per-message code: the JSON mapping is descriptor-driven.
+//! No route carries per-message code: the JSON mapping is descriptor-driven,
+//! and who may call a route is its RPC's entry in [`guards`](super::guards).
 
 use hyper::Method;
-
-/// How a route reaches its component.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Guard {
-    /// Any client.
-    Open,
-    /// An end user with a valid bearer token; the request's `user_id` is
-    /// the token's subject.
-    User,
-    /// Only with a valid Standard Webhooks signature.
-    SignedWebhook,
-    /// Operator routes (admin token when one is configured).
-    Admin,
-}
 
 #[derive(Debug)]
 pub struct Route {
@@ -29,11 +16,10 @@ pub struct Route {
     pub output: &'static str,
     /// Query parameter → request field.
     pub query: &'static [(&'static str, &'static str)],
-    pub guard: Guard,
 }
 
 macro_rules! route {
-    ($m:ident $path:literal => $svc:literal / $rpc:literal ($input:literal -> $output:literal) $(query [$(($q:literal, $f:literal)),*])? $(, $guard:ident)?) => {
+    ($m:ident $path:literal => $svc:literal / $rpc:literal ($input:literal -> $output:literal) $(query [$(($q:literal, $f:literal)),*])?) => {
         Route {
             method: Method::$m,
             path: $path,
@@ -42,11 +28,8 @@ macro_rules! route {
             input: $input,
             output: $output,
             query: &[$($(($q, $f)),*)?],
-            guard: route!(@guard $($guard)?),
         }
     };
-    (@guard) => { Guard::Open };
-    (@guard $g:ident) => { Guard::$g };
 }
 
 pub fn table() -> Vec<Route> {
@@ -57,19 +40,19 @@ pub fn table() -> Vec<Route> {
         route!(POST "/api/v1/queue/leave" => "gateway.v1.QueueService" / "LeaveQueue" ("gateway.v1.LeaveQueueRequest" -> "gateway.v1.LeaveQueueResponse")),
         route!(GET "/api/v1/queue/stats" => "gateway.v1.QueueService" / "GetQueueStats" ("gateway.v1.GetQueueStatsRequest" -> "gateway.v1.GetQueueStatsResponse") query [("event_id", "event_id")]),
         route!(GET "/api/v1/events/{event_id}/seats" => "reservation.v1.Inventory" / "GetInventoryStatus" ("reservation.v1.GetInventoryStatusRequest" -> "reservation.v1.GetInventoryStatusResponse") query [("section", "section")]),
-        route!(POST "/api/v1/reservations" => "reservation.v1.ReservationService" / "CreateReservation" ("reservation.v1.CreateReservationRequest" -> "reservation.v1.CreateReservationResponse"), User),
-        route!(GET "/api/v1/reservations" => "reservation.v1.ReservationService" / "ListReservations" ("reservation.v1.ListReservationsRequest" -> "reservation.v1.ListReservationsResponse") query [("user_id", "user_id"), ("event_id", "event_id")], User),
-        route!(GET "/api/v1/reservations/{reservation_id}" => "reservation.v1.ReservationService" / "GetReservation" ("reservation.v1.GetReservationRequest" -> "reservation.v1.GetReservationResponse") query [("user_id", "user_id")], User),
-        route!(POST "/api/v1/reservations/{reservation_id}/confirm" => "reservation.v1.ReservationService" / "ConfirmReservation" ("reservation.v1.ConfirmReservationRequest" -> "reservation.v1.ConfirmReservationResponse"), User),
-        route!(POST "/api/v1/reservations/{reservation_id}/cancel" => "reservation.v1.ReservationService" / "CancelReservation" ("reservation.v1.CancelReservationRequest" -> "reservation.v1.CancelReservationResponse"), User),
-        route!(POST "/api/v1/reservations/{reservation_id}/extend" => "reservation.v1.ReservationService" / "ExtendHold" ("reservation.v1.ExtendHoldRequest" -> "reservation.v1.ExtendHoldResponse"), User),
-        route!(POST "/api/v1/payments/intent" => "payment.v1.PaymentService" / "CreatePaymentIntent" ("payment.v1.CreatePaymentIntentRequest" -> "payment.v1.CreatePaymentIntentResponse"), User),
-        route!(GET "/api/v1/payments/{payment_intent_id}" => "payment.v1.PaymentService" / "GetPaymentStatus" ("payment.v1.GetPaymentStatusRequest" -> "payment.v1.GetPaymentStatusResponse") query [("user_id", "user_id")], User),
-        route!(POST "/api/v1/payments/{payment_intent_id}/process" => "payment.v1.PaymentService" / "ProcessPayment" ("payment.v1.ProcessPaymentRequest" -> "payment.v1.ProcessPaymentResponse"), User),
-        route!(POST "/api/v1/payments/{payment_intent_id}/cancel" => "payment.v1.PaymentService" / "CancelPayment" ("payment.v1.CancelPaymentRequest" -> "payment.v1.CancelPaymentResponse"), User),
-        route!(POST "/api/v1/payments/{payment_intent_id}/simulate-webhook" => "payment.v1.PaymentService" / "SimulateWebhook" ("payment.v1.SimulateWebhookRequest" -> "payment.v1.SimulateWebhookResponse"), User),
-        route!(POST "/api/v1/webhooks/payment" => "gateway.v1.WebhookService" / "ReceivePaymentWebhook" ("gateway.v1.PaymentWebhookRequest" -> "gateway.v1.PaymentWebhookResponse"), SignedWebhook),
-        route!(POST "/admin/v1/events" => "tacos.internal.v1.EventAdmin" / "CreateEvent" ("tacos.internal.v1.CreateEventRequest" -> "tacos.internal.v1.CreateEventResponse"), Admin),
+        route!(POST "/api/v1/reservations" => "reservation.v1.ReservationService" / "CreateReservation" ("reservation.v1.CreateReservationRequest" -> "reservation.v1.CreateReservationResponse")),
+        route!(GET "/api/v1/reservations" => "reservation.v1.ReservationService" / "ListReservations" ("reservation.v1.ListReservationsRequest" -> "reservation.v1.ListReservationsResponse") query [("user_id", "user_id"), ("event_id", "event_id")]),
+        route!(GET "/api/v1/reservations/{reservation_id}" => "reservation.v1.ReservationService" / "GetReservation" ("reservation.v1.GetReservationRequest" -> "reservation.v1.GetReservationResponse") query [("user_id", "user_id")]),
+        route!(POST "/api/v1/reservations/{reservation_id}/confirm" => "reservation.v1.ReservationService" / "ConfirmReservation" ("reservation.v1.ConfirmReservationRequest" -> "reservation.v1.ConfirmReservationResponse")),
+        route!(POST "/api/v1/reservations/{reservation_id}/cancel" => "reservation.v1.ReservationService" / "CancelReservation" ("reservation.v1.CancelReservationRequest" -> "reservation.v1.CancelReservationResponse")),
+        route!(POST "/api/v1/reservations/{reservation_id}/extend" => "reservation.v1.ReservationService" / "ExtendHold" ("reservation.v1.ExtendHoldRequest" -> "reservation.v1.ExtendHoldResponse")),
+        route!(POST "/api/v1/payments/intent" => "payment.v1.PaymentService" / "CreatePaymentIntent" ("payment.v1.CreatePaymentIntentRequest" -> "payment.v1.CreatePaymentIntentResponse")),
+        route!(GET "/api/v1/payments/{payment_intent_id}" => "payment.v1.PaymentService" / "GetPaymentStatus" ("payment.v1.GetPaymentStatusRequest" -> "payment.v1.GetPaymentStatusResponse") query [("user_id", "user_id")]),
+        route!(POST "/api/v1/payments/{payment_intent_id}/process" => "payment.v1.PaymentService" / "ProcessPayment" ("payment.v1.ProcessPaymentRequest" -> "payment.v1.ProcessPaymentResponse")),
+        route!(POST "/api/v1/payments/{payment_intent_id}/cancel" => "payment.v1.PaymentService" / "CancelPayment" ("payment.v1.CancelPaymentRequest" -> "payment.v1.CancelPaymentResponse")),
+        route!(POST "/api/v1/payments/{payment_intent_id}/simulate-webhook" => "payment.v1.PaymentService" / "SimulateWebhook" ("payment.v1.SimulateWebhookRequest" -> "payment.v1.SimulateWebhookResponse")),
+        route!(POST "/api/v1/webhooks/payment" => "gateway.v1.WebhookService" / "ReceivePaymentWebhook" ("gateway.v1.PaymentWebhookRequest" -> "gateway.v1.PaymentWebhookResponse")),
+        route!(POST "/admin/v1/events" => "tacos.internal.v1.EventAdmin" / "CreateEvent" ("tacos.internal.v1.CreateEventRequest" -> "tacos.internal.v1.CreateEventResponse")),
     ]
 }
 

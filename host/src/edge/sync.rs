@@ -1,7 +1,7 @@
 //! Replays the admin changes other hosts recorded (see [`crate::sync`]) on
 //! this host, through the same parsing and checks as the admin routes.
 
-use super::{deploy, tenants};
+use super::{deploy, secrets, tenants};
 use crate::host::Shared;
 use crate::sync::{Change, POLL, Sync};
 use std::sync::Arc;
@@ -47,6 +47,7 @@ async fn replay(shared: &Shared, change: Change, body: &[u8]) {
             runtime.remove_tenant(id).await;
             Ok(())
         }
+        Change::TenantSecret { id } => secrets::reload(runtime, id).await,
     };
     match outcome {
         Ok(()) => tracing::info!(?change, "applied another host's change"),

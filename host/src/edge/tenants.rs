@@ -10,9 +10,10 @@
 //!   "events"?}`: add or replace, with a swap's checks (400 for a malformed
 //!   request, 409 FAILED_PRECONDITION when a check fails; nothing changes)
 //! - `DELETE /admin/v1/tenants/{id}`: stop serving it (its data stays)
+//! - `…/{id}/webhook-secret[/rotate]`: its Standard Webhooks secret ([`secrets`])
 
 use super::deploy::ok;
-use super::{Body, Edge, admin, auth, errors};
+use super::{Body, Edge, admin, auth, errors, secrets};
 use crate::bundle::DemoEvent;
 use crate::policy::Policy;
 use crate::sync::Change;
@@ -234,6 +235,24 @@ pub(super) async fn handle(
                 format!("no tenant `{id}` on this host"),
             ),
         },
+        (&Method::GET | &Method::POST, [id, what, rest @ ..]) if what == "webhook-secret" => {
+            let Some(tenant) = runtime.tenant(id) else {
+                return Ok(fail(
+                    ErrorCode::NotFound,
+                    format!("no tenant `{id}` on this host"),
+                ));
+            };
+            match (&method, rest) {
+                (&Method::GET, []) => secrets::show(edge, &tenant, trace),
+                (&Method::POST, [r]) if r == "rotate" => {
+                    secrets::rotate(edge, &tenant, req.into_body(), trace).await
+                }
+                _ => fail(
+                    ErrorCode::NotFound,
+                    format!("no route for {method} {}", req.uri().path()),
+                ),
+            }
+        }
         _ => fail(
             ErrorCode::NotFound,
             format!("no route for {method} {}", req.uri().path()),

@@ -103,7 +103,24 @@ impl Default for Limits {
     }
 }
 
+/// The longest deadline a policy or quota may give one call (10 minutes).
+pub const MAX_DEADLINE_MS: u64 = 600_000;
+
 impl Limits {
+    /// Refuse limits no call could run with.
+    pub fn check(&self) -> Result<(), String> {
+        if !(1..=MAX_DEADLINE_MS).contains(&self.deadline_ms) {
+            return Err(format!(
+                "deadline_ms {} is not from 1 to {MAX_DEADLINE_MS}",
+                self.deadline_ms
+            ));
+        }
+        if !(1..=4096).contains(&self.memory_mb) {
+            return Err(format!("memory_mb {} is not from 1 to 4096", self.memory_mb));
+        }
+        Ok(())
+    }
+
     pub fn deadline(&self) -> Duration {
         Duration::from_millis(self.deadline_ms)
     }
@@ -124,7 +141,8 @@ pub struct ComponentPolicy {
     /// Topics it may send to.
     #[serde(default)]
     pub topics: Vec<String>,
-    /// Hosts (`name` or `name:port`) it may deliver webhooks to.
+    /// Where it may deliver webhooks: `self` (this host's own webhook
+    /// routes), `name:port` or `name:*` (any port, written out on purpose).
     #[serde(default)]
     pub webhook_hosts: Vec<String>,
     #[serde(default)]
@@ -143,7 +161,34 @@ pub struct Policy {
 
 impl Policy {
     pub fn parse(text: &str, origin: &str) -> anyhow::Result<Policy> {
-        toml::from_str(text).with_context(|| format!("parsing policy {origin}"))
+        let policy: Policy =
+            toml::from_str(text).with_context(|| format!("parsing policy {origin}"))?;
+        policy
+            .defaults
+            .check()
+            .map_err(|e| anyhow::anyhow!("policy {origin}: [defaults]: {e}"))?;
+        for (name, c) in &policy.components {
+            if let Some(limits) = &c.limits {
+                limits
+                    .check()
+                    .map_err(|e| anyhow::anyhow!("policy {origin}: [components.{name}]: {e}"))?;
+            }
+            for h in &c.webhook_hosts {
+                let port = h.rsplit_once(':').map(|(host, port)| (host, port));
+                let valid = h == "self"
+                    || port.is_some_and(|(host, port)| {
+                        !host.is_empty()
+                            && !host.ends_with(':')
+                            && (port == "*" || port.parse::<u16>().is_ok_and(|p| p > 0))
+                    });
+                if !valid {
+                    bail!(
+                        "policy {origin}: [components.{name}] webhook_hosts entry `{h}` needs a port (`{h}:8080`, or `{h}:*` for any), or is `self`"
+                    );
+                }
+            }
+        }
+        Ok(policy)
     }
 
     pub fn load(path: &Path) -> anyhow::Result<Policy> {
@@ -209,13 +254,14 @@ impl ComponentPolicy {
         self.grants(Capability::Queue) && self.topics.iter().any(|t| t == topic)
     }
 
-    /// Whether a webhook may go to `host` (and `port`).
-    pub fn may_post_to(&self, host: &str, port: u16) -> bool {
+    /// Whether a webhook may go to `host:port`; `is_self` says whether that
+    /// is this host's own address (which the policy names `self`).
+    pub fn may_post_to(&self, host: &str, port: u16, is_self: bool) -> bool {
         self.grants(Capability::Webhook)
-            && self
-                .webhook_hosts
-                .iter()
-                .any(|h| h == host || *h == format!("{host}:{port}"))
+            && self.webhook_hosts.iter().any(|h| match h.as_str() {
+                "self" => is_self,
+                h => h == format!("{host}:{port}") || h == format!("{host}:*"),
+            })
     }
 
     /// A one-line summary for logs and `tacos services`.
@@ -258,6 +304,27 @@ mod tests {
                 .is_err()
         );
         assert_eq!(nobody.limits(), Limits::default());
+    }
+
+    #[test]
+    fn webhook_hosts_carry_ports() {
+        let p = Policy::parse(
+            "[components.a]\ncapabilities = [\"webhook\"]\nwebhook_hosts = [\"self\", \"hooks.example:443\", \"127.0.0.1:*\"]\n",
+            "t",
+        )
+        .unwrap();
+        let a = p.for_component("a");
+        assert!(a.may_post_to("localhost", 8000, true));
+        assert!(!a.may_post_to("localhost", 8001, false));
+        assert!(a.may_post_to("hooks.example", 443, false));
+        assert!(!a.may_post_to("hooks.example", 80, false));
+        assert!(a.may_post_to("127.0.0.1", 9, false));
+        for bad in ["localhost", "[::1]", "x:0", "x:", ":80", "x:http"] {
+            let text =
+                format!("[components.a]\ncapabilities = [\"webhook\"]\nwebhook_hosts = [\"{bad}\"]\n");
+            let err = Policy::parse(&text, "t").unwrap_err();
+            assert!(err.to_string().contains("needs a port"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -42,6 +42,19 @@ pub struct DeliveryStats {
     pub dead_lettered: AtomicU64,
 }
 
+/// One running delivery: its place in `busy` and its concurrency slot,
+/// given back when dropped.
+struct Busy {
+    dispatcher: Arc<Dispatcher>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.dispatcher.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 pub struct Dispatcher {
     runtime: Arc<Runtime>,
     /// Deliveries running, plus one while a lease is being taken.
@@ -84,9 +97,17 @@ impl Dispatcher {
                         self.busy.fetch_add(1, Ordering::SeqCst);
                         let me = self.clone();
                         tokio::spawn(async move {
-                            me.deliver(msg).await;
-                            me.busy.fetch_sub(1, Ordering::SeqCst);
-                            drop(permit);
+                            // Counted down however the delivery ends, a panic
+                            // included, so `settle` still returns.
+                            let _busy = Busy {
+                                dispatcher: me.clone(),
+                                _slot: permit,
+                            };
+                            let (tenant, topic, id) = (msg.tenant.clone(), msg.topic.clone(), msg.id);
+                            let delivery = tokio::spawn(async move { me.deliver(msg).await });
+                            if let Err(e) = delivery.await {
+                                tracing::error!(%tenant, %topic, id, error = %e, "a delivery failed in the host; the message comes due again when its lease ends");
+                            }
                         });
                     }
                     full

@@ -29,7 +29,7 @@ impl CallContext {
         CallContext {
             tenant,
             trace_id,
-            deadline: Instant::now() + timeout,
+            deadline: later(timeout),
             depth: 0,
         }
     }
@@ -171,4 +171,12 @@ pub(super) fn settle(mut store: Store<CallState>) {
     let state = store.data_mut();
     let ran = state.guest.take(now);
     state.ctx.tenant.charge_guest_time(ran, now);
+}
+
+/// `now + by`, saturating at a year from now (an operator's huge
+/// `deadline_ms` must not overflow `Instant`).
+pub fn later(by: std::time::Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(by)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(365 * 86_400))
 }

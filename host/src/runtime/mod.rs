@@ -291,7 +291,7 @@ impl Runtime {
             .tenant
             .quotas
             .deadline(version.policy.limits().deadline());
-        ctx.deadline = ctx.deadline.min(Instant::now() + limit);
+        ctx.deadline = ctx.deadline.min(call::later(limit));
         let started = Instant::now();
         if started >= ctx.deadline {
             // The caller has given up already (a gRPC client's `grpc-timeout`).

@@ -15,6 +15,8 @@
 //! Secrets (for reservation tokens and webhook signatures) are generated on a
 //! tenant's first start and kept in the store, so tokens and signatures stay
 //! valid across restarts, and a removed tenant that comes back finds its data.
+//! The operator can rotate the webhook secret ([`WebhookKeys::rotate`]); both
+//! keys sign and verify until the overlap ends.
 //!
 //! [`Tenants`] is the routing table: by id, and by host name. How a request
 //! picks its tenant is [`Tenants::named_by`]'s doc.
@@ -123,8 +125,9 @@ pub struct Tenant {
     pub id: String,
     /// Signs waiting and reservation tokens (the `token` capability); never enters a component.
     pub token_key: Vec<u8>,
-    /// Standard Webhooks key (`whsec_…` decoded); never enters a component.
-    pub webhook_key: Vec<u8>,
+    /// Standard Webhooks keys (`whsec_…` decoded); never enter a component.
+    /// Swapped in place when the operator rotates them.
+    webhook: arc_swap::ArcSwap<WebhookKeys>,
     pub hosts: Vec<String>,
     /// Effective quotas (the bundle's defaults under the tenant's own).
     pub quotas: Quotas,
@@ -170,7 +173,7 @@ impl Tenant {
         Tenant {
             id: p.id,
             token_key: p.secrets.token_key,
-            webhook_key: p.secrets.webhook_key,
+            webhook: arc_swap::ArcSwap::from_pointee(p.secrets.webhook),
             hosts: p.hosts,
             in_flight: p
                 .quotas
@@ -255,16 +258,102 @@ impl Tenant {
         self.cpu.as_ref()?.charge(ran, now)
     }
 
-    /// The webhook secret in Standard Webhooks form, for receivers elsewhere.
-    pub fn webhook_secret(&self) -> String {
-        format!("whsec_{}", B64.encode(&self.webhook_key))
+    /// The webhook keys now.
+    pub fn webhook_keys(&self) -> Arc<WebhookKeys> {
+        self.webhook.load_full()
+    }
+
+    /// Take rotated webhook keys (from [`WebhookKeys::rotate`] or the store).
+    pub fn set_webhook_keys(&self, keys: WebhookKeys) {
+        self.webhook.store(Arc::new(keys));
+    }
+}
+
+/// A tenant's Standard Webhooks keys. The current one signs and verifies;
+/// after a rotation the previous one does too until `previous_until_ms`, so a
+/// receiver that still has the old secret (or already the new one) verifies
+/// every delivery, as Standard Webhooks allows with several signatures.
+#[derive(Debug, Clone)]
+pub struct WebhookKeys {
+    pub current: Vec<u8>,
+    pub previous: Option<(Vec<u8>, u64)>,
+}
+
+impl WebhookKeys {
+    /// The keys that sign and verify at `now_ms`, current first.
+    pub fn active(&self, now_ms: u64) -> Vec<&[u8]> {
+        let mut keys = vec![self.current.as_slice()];
+        if let Some((key, until)) = &self.previous
+            && now_ms < *until
+        {
+            keys.push(key);
+        }
+        keys
+    }
+
+    /// A key in Standard Webhooks form (`whsec_…`), for receivers elsewhere.
+    pub fn secret(key: &[u8]) -> String {
+        format!("whsec_{}", B64.encode(key))
+    }
+
+    fn current_key(id: &str) -> String {
+        format!("tenant/{id}/webhook_secret")
+    }
+
+    fn previous_key(id: &str) -> String {
+        format!("tenant/{id}/webhook_secret_previous")
+    }
+
+    /// Load tenant `id`'s keys, making the current one on first start.
+    pub async fn load_or_create(store: &dyn KvStore, id: &str) -> anyhow::Result<WebhookKeys> {
+        let current = secret(store, &Self::current_key(id)).await?;
+        let previous = store
+            .meta_get(&Self::previous_key(id))
+            .await
+            .context("reading tenant secret")?
+            .filter(|v| v.len() > 8)
+            .map(|v| {
+                let (until, key) = v.split_at(8);
+                let until = u64::from_le_bytes(until.try_into().unwrap_or_default());
+                (key.to_vec(), until)
+            });
+        Ok(WebhookKeys { current, previous })
+    }
+
+    /// Make a new current key for tenant `id`; the one it replaces keeps
+    /// signing and verifying for `overlap` of the host's clock from `now_ms`.
+    pub async fn rotate(
+        store: &dyn KvStore,
+        id: &str,
+        now_ms: u64,
+        overlap: Duration,
+    ) -> anyhow::Result<WebhookKeys> {
+        let old = Self::load_or_create(store, id).await?;
+        let until = now_ms.saturating_add(overlap.as_millis() as u64);
+        let mut previous = until.to_le_bytes().to_vec();
+        previous.extend_from_slice(&old.current);
+        // The old key is kept first, so a crash between the writes leaves
+        // both names holding keys that still verify.
+        store
+            .meta_put(&Self::previous_key(id), previous)
+            .await
+            .context("storing the previous webhook secret")?;
+        let current = rand::random::<[u8; 32]>().to_vec();
+        store
+            .meta_put(&Self::current_key(id), current.clone())
+            .await
+            .context("storing the new webhook secret")?;
+        Ok(WebhookKeys {
+            current,
+            previous: Some((old.current, until)),
+        })
     }
 }
 
 /// A tenant's keys.
 pub struct Secrets {
     pub token_key: Vec<u8>,
-    pub webhook_key: Vec<u8>,
+    pub webhook: WebhookKeys,
 }
 
 impl Secrets {
@@ -272,7 +361,7 @@ impl Secrets {
     pub async fn load_or_create(store: &dyn KvStore, id: &str) -> anyhow::Result<Secrets> {
         Ok(Secrets {
             token_key: secret(store, &format!("tenant/{id}/token_secret")).await?,
-            webhook_key: secret(store, &format!("tenant/{id}/webhook_secret")).await?,
+            webhook: WebhookKeys::load_or_create(store, id).await?,
         })
     }
 
@@ -280,7 +369,10 @@ impl Secrets {
     pub fn ephemeral() -> Secrets {
         Secrets {
             token_key: rand::random::<[u8; 32]>().to_vec(),
-            webhook_key: rand::random::<[u8; 32]>().to_vec(),
+            webhook: WebhookKeys {
+                current: rand::random::<[u8; 32]>().to_vec(),
+                previous: None,
+            },
         }
     }
 }

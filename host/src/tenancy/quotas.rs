@@ -79,9 +79,15 @@ impl Quotas {
         ]
         .into_iter()
         .find(|(_, v)| *v == Some(0));
-        match zero {
-            Some((name, _)) => Err(format!("quota {name} must be at least 1")),
-            None => Ok(()),
+        if let Some((name, _)) = zero {
+            return Err(format!("quota {name} must be at least 1"));
+        }
+        match self.deadline_ms {
+            Some(ms) if ms > crate::policy::MAX_DEADLINE_MS => Err(format!(
+                "quota deadline_ms must be at most {}",
+                crate::policy::MAX_DEADLINE_MS
+            )),
+            _ => Ok(()),
         }
     }
 

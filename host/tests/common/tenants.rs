@@ -27,6 +27,18 @@ pub fn bundle(dir: &Path, tenants: &str) -> PathBuf {
     path
 }
 
+/// [`bundle`] with `tenants`, whose payment-sim may also post webhooks to
+/// `extra` (policy entries such as `127.0.0.1:*`).
+pub fn bundle_posting_to(dir: &Path, tenants: &str, extra: &str) -> PathBuf {
+    let path = bundle(dir, tenants);
+    let policy = dir.join("policy.toml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    let granted = format!("webhook_hosts = [\"self\", \"{extra}\"]");
+    assert!(text.contains("webhook_hosts = [\"self\"]"), "{text}");
+    std::fs::write(&policy, text.replace("webhook_hosts = [\"self\"]", &granted)).unwrap();
+    path
+}
+
 pub async fn start_tenants(tenants: &str) -> (TestHost, tempfile::TempDir) {
     let files = tempfile::tempdir().unwrap();
     let path = bundle(files.path(), tenants);

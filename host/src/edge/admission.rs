@@ -1,0 +1,180 @@
+//! One admission path for every protocol: REST and gRPC requests pass the
+//! same steps, in the same order, before a component runs.
+//!
+//! 1. the client IP's bucket for the method's class: first, so a stranger
+//!    spends nothing else (no token check, no tenant's budget) once limited;
+//! 2. the method's [`Guard`]: the admin token, or a bearer token;
+//! 3. the tenant (header, host name, token claim; see [`Edge::tenant_of`]);
+//! 4. the tenant's requests-per-second quota;
+//! 5. the signed-in user's bucket.
+//!
+//! Then, once the request is read: a signed webhook's signature
+//! ([`Edge::verify_webhook`]) and the caller bound into the request
+//! ([`Edge::bind`]).
+
+use super::guards::Guard;
+use super::{Edge, admin, auth, errors, limits};
+use crate::json::BindError;
+use crate::tenancy::Tenant;
+use hyper::header::AUTHORIZATION;
+use prost_reflect::MessageDescriptor;
+use std::net::IpAddr;
+use std::sync::Arc;
+use tacos_proto::common::v1::{Error as ProtoError, ErrorCode, ErrorDetail};
+
+/// Who a request is for, once admitted.
+pub(crate) struct Admitted {
+    pub tenant: Arc<Tenant>,
+    /// The signed-in user (a bearer token's subject).
+    pub user: Option<String>,
+}
+
+impl Edge {
+    /// Admit a request to a method of `service` behind `guard`.
+    pub(crate) fn admit(
+        &self,
+        guard: Guard,
+        service: &str,
+        headers: &hyper::HeaderMap,
+        uri: &hyper::Uri,
+        peer: IpAddr,
+        trace: &str,
+    ) -> Result<Admitted, ProtoError> {
+        let class = limits::RouteClass::of_service(service);
+        if let Some(class) = class {
+            self.limiter
+                .check_ip(class, peer)
+                .map_err(|l| self.limited(l, trace))?;
+        }
+        let claims = match guard {
+            Guard::Admin => {
+                admin::authorize(self, headers, trace)?;
+                None
+            }
+            Guard::User => Some(self.authenticate(headers, trace)?),
+            Guard::MaybeUser if headers.contains_key(AUTHORIZATION) => {
+                Some(self.authenticate(headers, trace)?)
+            }
+            Guard::MaybeUser | Guard::Open | Guard::SignedWebhook => None,
+            Guard::Internal => {
+                return Err(errors::error(
+                    ErrorCode::NotFound,
+                    format!("{service} is not served here"),
+                    trace,
+                ));
+            }
+        };
+        let tenant = self.tenant_of(headers, uri, claims.as_ref(), trace)?;
+        tenant.admit_request().map_err(|q| q.to_proto(trace))?;
+        let user = claims.map(|c| c.sub);
+        if let (Some(class), Some(user)) = (class, &user) {
+            self.limiter
+                .check_user(class, &tenant.id, user)
+                .map_err(|l| self.limited(l, trace))?;
+        }
+        Ok(Admitted { tenant, user })
+    }
+
+    /// Who a request acts as: its bearer token's claims, checked against the
+    /// host's clock.
+    pub(crate) fn authenticate(
+        &self,
+        headers: &hyper::HeaderMap,
+        trace: &str,
+    ) -> Result<auth::Claims, ProtoError> {
+        let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let now_s = self.shared.runtime.clock.now_ms() / 1000;
+        self.shared
+            .auth
+            .verify(header, now_s)
+            .map_err(|m| errors::error(ErrorCode::Unauthenticated, m, trace))
+    }
+
+    /// A rate-limit refusal, counted, with `retry_after_seconds`.
+    fn limited(&self, l: limits::Limited, trace: &str) -> ProtoError {
+        self.shared
+            .runtime
+            .metrics
+            .rate_limited
+            .get_or_create(&crate::metrics::LimitLabels {
+                class: l.class.name().into(),
+                by: (if l.by_user { "user" } else { "ip" }).into(),
+            })
+            .inc();
+        let mut e = errors::error(ErrorCode::RateLimited, l.message(), trace);
+        e.details.push(ErrorDetail {
+            field: "retry_after_seconds".into(),
+            reason: "rate limited".into(),
+            value: l.retry_after_secs().to_string(),
+        });
+        e
+    }
+
+    /// Check a Standard Webhooks signature of `body` with the tenant's keys.
+    pub(crate) fn verify_webhook(
+        &self,
+        tenant: &Tenant,
+        headers: &hyper::HeaderMap,
+        body: &[u8],
+        trace: &str,
+    ) -> Result<(), ProtoError> {
+        let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let now_ms = self.shared.runtime.clock.now_ms();
+        let keys = tenant.webhook_keys();
+        crate::signature::verify(
+            &keys.active(now_ms),
+            h("webhook-id"),
+            h("webhook-timestamp"),
+            h("webhook-signature"),
+            body,
+            now_ms / 1000,
+        )
+        .map_err(|e| {
+            errors::error(
+                ErrorCode::Unauthenticated,
+                format!("webhook signature: {e}"),
+                trace,
+            )
+        })
+    }
+
+    /// Write what the edge vouches for into an encoded request: the
+    /// authenticated user as `user_id`, the `Idempotency-Key` header as
+    /// `idempotency_key` (see [`Codec::bind`](crate::json::Codec::bind)).
+    pub(crate) fn bind(
+        &self,
+        desc: &MessageDescriptor,
+        request: Vec<u8>,
+        user: Option<&str>,
+        idempotency_key: Option<&str>,
+        trace: &str,
+    ) -> Result<Vec<u8>, ProtoError> {
+        let mut values = Vec::with_capacity(2);
+        if let Some(u) = user {
+            values.push(("user_id", u));
+        }
+        if let Some(k) = idempotency_key {
+            values.push(("idempotency_key", k));
+        }
+        if values.is_empty() {
+            return Ok(request);
+        }
+        self.shared
+            .runtime
+            .codec
+            .bind(desc, request, &values)
+            .map_err(|e| match e {
+                BindError::Undecodable(m) => errors::error(ErrorCode::InvalidArgument, m, trace),
+                BindError::Mismatch { field, given } if field == "user_id" => errors::error(
+                    ErrorCode::Forbidden,
+                    format!("user_id `{given}` is not the authenticated user"),
+                    trace,
+                ),
+                BindError::Mismatch { field, given } => errors::error(
+                    ErrorCode::InvalidArgument,
+                    format!("{field} `{given}` disagrees with the Idempotency-Key header"),
+                    trace,
+                ),
+            })
+    }
+}
