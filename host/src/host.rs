@@ -1,10 +1,10 @@
 //! A running host, assembled: store, clock, tenant, runtime, queue dispatcher,
 //! edge. `tacos up` and the integration tests start hosts the same way.
 
+use crate::auth::{Auth, AuthOptions};
 use crate::bundle::{BUILT_COMPONENTS_DIR, Bundle};
 use crate::clock::{Clock, system_now_ms};
 use crate::edge::Edge;
-use crate::edge::auth::{Auth, AuthOptions};
 use crate::edge::conn::ConnLimits;
 use crate::edge::limits::RateLimits;
 use crate::queue::Dispatcher;
@@ -43,7 +43,7 @@ pub fn admin_token(
         )),
         None => {
             let path = data_dir.join(ADMIN_TOKEN_FILE);
-            let token = crate::edge::auth::stored_secret(&path)?;
+            let token = crate::auth::stored_secret(&path)?;
             Ok((
                 Some(token),
                 format!(

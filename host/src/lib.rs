@@ -6,6 +6,7 @@
 //! keep state and messages; [`edge`] speaks REST/JSON; [`policy`], [`bundle`]
 //! and [`tenancy`] say what runs, with what rights, for whom.
 
+pub mod auth;
 pub mod bundle;
 pub mod capabilities;
 pub mod cli;

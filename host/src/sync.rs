@@ -29,12 +29,22 @@ const GIVE_UP: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Change {
-    Swap { service: String },
-    Rollback { service: String },
-    TenantPut { id: String },
-    TenantRemove { id: String },
+    Swap {
+        service: String,
+    },
+    Rollback {
+        service: String,
+    },
+    TenantPut {
+        id: String,
+    },
+    TenantRemove {
+        id: String,
+    },
     /// A tenant's webhook secret was rotated: reload its keys from the store.
-    TenantSecret { id: String },
+    TenantSecret {
+        id: String,
+    },
 }
 
 #[derive(Serialize, Deserialize)]

@@ -247,3 +247,46 @@ async fn tacos_token_mints_what_the_host_accepts() {
         "the secret is kept"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_with_its_own_keys_is_signed_for_by_them_alone() {
+    const OWN: &str = "tenant-a-own-secret-0123456789";
+    let files = tempfile::tempdir().unwrap();
+    let bundle = tenants::bundle(
+        files.path(),
+        &format!("[tenants.a]\nauth = {{ hs256_secret = \"{OWN}\" }}\n[tenants.b]\n"),
+    );
+    let t = start_with(|o| o.bundle = Some(bundle)).await;
+    let now_s = t.host.runtime().clock.now_ms() / 1000;
+    let token = |secret: &str, tenant: Option<&str>| {
+        let mut claims = json!({"sub": "ann", "exp": now_s + 600});
+        if let Some(id) = tenant {
+            claims["tenant"] = id.into();
+        }
+        let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+        let t = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
+        format!("Bearer {t}")
+    };
+    let list = |bearer: String| {
+        let url = format!("{}/api/v1/reservations", t.url);
+        let http = t.http.clone();
+        async move { request(&http, "GET", &url, None, &[("authorization", &bearer)]).await }
+    };
+    // Tenant a's users: its own key, not the host's.
+    assert_eq!(list(token(OWN, Some("a"))).await.0, 200);
+    let (status, body) = list(token(JWT_SECRET, Some("a"))).await;
+    assert_eq!(status, 401, "the host's key cannot sign for a: {body}");
+    // a's key signs for no other tenant (this bundle has no `default`).
+    for (other, refused) in [(Some("b"), 401), (None, 404)] {
+        let (status, body) = list(token(OWN, other)).await;
+        assert_eq!(status, refused, "{other:?}: {body}");
+    }
+    // b has no keys of its own: the host's sign for it.
+    assert_eq!(list(token(JWT_SECRET, Some("b"))).await.0, 200);
+    // A tenant's auth that cannot work is refused when it is applied.
+    let (status, body) = t
+        .put_tenant("c", json!({"auth": {"hs256_secret": "short"}}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(t.tenant_listing("a").await["id"] == "a");
+}

@@ -128,3 +128,25 @@ async fn bad_requests_are_refused_and_change_nothing() {
     let (status, resp) = t.hold("e", "frank", &token, &["A-1"], "good").await;
     assert_eq!(status, 200, "{resp}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlines_no_call_could_run_with_are_refused() {
+    let t = start().await;
+    for (quotas, want) in [
+        (json!({"deadline_ms": u64::MAX}), "at most 600000"),
+        (json!({"deadline_ms": 0}), "at least 1"),
+    ] {
+        let (status, body) = t.put_tenant("huge", json!({ "quotas": quotas })).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.to_string().contains(want), "{body}");
+    }
+    let (_, list) = t.get("/admin/v1/tenants").await;
+    assert!(
+        !list.to_string().contains("\"huge\""),
+        "nothing was added: {list}"
+    );
+    // A policy with one is refused too.
+    let policy = "[defaults]\ndeadline_ms = 18446744073709551615\n";
+    let err = tacos_host::policy::Policy::parse(policy, "t").unwrap_err();
+    assert!(format!("{err:#}").contains("deadline_ms"), "{err:#}");
+}

@@ -291,7 +291,10 @@ async fn archives_unpack_within_caps_and_only_with_every_file_hashed() {
 
     // A manifest without hashes: nothing in it would be checked.
     let unhashed = out.path().join("unhashed.tacos");
-    archive(&unhashed, &[("bundle.toml", manifest.len() as u64, &manifest)]);
+    archive(
+        &unhashed,
+        &[("bundle.toml", manifest.len() as u64, &manifest)],
+    );
     let msg = refused(unhashed).await;
     assert!(msg.contains("no `hashes`"), "{msg}");
 

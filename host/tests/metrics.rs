@@ -74,11 +74,13 @@ async fn counters_move_as_the_flow_runs() {
     let (_, paid) = t.hold("m", "pat", &token, &["A-1"], "k1").await;
     t.pay(&paid, "pat", "PAYMENT_SCENARIO_APPROVE").await;
     let waiting = t.join("m", "quin").await;
+    let rae = t.join("m", "rae").await;
     t.advance(1.0).await; // admission moves with the clock
     let token = t.enter(&waiting).await;
     let (status, _) = t.hold("m", "quin", &token, &["A-2"], "k2").await;
     assert_eq!(status, 200);
-    let (status, _) = t.hold("m", "quin", &token, &["A-99"], "k3").await;
+    let token = t.enter(&rae).await;
+    let (status, _) = t.hold("m", "rae", &token, &["A-99"], "k3").await;
     assert_eq!(status, 404);
     t.advance(5.0).await;
     t.advance(61.0).await;

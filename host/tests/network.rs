@@ -21,7 +21,9 @@ async fn off_loopback_the_admin_api_needs_a_token_the_host_made() {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = options(dir.path());
     opts.listen = "0.0.0.0:0".parse().unwrap();
-    let host = tacos_host::host::Host::start(opts).await.expect("host starts");
+    let host = tacos_host::host::Host::start(opts)
+        .await
+        .expect("host starts");
     let token_file = dir.path().join(tacos_host::host::ADMIN_TOKEN_FILE);
     let token = std::fs::read_to_string(&token_file).expect("the host made a token");
     assert!(token.trim().len() >= 32, "{token}");
@@ -40,7 +42,8 @@ async fn off_loopback_the_admin_api_needs_a_token_the_host_made() {
     .await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(host.runtime().clock.now_ms(), before, "nothing changed");
-    let (status, body) = request(&http, "GET", &format!("{url}/admin/v1/services"), None, &[]).await;
+    let (status, body) =
+        request(&http, "GET", &format!("{url}/admin/v1/services"), None, &[]).await;
     assert_eq!(status, 401, "{body}");
     let bearer = format!("Bearer {}", token.trim());
     let (status, body) = request(
@@ -57,7 +60,10 @@ async fn off_loopback_the_admin_api_needs_a_token_the_host_made() {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = options(dir.path());
     opts.admin_token = Some("short".into());
-    let err = tacos_host::host::Host::start(opts).await.err().expect("refused");
+    let err = tacos_host::host::Host::start(opts)
+        .await
+        .err()
+        .expect("refused");
     assert!(format!("{err:#}").contains("at least 16 bytes"), "{err:#}");
 }
 
@@ -109,7 +115,6 @@ async fn slow_and_idle_clients_are_cut_off() {
         .unwrap();
     let answered = until_closed(&mut trickle).await;
     assert!(answered.contains("ERROR_CODE_TIMEOUT"), "{answered}");
-
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,7 +130,9 @@ async fn connections_over_the_cap_are_told_and_closed() {
     let mut held = Vec::new();
     for _ in 0..4 {
         let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .unwrap();
         held.push(s);
     }
     // The host accepts in order: once a fifth is refused, all four are in.
@@ -212,12 +219,17 @@ async fn a_token_valid_from_tomorrow_is_refused_today() {
         let (status, body) = t
             .post_raw(
                 "/api/v1/queue/join",
-                json!({"event_id": "e", "session_id": "s"}).to_string().into_bytes(),
+                json!({"event_id": "e", "session_id": "s"})
+                    .to_string()
+                    .into_bytes(),
                 &[("authorization", &format!("Bearer {token}"))],
             )
             .await;
         assert_eq!(status, 401, "{claims}: {body}");
     }
     let (_, stats) = t.get("/api/v1/queue/stats?event_id=e").await;
-    assert_eq!(stats["events"][0]["total_waiting"], 0, "nobody joined: {stats}");
+    assert_eq!(
+        stats["events"][0]["total_waiting"], 0,
+        "nobody joined: {stats}"
+    );
 }

@@ -10,10 +10,15 @@ use serde_json::{Value, json};
 use tacos_proto::payment::v1::SimulateWebhookRequest;
 use tacos_proto::payment::v1::payment_service_client::PaymentServiceClient;
 
+/// Join and enter `e` as `user`, letting (virtual) time admit them.
+async fn admitted(t: &TestHost, user: &str) -> String {
+    t.admitted_all("e", &[user.to_string()]).await.remove(0)
+}
+
 /// Ann holds A-1 of event `e`: her reservation and the token it took.
 async fn anns_hold(t: &TestHost) -> (Value, String) {
     t.create_event("e", 4, 1_000, 1000).await;
-    let token = t.admitted("e", "ann").await;
+    let token = admitted(t, "ann").await;
     let (status, held) = t.hold("e", "ann", &token, &["A-1"], "k").await;
     assert_eq!(status, 200, "{held}");
     (held, token)
@@ -79,7 +84,10 @@ async fn another_users_reservation_and_intent_do_not_exist_for_mallory() {
 
     // Nothing changed: ann's hold stands, her intent is pending.
     t.advance(3.0).await;
-    assert_eq!(t.reservation(id, "ann").await["status"], "RESERVATION_STATUS_HOLD");
+    assert_eq!(
+        t.reservation(id, "ann").await["status"],
+        "RESERVATION_STATUS_HOLD"
+    );
     let (_, ann_intent) = t.get_as("ann", &format!("/api/v1/payments/{intent}")).await;
     assert_eq!(ann_intent["payment"]["status"], "PAYMENT_STATUS_PENDING");
     // Ann herself may simulate hers.
@@ -96,7 +104,7 @@ async fn another_users_reservation_and_intent_do_not_exist_for_mallory() {
 async fn one_admission_makes_one_hold() {
     let t = start().await;
     let (held, first_token) = anns_hold(&t).await;
-    let token = t.admitted("e", "ann").await; // the same ticket, granted again
+    let token = admitted(&t, "ann").await; // the same ticket, granted again
     // A second hold with the same admission, under another key: refused.
     let (status, body) = t.hold("e", "ann", &token, &["A-2"], "k2").await;
     assert_eq!(status, 403, "{body}");
@@ -109,7 +117,7 @@ async fn one_admission_makes_one_hold() {
     assert_eq!(seats["A-2"], "SEAT_STATUS_AVAILABLE");
 
     // Two concurrent tries with one fresh admission: one hold.
-    let token = t.admitted("e", "bob").await;
+    let token = admitted(&t, "bob").await;
     let (a, b) = tokio::join!(
         t.hold("e", "bob", &token, &["A-3"], "b1"),
         t.hold("e", "bob", &token, &["A-4"], "b2"),
@@ -124,7 +132,7 @@ async fn one_admission_makes_one_hold() {
     assert_eq!(reserved, 1, "{seats:?}");
 
     // A hold that fails (a seat taken) gives the admission back.
-    let token = t.admitted("e", "cy").await;
+    let token = admitted(&t, "cy").await;
     let (status, body) = t.hold("e", "cy", &token, &["A-1"], "c1").await;
     assert_eq!(status, 409, "{body}");
     let free = if seats["A-3"] == "SEAT_STATUS_AVAILABLE" {
@@ -147,9 +155,7 @@ async fn a_join_never_hands_out_another_sessions_place() {
     let status_of = |token: String| {
         let t = &t;
         async move {
-            let (s, body) = t
-                .get(&format!("/api/v1/queue/status?token={token}"))
-                .await;
+            let (s, body) = t.get(&format!("/api/v1/queue/status?token={token}")).await;
             assert_eq!(s, 200, "{body}");
             body
         }

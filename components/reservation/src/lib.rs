@@ -90,7 +90,9 @@ fn load(id: &str) -> Result<Versioned<Reservation>> {
 fn load_owned(id: &str, user_id: &str) -> Result<Versioned<Reservation>> {
     let r = load(id)?;
     if !user_id.is_empty() && r.value.user_id != user_id {
-        return Err(ServiceError::not_found(format!("reservation {id} not found")));
+        return Err(ServiceError::not_found(format!(
+            "reservation {id} not found"
+        )));
     }
     Ok(r)
 }

@@ -84,6 +84,9 @@ pub struct TenantManifest {
     /// Demo events to seed instead of the bundle's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<DemoEvent>>,
+    /// The tenant's own token keys (its users are signed by these alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<crate::auth::TenantAuth>,
 }
 
 /// `[tenants.ID.services.NAME]`: a component or build of the tenant's own,
@@ -390,6 +393,7 @@ fn tenant_spec(
         policy,
         services: overrides,
         events: t.events,
+        auth: t.auth,
     })
 }
 

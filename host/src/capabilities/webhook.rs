@@ -91,12 +91,8 @@ impl CallState {
         let now_ms = self.now_ms();
         let timestamp = now_ms / 1000;
         let keys = self.ctx.tenant.webhook_keys();
-        let signature = crate::signature::sign_all(
-            &keys.active(now_ms),
-            &request.webhook_id,
-            timestamp,
-            &body,
-        );
+        let signature =
+            crate::signature::sign_all(&keys.active(now_ms), &request.webhook_id, timestamp, &body);
         let req = hyper::Request::post(uri)
             .header("content-type", "application/json")
             .header("webhook-id", &request.webhook_id)

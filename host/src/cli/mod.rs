@@ -7,7 +7,7 @@ mod ops;
 mod store;
 mod tenants;
 
-use crate::edge::auth::{self, AuthOptions};
+use crate::auth::{self, AuthOptions};
 use crate::host::{Host, HostOptions};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;

@@ -3,7 +3,8 @@
 //! adds or changes one (the file is a bundle's `[tenants.ID]` table on its
 //! own: `hosts`, `quotas`, `policy`, `services`, `events`; component and
 //! policy files are read here and sent along); `tacos tenant remove ID`
-//! stops serving one (its data stays).
+//! stops serving one (its data stays); `tacos tenant secret ID [--rotate]`
+//! shows or rotates its webhook secret.
 
 use super::ops::Target;
 use crate::bundle::TenantManifest;
@@ -37,6 +38,20 @@ pub enum TenantCommand {
     /// Stop serving a tenant; its data stays in the store.
     Remove {
         id: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show a tenant's Standard Webhooks secret (`whsec_…`) for the merchant's
+    /// receiver, or rotate it: the old one keeps signing beside the new one
+    /// until the overlap ends.
+    Secret {
+        id: String,
+        /// Make a new secret.
+        #[arg(long)]
+        rotate: bool,
+        /// With --rotate: how long the old secret keeps working (default a day).
+        #[arg(long, value_name = "SECONDS", requires = "rotate")]
+        overlap: Option<u64>,
         #[command(flatten)]
         target: Target,
     },
@@ -106,6 +121,37 @@ pub async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
             super::ops::applied_on(&answer);
             Ok(())
         }
+        TenantCommand::Secret {
+            id,
+            rotate,
+            overlap,
+            target,
+        } => {
+            let path = format!("/admin/v1/tenants/{id}/webhook-secret");
+            let answer = if rotate {
+                let body = match overlap {
+                    Some(s) => json!({ "overlap_seconds": s }),
+                    None => json!({}),
+                };
+                target
+                    .request("POST", &format!("{path}/rotate"), Some(body))
+                    .await?
+            } else {
+                target.request("GET", &path, None).await?
+            };
+            println!("{}", answer["secret"].as_str().unwrap_or("?"));
+            if let Some(previous) = answer["previous"].as_str() {
+                let until = answer["previous_until_ms"].as_u64().unwrap_or(0);
+                let when = httpdate::fmt_http_date(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(until),
+                );
+                eprintln!("previous {previous} still signs and verifies until {when}");
+            }
+            if rotate {
+                super::ops::applied_on(&answer);
+            }
+            Ok(())
+        }
         TenantCommand::Remove { id, target } => {
             let answer = target
                 .request("DELETE", &format!("/admin/v1/tenants/{id}"), None)
@@ -156,6 +202,9 @@ fn body_of(path: &Path) -> anyhow::Result<Value> {
     }
     if let Some(events) = &t.events {
         body["events"] = serde_json::to_value(events)?;
+    }
+    if let Some(auth) = &t.auth {
+        body["auth"] = serde_json::to_value(auth)?;
     }
     Ok(body)
 }

@@ -3,7 +3,8 @@
 //!
 //! 1. the client IP's bucket for the method's class: first, so a stranger
 //!    spends nothing else (no token check, no tenant's budget) once limited;
-//! 2. the method's [`Guard`]: the admin token, or a bearer token;
+//! 2. the method's [`Guard`]: the admin token, or a bearer token, checked
+//!    with the keys of the tenant it claims (its own, or the host's);
 //! 3. the tenant (header, host name, token claim; see [`Edge::tenant_of`]);
 //! 4. the tenant's requests-per-second quota;
 //! 5. the signed-in user's bucket.
@@ -13,9 +14,10 @@
 //! ([`Edge::bind`]).
 
 use super::guards::Guard;
-use super::{Edge, admin, auth, errors, limits};
+use super::{Edge, admin, errors, limits};
+use crate::auth;
 use crate::json::BindError;
-use crate::tenancy::Tenant;
+use crate::tenancy::{DEFAULT_TENANT, Tenant};
 use hyper::header::AUTHORIZATION;
 use prost_reflect::MessageDescriptor;
 use std::net::IpAddr;
@@ -46,16 +48,15 @@ impl Edge {
                 .check_ip(class, peer)
                 .map_err(|l| self.limited(l, trace))?;
         }
-        let claims = match guard {
+        let bearer = headers.get(AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
+        let signs_in = match guard {
             Guard::Admin => {
                 admin::authorize(self, headers, trace)?;
-                None
+                false
             }
-            Guard::User => Some(self.authenticate(headers, trace)?),
-            Guard::MaybeUser if headers.contains_key(AUTHORIZATION) => {
-                Some(self.authenticate(headers, trace)?)
-            }
-            Guard::MaybeUser | Guard::Open | Guard::SignedWebhook => None,
+            Guard::User => true,
+            Guard::MaybeUser => bearer.is_some(),
+            Guard::Open | Guard::SignedWebhook => false,
             Guard::Internal => {
                 return Err(errors::error(
                     ErrorCode::NotFound,
@@ -64,7 +65,20 @@ impl Edge {
                 ));
             }
         };
-        let tenant = self.tenant_of(headers, uri, claims.as_ref(), trace)?;
+        // A token's (yet unproven) tenant claim picks whose keys check it.
+        let claimed = signs_in.then(|| {
+            bearer
+                .and_then(auth::claimed_tenant)
+                .unwrap_or_else(|| DEFAULT_TENANT.to_string())
+        });
+        let tenant = self.tenant_of(headers, uri, claimed.as_deref(), trace)?;
+        let claims = match signs_in {
+            true => Some(
+                self.verify_token(&tenant, bearer)
+                    .map_err(|m| errors::error(ErrorCode::Unauthenticated, m, trace))?,
+            ),
+            false => None,
+        };
         tenant.admit_request().map_err(|q| q.to_proto(trace))?;
         let user = claims.map(|c| c.sub);
         if let (Some(class), Some(user)) = (class, &user) {
@@ -75,19 +89,27 @@ impl Edge {
         Ok(Admitted { tenant, user })
     }
 
-    /// Who a request acts as: its bearer token's claims, checked against the
-    /// host's clock.
-    pub(crate) fn authenticate(
+    /// The claims of a user of `tenant` from an `authorization` header
+    /// value: checked with the tenant's own keys if it has them, else the
+    /// host's, against the host's clock (see [`auth::Auth::verify`]), and
+    /// for this tenant only.
+    pub(crate) fn verify_token(
         &self,
-        headers: &hyper::HeaderMap,
-        trace: &str,
-    ) -> Result<auth::Claims, ProtoError> {
-        let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+        tenant: &Tenant,
+        authorization: Option<&str>,
+    ) -> Result<auth::Claims, String> {
         let now_s = self.shared.runtime.clock.now_ms() / 1000;
-        self.shared
-            .auth
-            .verify(header, now_s)
-            .map_err(|m| errors::error(ErrorCode::Unauthenticated, m, trace))
+        let real_s = crate::clock::system_now_ms() / 1000;
+        let keys = tenant.auth.as_deref().unwrap_or(&self.shared.auth);
+        let claims = keys.verify(authorization, now_s, real_s)?;
+        let for_tenant = claims.tenant.as_deref().unwrap_or(DEFAULT_TENANT);
+        if for_tenant != tenant.id {
+            return Err(format!(
+                "the token is for tenant `{for_tenant}`, not `{}`",
+                tenant.id
+            ));
+        }
+        Ok(claims)
     }
 
     /// A rate-limit refusal, counted, with `retry_after_seconds`.

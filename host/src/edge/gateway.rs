@@ -9,8 +9,8 @@
 //! calls and failures) and `ValidateToken` (the edge's own JWT check) are
 //! answered by the host, since only the host knows either.
 
-use super::auth::Claims;
 use super::errors;
+use crate::auth::Claims;
 use crate::runtime::Runtime;
 use prost::Message;
 use std::collections::BTreeMap;

@@ -114,7 +114,9 @@ impl Grpc {
                 let (service, method, native) = match gateway::target(m.name()) {
                     Some(Ok(native)) => (gateway::SERVICE, m.name(), Some(native)),
                     // An alias of an RPC served above (the same guard, by the table).
-                    Some(Err((service, method))) if rpcs.contains_key(&format!("/{service}/{method}")) => {
+                    Some(Err((service, method)))
+                        if rpcs.contains_key(&format!("/{service}/{method}")) =>
+                    {
                         (service, method, None)
                     }
                     _ => continue,
@@ -215,11 +217,17 @@ impl Grpc {
             status(e)
         };
         let fail = |e: ProtoError| status(&e).into_http();
-        let super::admission::Admitted { tenant, user } =
-            match edge.admit(rpc.guard, &rpc.service, req.headers(), req.uri(), peer, &trace) {
-                Ok(a) => a,
-                Err(e) => return fail(e),
-            };
+        let super::admission::Admitted { tenant, user } = match edge.admit(
+            rpc.guard,
+            &rpc.service,
+            req.headers(),
+            req.uri(),
+            peer,
+            &trace,
+        ) {
+            Ok(a) => a,
+            Err(e) => return fail(e),
+        };
         // A signed webhook's signature covers the message bytes; keep the headers for it.
         let signed = (rpc.guard == Guard::SignedWebhook).then(|| req.headers().clone());
         let timeout = match grpc_timeout(req.headers()) {
@@ -241,12 +249,9 @@ impl Grpc {
                         .map_err(|e| status(&e))?;
                 }
                 if let Some(native) = rpc.native {
-                    let verify = |token: &str| {
-                        let now_s = runtime.clock.now_ms() / 1000;
-                        edge.shared
-                            .auth
-                            .verify(Some(&format!("Bearer {token}")), now_s)
-                    };
+                    // Valid for the tenant this request is for.
+                    let verify =
+                        |token: &str| edge.verify_token(tenant, Some(&format!("Bearer {token}")));
                     let bytes = gateway::answer(native, runtime, verify, request.get_ref(), trace)
                         .map_err(|e| status(&e))?;
                     let mut response = tonic::Response::new(bytes);

@@ -63,16 +63,28 @@ const TABLE: &[(&str, Guard)] = &[
     ("payment.v1.PaymentService/CancelPayment", User),
     ("payment.v1.PaymentService/ListPayments", User),
     ("payment.v1.PaymentService/SimulateWebhook", User),
-    ("gateway.v1.WebhookService/ReceivePaymentWebhook", SignedWebhook),
+    (
+        "gateway.v1.WebhookService/ReceivePaymentWebhook",
+        SignedWebhook,
+    ),
     // The worker's RPCs change anyone's reservations: operators only.
-    ("reservation.v1.WorkerService/ProcessReservationExpiry", Admin),
+    (
+        "reservation.v1.WorkerService/ProcessReservationExpiry",
+        Admin,
+    ),
     ("reservation.v1.WorkerService/ProcessPaymentResult", Admin),
     ("gateway.v1.GatewayService/HealthCheck", Open),
     ("gateway.v1.GatewayService/ValidateToken", Open),
     ("tacos.internal.v1.EventAdmin/CreateEvent", Admin),
     ("tacos.internal.v1.QueueAdmin/ConfigureEvent", Internal),
-    ("tacos.internal.v1.ReservationLifecycle/ExpireReservation", Internal),
-    ("tacos.internal.v1.ReservationLifecycle/FailReservation", Internal),
+    (
+        "tacos.internal.v1.ReservationLifecycle/ExpireReservation",
+        Internal,
+    ),
+    (
+        "tacos.internal.v1.ReservationLifecycle/FailReservation",
+        Internal,
+    ),
 ];
 
 /// The guard of `service`/`method`; `None` for a method nobody classified,
@@ -133,7 +145,10 @@ mod tests {
     fn aliases_take_their_owners_guard() {
         assert_eq!(of(gateway::SERVICE, "CreateReservation"), Some(User));
         assert_eq!(of(gateway::SERVICE, "GetEventAvailability"), Some(Open));
-        assert_eq!(of("reservation.v1.Inventory", "ReserveSeat"), Some(Internal));
+        assert_eq!(
+            of("reservation.v1.Inventory", "ReserveSeat"),
+            Some(Internal)
+        );
         assert_eq!(of("reservation.v1.Inventory", "Nope"), None);
         assert_eq!(of("reservation.v1.Inv", "entory/ReserveSeat"), None);
     }

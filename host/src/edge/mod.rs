@@ -18,7 +18,6 @@
 
 mod admin;
 mod admission;
-pub mod auth;
 pub mod conn;
 mod deploy;
 pub mod errors;
@@ -35,13 +34,13 @@ mod tenants;
 use crate::host::Shared;
 use crate::metrics::RouteMetrics;
 use bytes::Bytes;
+use guards::Guard;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 use idempotency::Begin;
 use prost_reflect::MessageDescriptor;
-use guards::Guard;
 use routes::Route;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -136,7 +135,11 @@ impl Edge {
                 let guard = guards::of(route.service, route.rpc)
                     .filter(|g| *g != Guard::Internal)
                     .ok_or_else(|| {
-                        anyhow::anyhow!("route {} {} has no outside guard", route.method, route.path)
+                        anyhow::anyhow!(
+                            "route {} {} has no outside guard",
+                            route.method,
+                            route.path
+                        )
                     })?;
                 Ok(Resolved {
                     guard,
@@ -273,14 +276,8 @@ impl Edge {
             ..
         } = resolved;
         let err = |code, msg: String| errors::error(code, msg, trace);
-        let admission::Admitted { tenant, user } = self.admit(
-            *guard,
-            route.service,
-            req.headers(),
-            req.uri(),
-            peer,
-            trace,
-        )?;
+        let admission::Admitted { tenant, user } =
+            self.admit(*guard, route.service, req.headers(), req.uri(), peer, trace)?;
         let mut fields: Vec<(&str, String)> = captures;
         if let Some(q) = req.uri().query() {
             for (k, v) in routes::query_pairs(q) {

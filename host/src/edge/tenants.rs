@@ -7,13 +7,13 @@
 //!   bundle's), quotas, storage and queue use, calls and quota refusals
 //! - `PUT    /admin/v1/tenants/{id}` `{"hosts"?, "quotas"?, "policy_toml"?,
 //!   "services"?: {NAME: {"component_base64"? | "build"?, "origin"?, "config"?}},
-//!   "events"?}`: add or replace, with a swap's checks (400 for a malformed
+//!   "events"?, "auth"?: {"jwks"? | "hs256_secret"?, "issuer"?, "audience"?}}`: add or replace, with a swap's checks (400 for a malformed
 //!   request, 409 FAILED_PRECONDITION when a check fails; nothing changes)
 //! - `DELETE /admin/v1/tenants/{id}`: stop serving it (its data stays)
 //! - `…/{id}/webhook-secret[/rotate]`: its Standard Webhooks secret ([`secrets`])
 
 use super::deploy::ok;
-use super::{Body, Edge, admin, auth, errors, secrets};
+use super::{Body, Edge, admin, errors, secrets};
 use crate::bundle::DemoEvent;
 use crate::policy::Policy;
 use crate::sync::Change;
@@ -46,6 +46,7 @@ struct TenantBody {
     #[serde(default)]
     services: BTreeMap<String, ServiceBody>,
     events: Option<Vec<DemoEvent>>,
+    auth: Option<crate::auth::TenantAuth>,
 }
 
 #[derive(Deserialize)]
@@ -93,7 +94,7 @@ impl Edge {
         &self,
         headers: &hyper::HeaderMap,
         uri: &hyper::Uri,
-        claims: Option<&auth::Claims>,
+        token_tenant: Option<&str>,
         trace: &str,
     ) -> Result<Arc<Tenant>, ProtoError> {
         let header = match headers.get(TENANT_HEADER).map(|v| v.to_str()) {
@@ -112,9 +113,8 @@ impl Edge {
                 .get(hyper::header::HOST)
                 .and_then(|v| v.to_str().ok())
         });
-        let claim = claims.and_then(|c| c.tenant.as_deref());
         let tenants = self.shared.runtime.tenants();
-        let tenant = match tenants.named_by(header, host, claim) {
+        let tenant = match tenants.named_by(header, host, token_tenant) {
             Named::Tenant(t) => t,
             Named::Unknown(id) => {
                 return Err(errors::error(
@@ -133,18 +133,17 @@ impl Edge {
                 )
             })?,
         };
-        if let Some(c) = claims {
-            let for_tenant = c.tenant.as_deref().unwrap_or(DEFAULT_TENANT);
-            if for_tenant != tenant.id {
-                return Err(errors::error(
-                    ErrorCode::Forbidden,
-                    format!(
-                        "the token is for tenant `{for_tenant}`, not `{}`",
-                        tenant.id
-                    ),
-                    trace,
-                ));
-            }
+        if let Some(for_tenant) = token_tenant
+            && for_tenant != tenant.id
+        {
+            return Err(errors::error(
+                ErrorCode::Forbidden,
+                format!(
+                    "the token is for tenant `{for_tenant}`, not `{}`",
+                    tenant.id
+                ),
+                trace,
+            ));
         }
         Ok(tenant)
     }
@@ -334,5 +333,6 @@ pub(super) fn spec(id: &str, body: &[u8]) -> Result<TenantSpec, String> {
         policy,
         services,
         events: b.events,
+        auth: b.auth,
     })
 }

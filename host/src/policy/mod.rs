@@ -116,7 +116,10 @@ impl Limits {
             ));
         }
         if !(1..=4096).contains(&self.memory_mb) {
-            return Err(format!("memory_mb {} is not from 1 to 4096", self.memory_mb));
+            return Err(format!(
+                "memory_mb {} is not from 1 to 4096",
+                self.memory_mb
+            ));
         }
         Ok(())
     }
@@ -174,9 +177,8 @@ impl Policy {
                     .map_err(|e| anyhow::anyhow!("policy {origin}: [components.{name}]: {e}"))?;
             }
             for h in &c.webhook_hosts {
-                let port = h.rsplit_once(':').map(|(host, port)| (host, port));
                 let valid = h == "self"
-                    || port.is_some_and(|(host, port)| {
+                    || h.rsplit_once(':').is_some_and(|(host, port)| {
                         !host.is_empty()
                             && !host.ends_with(':')
                             && (port == "*" || port.parse::<u16>().is_ok_and(|p| p > 0))
@@ -320,8 +322,9 @@ mod tests {
         assert!(!a.may_post_to("hooks.example", 80, false));
         assert!(a.may_post_to("127.0.0.1", 9, false));
         for bad in ["localhost", "[::1]", "x:0", "x:", ":80", "x:http"] {
-            let text =
-                format!("[components.a]\ncapabilities = [\"webhook\"]\nwebhook_hosts = [\"{bad}\"]\n");
+            let text = format!(
+                "[components.a]\ncapabilities = [\"webhook\"]\nwebhook_hosts = [\"{bad}\"]\n"
+            );
             let err = Policy::parse(&text, "t").unwrap_err();
             assert!(err.to_string().contains("needs a port"), "{bad}: {err}");
         }

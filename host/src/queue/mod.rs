@@ -103,7 +103,8 @@ impl Dispatcher {
                                 dispatcher: me.clone(),
                                 _slot: permit,
                             };
-                            let (tenant, topic, id) = (msg.tenant.clone(), msg.topic.clone(), msg.id);
+                            let (tenant, topic, id) =
+                                (msg.tenant.clone(), msg.topic.clone(), msg.id);
                             let delivery = tokio::spawn(async move { me.deliver(msg).await });
                             if let Err(e) = delivery.await {
                                 tracing::error!(%tenant, %topic, id, error = %e, "a delivery failed in the host; the message comes due again when its lease ends");

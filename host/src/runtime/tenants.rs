@@ -29,6 +29,7 @@ pub(super) fn system_tenant() -> Tenant {
     Tenant::new(TenantParts {
         id: "@host".into(),
         secrets: Secrets::ephemeral(),
+        auth: None,
         hosts: Vec::new(),
         quotas: Quotas::default(),
         slots: Vec::new(),
@@ -87,6 +88,12 @@ impl Runtime {
                 known.join(", ")
             )));
         }
+        let auth = match &spec.auth {
+            Some(a) => Some(Arc::new(crate::auth::Auth::for_tenant(a).map_err(|e| {
+                TenantError::Invalid(format!("tenant `{}`: auth: {e:#}", spec.id))
+            })?)),
+            None => None,
+        };
         let refused = |reason: anyhow::Error| TenantError::Refused {
             tenant: spec.id.clone(),
             reason,
@@ -126,6 +133,7 @@ impl Runtime {
         let tenant = Arc::new(Tenant::new(TenantParts {
             id: spec.id.clone(),
             secrets,
+            auth,
             hosts: spec.hosts,
             quotas,
             slots,

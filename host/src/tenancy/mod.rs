@@ -26,6 +26,7 @@ mod quotas;
 
 pub use quotas::{Quotas, TenantQuotaError};
 
+use crate::auth::{Auth, TenantAuth};
 use crate::bundle::DemoEvent;
 use crate::edge::limits::TenantBucket;
 use crate::metrics::TenantMetrics;
@@ -103,6 +104,8 @@ pub struct TenantSpec {
     pub services: BTreeMap<String, ServiceOverride>,
     /// Demo events to seed; the bundle's when `None`.
     pub events: Option<Vec<DemoEvent>>,
+    /// Its own token keys; the host's when `None`.
+    pub auth: Option<TenantAuth>,
 }
 
 impl TenantSpec {
@@ -115,6 +118,7 @@ impl TenantSpec {
             policy: None,
             services: BTreeMap::new(),
             events: None,
+            auth: None,
         }
     }
 }
@@ -129,6 +133,8 @@ pub struct Tenant {
     /// Swapped in place when the operator rotates them.
     webhook: arc_swap::ArcSwap<WebhookKeys>,
     pub hosts: Vec<String>,
+    /// Verifies its users' tokens when it has keys of its own.
+    pub auth: Option<Arc<Auth>>,
     /// Effective quotas (the bundle's defaults under the tenant's own).
     pub quotas: Quotas,
     /// One per bundle service, in the bundle's order: the bundle's slot, or
@@ -149,6 +155,7 @@ pub struct Tenant {
 pub struct TenantParts {
     pub id: String,
     pub secrets: Secrets,
+    pub auth: Option<Arc<Auth>>,
     pub hosts: Vec<String>,
     pub quotas: Quotas,
     pub slots: Vec<Arc<Slot>>,
@@ -175,6 +182,7 @@ impl Tenant {
             token_key: p.secrets.token_key,
             webhook: arc_swap::ArcSwap::from_pointee(p.secrets.webhook),
             hosts: p.hosts,
+            auth: p.auth,
             in_flight: p
                 .quotas
                 .concurrent_calls

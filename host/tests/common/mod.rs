@@ -68,7 +68,7 @@ pub const JWT_SECRET: &str = "tacos-test-secret-0123456789";
 
 /// `Bearer …` for `user`, signed with [`JWT_SECRET`], valid a day from `now_s`.
 pub fn bearer_at(now_s: u64, user: &str) -> String {
-    let token = tacos_host::edge::auth::mint(JWT_SECRET, user, now_s, 86_400).unwrap();
+    let token = tacos_host::auth::mint(JWT_SECRET, user, now_s, 86_400).unwrap();
     format!("Bearer {token}")
 }
 
@@ -217,14 +217,9 @@ impl Client {
     /// for a day of the host's clock.
     pub fn bearer(&self, user: &str) -> String {
         let now_s = self.clock.now_ms() / 1000;
-        let token = tacos_host::edge::auth::mint_for(
-            JWT_SECRET,
-            self.tenant.as_deref(),
-            user,
-            now_s,
-            86_400,
-        )
-        .unwrap();
+        let token =
+            tacos_host::auth::mint_for(JWT_SECRET, self.tenant.as_deref(), user, now_s, 86_400)
+                .unwrap();
         format!("Bearer {token}")
     }
 

@@ -35,7 +35,11 @@ pub fn bundle_posting_to(dir: &Path, tenants: &str, extra: &str) -> PathBuf {
     let text = std::fs::read_to_string(&policy).unwrap();
     let granted = format!("webhook_hosts = [\"self\", \"{extra}\"]");
     assert!(text.contains("webhook_hosts = [\"self\"]"), "{text}");
-    std::fs::write(&policy, text.replace("webhook_hosts = [\"self\"]", &granted)).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace("webhook_hosts = [\"self\"]", &granted),
+    )
+    .unwrap();
     path
 }
 

@@ -50,7 +50,7 @@ pub fn bearer_for(secret: &str, tenant: Option<&str>, user: &str) -> anyhow::Res
     let now_s = crate::clock::system_now_ms() / 1000;
     Ok(format!(
         "Bearer {}",
-        crate::edge::auth::mint_for(secret, tenant, user, now_s, 86_400)?
+        crate::auth::mint_for(secret, tenant, user, now_s, 86_400)?
     ))
 }
 

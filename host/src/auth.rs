@@ -11,7 +11,11 @@
 //! refused, so a component never sees a user id the token does not vouch for.
 //!
 //! The `tenant` claim says which tenant the user belongs to (none: `default`);
-//! a token is accepted only on its own tenant's requests.
+//! a token is accepted only on its own tenant's requests. A tenant with keys
+//! of its own ([`TenantAuth`]: its identity provider's JWKS or an HS256
+//! secret) has its users' tokens verified with those alone: the host's keys
+//! cannot sign for it, and its keys sign for no other tenant. Tenants without
+//! their own keys are signed for by the host's (the operator's) keys.
 //!
 //! With neither a secret nor a JWKS configured, the host makes a random HS256
 //! secret at `<data-dir>/jwt-secret` on first start; `tacos token` reads it.
@@ -34,6 +38,40 @@ pub struct AuthOptions {
     pub issuer: Option<String>,
     /// Required `aud`, if set.
     pub audience: Option<String>,
+}
+
+/// A tenant's own token keys (`[tenants.ID.auth]`, or `auth` in the admin
+/// API's tenant body).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantAuth {
+    /// An HS256 secret (at least 16 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hs256_secret: Option<String>,
+    /// A JWKS document (JSON text) of the tenant's RS256/ES256 public keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<String>,
+    /// Required `iss`, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Required `aud`, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+}
+
+/// The `tenant` claim of a bearer header, read *without* checking the
+/// signature: only to pick whose keys verify the token (which then proves
+/// the claim, or refuses the token).
+pub fn claimed_tenant(authorization: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Peek {
+        tenant: Option<String>,
+    }
+    let token = authorization.strip_prefix("Bearer ")?.trim();
+    jsonwebtoken::dangerous::insecure_decode::<Peek>(token)
+        .ok()?
+        .claims
+        .tenant
 }
 
 /// The claims tacos reads; others are ignored.
@@ -103,8 +141,39 @@ impl Auth {
         Ok((auth, said.join(" + ")))
     }
 
-    /// The claims of a valid `authorization: Bearer …` header at `now_s`.
-    pub fn verify(&self, authorization: Option<&str>, now_s: u64) -> Result<Claims, String> {
+    /// A tenant's own verifier.
+    pub fn for_tenant(t: &TenantAuth) -> anyhow::Result<Auth> {
+        let mut auth = Auth {
+            hs256: None,
+            jwks: HashMap::new(),
+            issuer: t.issuer.clone(),
+            audience: t.audience.clone(),
+        };
+        if let Some(text) = &t.jwks {
+            auth.jwks = parse_jwks(text, "the tenant's jwks")?;
+        }
+        match &t.hs256_secret {
+            Some(secret) if secret.len() < 16 => {
+                bail!("the tenant's hs256_secret must be at least 16 bytes")
+            }
+            Some(secret) => auth.hs256 = Some(DecodingKey::from_secret(secret.as_bytes())),
+            None if t.jwks.is_none() => bail!("give the tenant's auth a jwks or an hs256_secret"),
+            None => {}
+        }
+        Ok(auth)
+    }
+
+    /// The claims of a valid `authorization: Bearer …` header at `now_s` of
+    /// the host's clock. `nbf` and `iat` are real-world times set by an
+    /// issuer: they are checked against the later of `now_s` and `real_s`
+    /// (the system clock), so a virtual clock that lags real time still
+    /// takes fresh tokens and one moved ahead lets a future `nbf` arrive.
+    pub fn verify(
+        &self,
+        authorization: Option<&str>,
+        now_s: u64,
+        real_s: u64,
+    ) -> Result<Claims, String> {
         let token = authorization
             .ok_or("missing bearer token (authorization: Bearer <JWT>)")?
             .strip_prefix("Bearer ")
@@ -147,10 +216,11 @@ impl Auth {
         if claims.exp <= now_s {
             return Err("the token has expired".into());
         }
-        if claims.nbf.is_some_and(|nbf| nbf > now_s + LEEWAY_S) {
+        let latest = now_s.max(real_s) + LEEWAY_S;
+        if claims.nbf.is_some_and(|nbf| nbf > latest) {
             return Err("the token is not valid yet (nbf)".into());
         }
-        if claims.iat.is_some_and(|iat| iat > now_s + LEEWAY_S) {
+        if claims.iat.is_some_and(|iat| iat > latest) {
             return Err("the token was issued in the future (iat)".into());
         }
         if claims.sub.is_empty() {
@@ -232,24 +302,30 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 fn load_jwks(path: &Path) -> anyhow::Result<HashMap<String, (DecodingKey, Algorithm)>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_jwks(&text, &path.display().to_string())
+}
+
+fn parse_jwks(
+    text: &str,
+    origin: &str,
+) -> anyhow::Result<HashMap<String, (DecodingKey, Algorithm)>> {
     let set: JwkSet =
-        serde_json::from_str(&text).with_context(|| format!("{} is not a JWKS", path.display()))?;
+        serde_json::from_str(text).with_context(|| format!("{origin} is not a JWKS"))?;
     let mut keys = HashMap::new();
     for jwk in &set.keys {
         let kid = jwk.common.key_id.clone().unwrap_or_default();
         let alg = match &jwk.algorithm {
             jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => Algorithm::RS256,
             jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Algorithm::ES256,
-            _ => bail!("{}: key `{kid}` is neither RSA nor EC", path.display()),
+            _ => bail!("{origin}: key `{kid}` is neither RSA nor EC"),
         };
-        let key = DecodingKey::from_jwk(jwk)
-            .with_context(|| format!("{}: key `{kid}`", path.display()))?;
+        let key = DecodingKey::from_jwk(jwk).with_context(|| format!("{origin}: key `{kid}`"))?;
         if keys.insert(kid.clone(), (key, alg)).is_some() {
-            bail!("{}: key id `{kid}` appears twice", path.display());
+            bail!("{origin}: key id `{kid}` appears twice");
         }
     }
     if keys.is_empty() {
-        bail!("{}: the JWKS has no keys", path.display());
+        bail!("{origin}: the JWKS has no keys");
     }
     if keys.len() == 1
         && let Some(only) = keys.values().next().cloned()
@@ -278,19 +354,19 @@ mod tests {
         let t = mint("0123456789abcdef-secret", "alice", 1_000, 60).unwrap();
         let bearer = format!("Bearer {t}");
         assert_eq!(
-            auth.verify(Some(&bearer), 1_030).map(|c| (c.sub, c.exp)),
+            auth.verify(Some(&bearer), 1_030, 0).map(|c| (c.sub, c.exp)),
             Ok(("alice".into(), 1_060))
         );
         assert!(
-            auth.verify(Some(&bearer), 1_060)
+            auth.verify(Some(&bearer), 1_060, 0)
                 .unwrap_err()
                 .contains("expired")
         );
-        assert!(auth.verify(None, 1_000).unwrap_err().contains("missing"));
-        assert!(auth.verify(Some(&t), 1_000).is_err(), "no Bearer prefix");
+        assert!(auth.verify(None, 1_000, 0).unwrap_err().contains("missing"));
+        assert!(auth.verify(Some(&t), 1_000, 0).is_err(), "no Bearer prefix");
         let forged = mint("another-secret-of-16+", "alice", 1_000, 60).unwrap();
         assert!(
-            auth.verify(Some(&format!("Bearer {forged}")), 1_000)
+            auth.verify(Some(&format!("Bearer {forged}")), 1_000, 0)
                 .unwrap_err()
                 .contains("bad token")
         );
@@ -329,18 +405,22 @@ mod tests {
         let now = 10_000;
         let tomorrow = now + 86_400;
         assert!(
-            auth.verify(Some(&sign(None, Some(tomorrow))), now)
+            auth.verify(Some(&sign(None, Some(tomorrow))), now, now)
                 .unwrap_err()
                 .contains("nbf")
         );
         assert!(
-            auth.verify(Some(&sign(Some(tomorrow), None)), now)
+            auth.verify(Some(&sign(Some(tomorrow), None)), now, now)
                 .unwrap_err()
                 .contains("iat")
         );
-        // Within the leeway, and once the time has come, it is good.
-        assert!(auth.verify(Some(&sign(Some(now + 30), Some(now + 30))), now).is_ok());
-        assert!(auth.verify(Some(&sign(None, Some(tomorrow))), tomorrow).is_ok());
+        // Within the leeway, and once the time has come, it is good: on
+        // the host's (virtual) clock or the real one.
+        let soon = sign(Some(now + 30), Some(now + 30));
+        assert!(auth.verify(Some(&soon), now, now).is_ok());
+        let later = sign(None, Some(tomorrow));
+        assert!(auth.verify(Some(&later), tomorrow, now).is_ok());
+        assert!(auth.verify(Some(&later), now, tomorrow).is_ok());
     }
 
     #[test]
