@@ -24,7 +24,12 @@ fmt:
 lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
+    cargo clippy --all-targets -p tacos-fuzz -- -D warnings
     cargo clippy --target wasm32-wasip2 --target-dir target/wasm -p tacos-guest -p tacos-queue -p tacos-reservation -p tacos-inventory -p tacos-payment-sim -p tacos-payment-sim-chaos -p tacos-worker -p tacos-fixture-looper -p tacos-fixture-stuck-consumer -p tacos-fixture-hello-http -- -D warnings
+
+# Fuzz every decoder of outside bytes (host/fuzz) for SECONDS; a crash lands in host/fuzz/crashes/.
+fuzz seconds="60":
+    cargo run -p tacos-fuzz -- --seconds {{seconds}}
 
 # The flash-sale benchmark (docs/BENCHMARKS.md).
 bench users="100000" seats="10000" concurrency="64":

@@ -81,6 +81,9 @@ pub struct HostOptions {
     pub rate_limits: RateLimits,
     /// Open connections and their timeouts.
     pub connections: ConnLimits,
+    /// Proxies whose `x-forwarded-for` names the client (none: the TCP peer
+    /// is the client).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl HostOptions {
@@ -99,6 +102,7 @@ impl HostOptions {
             idempotency_window: Duration::from_secs(300),
             rate_limits: RateLimits::default(),
             connections: ConnLimits::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -117,6 +121,7 @@ pub struct Shared {
     pub idempotency_window: Duration,
     pub rate_limits: RateLimits,
     pub connections: ConnLimits,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Seed a tenant's demo events when it is added.
     pub seed_events: bool,
     /// The log of runtime changes, when other hosts share the store.
@@ -246,6 +251,7 @@ impl Host {
             idempotency_window: opts.idempotency_window,
             rate_limits: opts.rate_limits.clone(),
             connections: opts.connections.clone(),
+            trusted_proxies: opts.trusted_proxies.clone(),
             runtime: runtime.clone(),
             dispatcher,
             stores: stores.clone(),

@@ -198,6 +198,17 @@ impl Bundle {
         )
     }
 
+    /// A manifest's text (files relative to `base`), as [`Bundle::load`]
+    /// reads it from a file.
+    pub fn parse_manifest(
+        text: &str,
+        origin: &str,
+        base: &Path,
+        components_dir: &Path,
+    ) -> anyhow::Result<Bundle> {
+        Self::parse(text, origin, Some(base), components_dir, None)
+    }
+
     fn parse(
         text: &str,
         origin: &str,

@@ -171,6 +171,18 @@ struct UpArgs {
         value_delimiter = ','
     )]
     rate_limits: Vec<String>,
+    /// A proxy (address or CIDR) whose `x-forwarded-for` names the client
+    /// for the per-IP limits (repeatable); from anyone else the header is ignored.
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "CIDR",
+        env = "TACOS_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<String>,
+    /// At most this many open connections; one more is answered 503 and closed.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    max_connections: usize,
     /// How long a response to an `Idempotency-Key` is replayed, in seconds.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     idempotency_window: u64,
@@ -271,6 +283,14 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     opts.seed_events = !args.no_demo;
     opts.watch = args.watch;
     opts.idempotency_window = std::time::Duration::from_secs(args.idempotency_window);
+    for proxy in &args.trusted_proxies {
+        let net = proxy
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| proxy.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| anyhow::anyhow!("--trusted-proxy `{proxy}` is not an address or CIDR"))?;
+        opts.trusted_proxies.push(net);
+    }
+    opts.connections.max_connections = args.max_connections.max(1);
     for setting in &args.rate_limits {
         opts.rate_limits
             .set(setting)
@@ -307,6 +327,18 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     println!("  auth       {}", host.shared.auth_summary);
     println!("  admin      {}", host.shared.admin_summary);
     println!("  limits     {}", host.shared.rate_limits.summary());
+    if !host.shared.trusted_proxies.is_empty() {
+        let proxies: Vec<String> = host
+            .shared
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        println!(
+            "  proxies    client IP from x-forwarded-for of {}",
+            proxies.join(", ")
+        );
+    }
     for slot in host.runtime().slots() {
         let v = slot.current.load();
         println!(

@@ -2,7 +2,9 @@
 //! same steps, in the same order, before a component runs.
 //!
 //! 1. the client IP's bucket for the method's class: first, so a stranger
-//!    spends nothing else (no token check, no tenant's budget) once limited;
+//!    spends nothing else (no token check, no tenant's budget) once limited
+//!    (the IP is the TCP peer's, or behind a trusted proxy the one it
+//!    forwards: [`client_ip`]);
 //! 2. the method's [`Guard`]: the admin token, or a bearer token, checked
 //!    with the keys of the tenant it claims (its own, or the host's);
 //! 3. the tenant (header, host name, token claim; see [`Edge::tenant_of`]);
@@ -24,6 +26,34 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use tacos_proto::common::v1::{Error as ProtoError, ErrorCode, ErrorDetail};
 
+/// The client's address: the TCP peer, unless the peer is a trusted proxy;
+/// then the nearest address in `x-forwarded-for` that is not a trusted proxy
+/// (each proxy appends the address it heard from, so entries left of that one
+/// were written by the client and prove nothing).
+pub fn client_ip(peer: IpAddr, headers: &hyper::HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect::<Vec<_>>();
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            break; // garbage: stop at the last address we could trust
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
+}
+
 /// Who a request is for, once admitted.
 pub(crate) struct Admitted {
     pub tenant: Arc<Tenant>,
@@ -44,8 +74,9 @@ impl Edge {
     ) -> Result<Admitted, ProtoError> {
         let class = limits::RouteClass::of_service(service);
         if let Some(class) = class {
+            let client = client_ip(peer, headers, &self.shared.trusted_proxies);
             self.limiter
-                .check_ip(class, peer)
+                .check_ip(class, client)
                 .map_err(|l| self.limited(l, trace))?;
         }
         let bearer = headers.get(AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
@@ -198,5 +229,30 @@ impl Edge {
                     trace,
                 ),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_ip;
+
+    #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = hyper::HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 1.2.3.4, 10.0.0.7".parse().unwrap(),
+        );
+        let ip = |s: &str| s.parse().unwrap();
+        // From the proxy: the first address it did not write itself.
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("1.2.3.4"));
+        // From anyone else the header is the client's own word: ignored.
+        assert_eq!(client_ip(ip("9.9.9.9"), &h, &trusted), ip("9.9.9.9"));
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &[]), ip("10.0.0.1"));
+        h.insert("x-forwarded-for", "1.2.3.4, garbage".parse().unwrap());
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("10.0.0.1"));
+        h.remove("x-forwarded-for");
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("10.0.0.1"));
     }
 }

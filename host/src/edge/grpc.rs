@@ -343,7 +343,7 @@ fn add_served_by(
 }
 
 /// `grpc-timeout` (`<up to 8 digits><H|M|S|m|u|n>`), if sent.
-fn grpc_timeout(headers: &http::HeaderMap) -> Result<Option<Duration>, String> {
+pub fn grpc_timeout(headers: &http::HeaderMap) -> Result<Option<Duration>, String> {
     let Some(raw) = headers.get("grpc-timeout") else {
         return Ok(None);
     };
