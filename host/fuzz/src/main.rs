@@ -186,7 +186,8 @@ fn main() -> ExitCode {
         .filter(|t| args.targets.is_empty() || args.targets.iter().any(|n| n == t.name))
         .collect();
     // Without a budget: a quick smoke run.
-    let per_target_inputs = args.inputs.map(|n| n / chosen.len() as u64);
+    // Each target gets its share, rounded up: at least the inputs asked for in all.
+    let per_target_inputs = args.inputs.map(|n| n.div_ceil(chosen.len() as u64));
     let per_target_time = match (args.inputs, args.seconds) {
         (None, None) => Some(Duration::from_secs(2)),
         (_, s) => s.map(|s| Duration::from_secs_f64(s / chosen.len() as f64)),
