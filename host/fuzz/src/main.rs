@@ -162,7 +162,9 @@ fn corpus(dir: &Path, target: &str) -> Vec<Vec<u8>> {
         return Vec::new();
     };
     entries
-        .filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .filter_map(|p| std::fs::read(p).ok())
         .collect()
 }
 
