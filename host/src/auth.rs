@@ -61,17 +61,16 @@ pub struct TenantAuth {
 
 /// The `tenant` claim of a bearer header, read *without* checking the
 /// signature: only to pick whose keys verify the token (which then proves
-/// the claim, or refuses the token).
-pub fn claimed_tenant(authorization: &str) -> Option<String> {
+/// the claim, or refuses the token). `None` when the header is no readable
+/// token; `Some(None)` when the token names no tenant.
+pub fn claimed_tenant(authorization: &str) -> Option<Option<String>> {
     #[derive(Deserialize)]
     struct Peek {
         tenant: Option<String>,
     }
     let token = authorization.strip_prefix("Bearer ")?.trim();
-    jsonwebtoken::dangerous::insecure_decode::<Peek>(token)
-        .ok()?
-        .claims
-        .tenant
+    let peeked = jsonwebtoken::dangerous::insecure_decode::<Peek>(token).ok()?;
+    Some(peeked.claims.tenant)
 }
 
 /// The claims tacos reads; others are ignored.

@@ -283,6 +283,14 @@ async fn a_tenant_with_its_own_keys_is_signed_for_by_them_alone() {
     }
     // b has no keys of its own: the host's sign for it.
     assert_eq!(list(token(JWT_SECRET, Some("b"))).await.0, 200);
+    // No token, or an unreadable one, on a named tenant: 401, not a tenant mismatch.
+    let url = format!("{}/api/v1/reservations", t.url);
+    for auth in [None, Some("Bearer not.a.jwt")] {
+        let mut headers = vec![("x-tenant-id", "a")];
+        headers.extend(auth.map(|a| ("authorization", a)));
+        let (status, body) = request(&t.http, "GET", &url, None, &headers).await;
+        assert_eq!(status, 401, "{auth:?}: {body}");
+    }
     // A tenant's auth that cannot work is refused when it is applied.
     let (status, body) = t
         .put_tenant("c", json!({"auth": {"hs256_secret": "short"}}))

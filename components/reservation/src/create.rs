@@ -1,12 +1,13 @@
-//! CreateReservation: claim the idempotency key, check the reservation token,
-//! claim the token's one hold, hold the seats through inventory, then write
+//! CreateReservation: claim the idempotency key and the token's one hold,
+//! check the reservation token, hold the seats through inventory, then write
 //! the reservation and the idempotent response together.
 //!
-//! One admission makes one hold: the token's waiting ticket is claimed with a
-//! conditional put before inventory runs, so of two different requests with
-//! the same token only one gets past it (a replay of the same request is
-//! answered by its idempotency record first). A hold that fails gives the
-//! claim back, so the buyer may try other seats with the same admission.
+//! One admission makes one hold: the token's waiting ticket is taken in the
+//! same commit as the idempotency claim, before inventory runs, so of two
+//! different requests with the same token only one gets past it (a replay of
+//! the same request is answered by its idempotency record first). A hold that
+//! fails gives the ticket back with its record, so the buyer may try other
+//! seats with the same admission.
 
 use super::*;
 
@@ -17,16 +18,35 @@ pub(crate) fn create(request: &[u8]) -> Reply {
     }
     // Replay comes before the token check: a retry after the token expired
     // still gets the first answer.
-    let claim = match idempotency::claim("create", &req.user_id, &req.idempotency_key, request) {
+    let grant: Option<AdmissionGrant> = token::verify("admission", &req.reservation_token);
+    // Only a token that can pass takes its ticket (others are refused below).
+    let now = now_ms();
+    let take: Vec<Take> = grant
+        .iter()
+        .filter(|g| g.user_id == req.user_id && g.event_id == req.event_id)
+        .filter(|g| now < g.expires_at_ms)
+        .map(admission)
+        .collect();
+    let used = || {
+        ServiceError::new(
+            ErrorCode::Forbidden,
+            "reservation_token was already used for a hold; join the waiting room again",
+        )
+    };
+    let claim = match idempotency::claim_with(
+        "create",
+        &req.user_id,
+        &req.idempotency_key,
+        request,
+        &take,
+        used,
+    ) {
         Ok(Claim::Replay(reply)) => return reply,
         Ok(Claim::Fresh(claim)) => claim,
         Err(e) => return Err(e.encode()),
     };
-    let result = check_token(&req)
-        .and_then(|grant| {
-            let used = claim_admission(&grant)?;
-            hold(req).inspect_err(|_| give_back(&grant, used))
-        })
+    let result = check_grant(grant, &req)
+        .and_then(|_| hold(req))
         .map(|(resp, rec)| {
             let mut tx = Tx::new();
             tx.put(&res_key(&rec.reservation_id), &rec, Condition::Absent)
@@ -66,11 +86,20 @@ fn validate_shape(req: &CreateReservationRequest) -> Result<()> {
     Ok(())
 }
 
-fn check_token(req: &CreateReservationRequest) -> Result<AdmissionGrant> {
-    let grant: AdmissionGrant =
-        token::verify("admission", &req.reservation_token).ok_or_else(|| {
-            ServiceError::new(ErrorCode::Unauthenticated, "reservation_token is not valid")
-        })?;
+/// The one hold an admission allows: its waiting ticket, taken as long as
+/// the queue could grant that ticket again.
+fn admission(grant: &AdmissionGrant) -> Take {
+    let ttl = grant.ticket_expires_at_ms.max(grant.expires_at_ms) - now_ms();
+    Take {
+        key: format!("admission-used:{}", grant.ticket_id),
+        ttl_ms: ttl.max(1) as u64,
+    }
+}
+
+fn check_grant(grant: Option<AdmissionGrant>, req: &CreateReservationRequest) -> Result<()> {
+    let grant = grant.ok_or_else(|| {
+        ServiceError::new(ErrorCode::Unauthenticated, "reservation_token is not valid")
+    })?;
     if grant.event_id != req.event_id {
         return Err(ServiceError::new(
             ErrorCode::Forbidden,
@@ -89,34 +118,7 @@ fn check_token(req: &CreateReservationRequest) -> Result<AdmissionGrant> {
             "reservation_token has expired; request admission again",
         ));
     }
-    Ok(grant)
-}
-
-fn admission_key(grant: &AdmissionGrant) -> String {
-    format!("admission-used:{}", grant.ticket_id)
-}
-
-/// Take the admission's one hold; its version, to give it back.
-fn claim_admission(grant: &AdmissionGrant) -> Result<u64> {
-    // Kept as long as the queue could grant the ticket again.
-    let ttl = (grant.ticket_expires_at_ms.max(grant.expires_at_ms) - now_ms()).max(1) as u64;
-    let mut tx = Tx::new();
-    tx.put_ttl(&admission_key(grant), &Marker {}, Condition::Absent, ttl);
-    match tx.commit() {
-        Ok(v) => Ok(v[0]),
-        Err(TxError::Conflict(_)) => Err(ServiceError::new(
-            ErrorCode::Forbidden,
-            "reservation_token was already used for a hold; join the waiting room again",
-        )),
-        Err(TxError::Failed(e)) => Err(e),
-    }
-}
-
-/// A hold that did not happen leaves the admission unused.
-fn give_back(grant: &AdmissionGrant, version: u64) {
-    let mut tx = Tx::new();
-    tx.delete(&admission_key(grant), Condition::Version(version));
-    let _ = tx.commit();
+    Ok(())
 }
 
 fn hold(req: CreateReservationRequest) -> Result<(CreateReservationResponse, Reservation)> {

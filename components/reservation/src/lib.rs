@@ -11,7 +11,7 @@
 //! expire and fail, `extend`); this file dispatches RPCs and holds the record
 //! helpers they share, which the modules take with `use super::*`.
 
-use tacos_guest::idempotency::{self, Claim};
+use tacos_guest::idempotency::{self, Claim, Take};
 use tacos_guest::kv::{self, Condition, Tx, TxError, Versioned};
 use tacos_guest::proto::common::v1::{ErrorCode, Money, Seat, SeatStatus};
 use tacos_guest::proto::internal::v1::{

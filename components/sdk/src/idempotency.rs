@@ -8,13 +8,19 @@
 //! response is written in the same transaction as the work's own records.
 //! Refusals (bad input, credentials) and transient failures release the claim
 //! so that a retry runs again; business outcomes (a conflict) are replayed.
+//!
+//! [`claim_with`] also takes keys the work must own before it starts (a
+//! one-use admission, say) in the same commit as the claim: a key already
+//! taken refuses the request; only a successful result keeps them, and a
+//! failure gives them back in the same commit as its record. So a request
+//! costs the same two commits whether or not it takes such keys.
 
 use crate::kv::{self, Condition, Tx, TxError};
 use crate::{Reply, Result, ServiceError, config_or, now_ms};
 use prost::Message;
 use sha2::{Digest, Sha256};
 use tacos_proto::common::v1::ErrorCode;
-use tacos_proto::internal::v1::IdempotencyRecord;
+use tacos_proto::internal::v1::{IdempotencyRecord, Marker};
 
 /// How long a claim without a result blocks its key (a crashed call).
 const CLAIM_LEASE_MS: i64 = 30_000;
@@ -32,6 +38,15 @@ pub struct Claimed {
     key: String,
     version: u64,
     record: IdempotencyRecord,
+    /// Keys taken with the claim, and their versions, given back on failure.
+    taken: Vec<(String, u64)>,
+}
+
+/// A key the work takes for itself with its idempotency claim (absent
+/// before; kept `ttl_ms` if the work succeeds).
+pub struct Take {
+    pub key: String,
+    pub ttl_ms: u64,
 }
 
 fn window_ms() -> u64 {
@@ -49,6 +64,22 @@ pub fn check_config() -> Result<()> {
 
 /// Claim `key` of `user` for `request` in `scope` (e.g. "create").
 pub fn claim(scope: &str, user: &str, key: &str, request: &[u8]) -> Result<Claim> {
+    claim_with(scope, user, key, request, &[], || {
+        ServiceError::internal("nothing to take")
+    })
+}
+
+/// [`claim`], taking `take` in the same commit; `taken` is the answer when
+/// one of them is someone else's already. A replay is answered before
+/// anything is taken.
+pub fn claim_with(
+    scope: &str,
+    user: &str,
+    key: &str,
+    request: &[u8],
+    take: &[Take],
+    taken: impl Fn() -> ServiceError,
+) -> Result<Claim> {
     let kv_key = format!("idem:{scope}:{user}:{key}");
     let hash = Sha256::digest(request).to_vec();
     for _ in 0..4 {
@@ -81,15 +112,24 @@ pub fn claim(scope: &str, user: &str, key: &str, request: &[u8]) -> Result<Claim
         };
         let mut tx = Tx::new();
         tx.put_ttl(&kv_key, &record, condition, window_ms());
+        for t in take {
+            tx.put_ttl(&t.key, &Marker {}, Condition::Absent, t.ttl_ms);
+        }
         match tx.commit() {
             Ok(v) => {
+                let taken = take
+                    .iter()
+                    .map(|t| t.key.clone())
+                    .zip(v[1..].iter().copied());
                 return Ok(Claim::Fresh(Claimed {
                     key: kv_key,
                     version: v[0],
                     record,
+                    taken: taken.collect(),
                 }));
             }
-            Err(TxError::Conflict(_)) => continue,
+            Err(TxError::Conflict(0)) => continue,
+            Err(TxError::Conflict(_)) => return Err(taken()),
             Err(TxError::Failed(e)) => return Err(e),
         }
     }
@@ -124,7 +164,14 @@ pub fn finish<M: Message>(claim: Claimed, result: Result<(M, Tx)>) -> Reply {
         key,
         version,
         mut record,
+        taken,
     } = claim;
+    // A failure gives back what the claim took, in its own commit.
+    let give_back = |tx: &mut Tx| {
+        for (k, v) in &taken {
+            tx.delete(k, Condition::Version(*v));
+        }
+    };
     match result {
         Ok((response, mut tx)) => {
             let bytes = response.encode_to_vec();
@@ -139,6 +186,7 @@ pub fn finish<M: Message>(claim: Claimed, result: Result<(M, Tx)>) -> Reply {
         Err(e) if not_recorded(e.code()) => {
             let mut tx = Tx::new();
             tx.delete(&key, Condition::Version(version));
+            give_back(&mut tx);
             let _ = tx.commit();
             Err(e.encode())
         }
@@ -149,6 +197,7 @@ pub fn finish<M: Message>(claim: Claimed, result: Result<(M, Tx)>) -> Reply {
             record.error = true;
             let mut tx = Tx::new();
             tx.put_ttl(&key, &record, Condition::Version(version), window_ms());
+            give_back(&mut tx);
             let _ = tx.commit();
             Err(bytes)
         }

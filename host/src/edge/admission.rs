@@ -96,12 +96,12 @@ impl Edge {
                 ));
             }
         };
-        // A token's (yet unproven) tenant claim picks whose keys check it.
-        let claimed = signs_in.then(|| {
-            bearer
-                .and_then(auth::claimed_tenant)
-                .unwrap_or_else(|| DEFAULT_TENANT.to_string())
-        });
+        // A token's (yet unproven) tenant claim picks whose keys check it; no
+        // token, or none readable, claims nothing and fails its check below.
+        let claimed = bearer
+            .filter(|_| signs_in)
+            .and_then(auth::claimed_tenant)
+            .map(|t| t.unwrap_or_else(|| DEFAULT_TENANT.to_string()));
         let tenant = self.tenant_of(headers, uri, claimed.as_deref(), trace)?;
         let claims = match signs_in {
             true => Some(
