@@ -31,6 +31,27 @@ impl webhook::Host for CallState {
 /// The paths of this host a webhook may go to.
 const OWN_RECEIVERS: &str = "/api/v1/webhooks/";
 
+/// A path as a receiver that normalizes might read it: percent-decoded,
+/// lowercase, empty and `.` segments dropped, `..` applied. The operator-route
+/// checks run on this, so `//admin`, `/%61dmin` or `/x/../admin` pass none.
+fn normalized(path: &str) -> String {
+    let decoded = percent_encoding::percent_decode_str(path)
+        .decode_utf8_lossy()
+        .to_ascii_lowercase();
+    let mut segments: Vec<&str> = Vec::new();
+    for s in decoded.split('/') {
+        match s {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let trailing = if decoded.ends_with('/') { "/" } else { "" };
+    format!("/{}{trailing}", segments.join("/"))
+}
+
 impl CallState {
     /// Whether `host:port` is this host: its public address, or its port on
     /// a loopback or unspecified address.
@@ -60,7 +81,7 @@ impl CallState {
         }
         let host = uri.host().unwrap_or_default();
         let port = uri.port_u16().unwrap_or(80);
-        let path = uri.path();
+        let path = normalized(uri.path());
         let is_self = self.is_own_address(host, port);
         let operator_route = path.starts_with("/admin") || path.starts_with("/metrics");
         if operator_route || (is_self && !path.starts_with(OWN_RECEIVERS)) {
@@ -109,5 +130,33 @@ impl CallState {
             Ok(Err(e)) => Err(format!("delivery failed: {e}")),
             Err(_) => Err(format!("no answer within {} ms", budget.as_millis())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalized;
+
+    #[test]
+    fn operator_routes_cannot_hide_behind_path_tricks() {
+        for path in [
+            "//admin/v1/events",
+            "/%61dmin/v1/events",
+            "/x/../admin",
+            "/ADMIN",
+            "/./metrics",
+        ] {
+            let p = normalized(path);
+            assert!(
+                p.starts_with("/admin") || p.starts_with("/metrics"),
+                "{path} → {p}"
+            );
+        }
+        assert_eq!(
+            normalized("/api/v1/webhooks/payment"),
+            "/api/v1/webhooks/payment"
+        );
+        assert_eq!(normalized("/api/v1/webhooks/"), "/api/v1/webhooks/");
+        assert!(!normalized("/api/v1/webhooks/../../../admin").starts_with("/api/v1/webhooks/"));
     }
 }
