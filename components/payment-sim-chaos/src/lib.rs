@@ -3,6 +3,8 @@
 //! 1–5 s later. Swap it in (`tacos swap payment-sim --build chaos`) to see how
 //! the rest of the platform copes; swap back with `--build standard`.
 
+#[path = "../../payment-sim/src/announce.rs"]
+mod announce;
 #[path = "../../payment-sim/src/sim.rs"]
 mod sim;
 

@@ -1,6 +1,7 @@
 //! The payment simulator, standard build: the scenarios as the original
-//! defines them (the code is in `sim.rs`, shared with `payment-sim-chaos`).
+//! defines them (the code is in `sim.rs` and `announce.rs`, shared with `payment-sim-chaos`).
 
+mod announce;
 mod sim;
 
 const PROFILE: sim::Profile = sim::Profile {

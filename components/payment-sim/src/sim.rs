@@ -16,9 +16,6 @@
 use tacos_guest::idempotency::{self, Claim};
 use tacos_guest::kv::{self, Condition, Tx, TxError, Versioned};
 use tacos_guest::proto::common::v1::{ErrorCode, PageInfo};
-use tacos_guest::proto::gateway::v1::{
-    PaymentWebhookData, PaymentWebhookRequest, PaymentWebhookStatus, PaymentWebhookType,
-};
 use tacos_guest::proto::internal::v1::{Marker, PaymentCompletion};
 use tacos_guest::proto::payment::v1::*;
 use tacos_guest::proto::reservation::v1::{GetReservationRequest, GetReservationResponse};
@@ -92,7 +89,7 @@ fn check_reservation(reservation_id: &str, user_id: &str) -> Result<()> {
     Ok(())
 }
 
-fn status_of(p: &Payment) -> PaymentStatus {
+pub(crate) fn status_of(p: &Payment) -> PaymentStatus {
     PaymentStatus::try_from(p.status).unwrap_or(PaymentStatus::Unspecified)
 }
 
@@ -362,14 +359,10 @@ fn simulate(req: SimulateWebhookRequest) -> Result<SimulateWebhookResponse> {
     schedule(&req.payment_intent_id, target, req.force_trigger, delay)?;
     Ok(SimulateWebhookResponse {
         webhook_sent: true,
-        webhook_id: webhook_id(&req.payment_intent_id, target),
+        webhook_id: crate::announce::webhook_id(&req.payment_intent_id, target),
         scheduled_at: Some(timestamp_ms(now_ms() + delay)),
         error: None,
     })
-}
-
-fn webhook_id(payment_id: &str, status: PaymentStatus) -> String {
-    format!("wh_{payment_id}_{}", status as i32)
 }
 
 /// Decide (once) and announce (until accepted) the outcome of an intent.
@@ -438,72 +431,7 @@ fn complete(c: PaymentCompletion, attempt: u32) -> Result<()> {
             Err(TxError::Failed(e)) => return Err(e),
         }
     }
-    announce(&p.value, attempt)
-}
-
-fn announce(p: &Payment, attempt: u32) -> Result<()> {
-    let status = status_of(p);
-    let (event_type, hook_status) = match status {
-        PaymentStatus::Completed => (PaymentWebhookType::Approved, PaymentWebhookStatus::Approved),
-        PaymentStatus::Failed | PaymentStatus::Expired => {
-            (PaymentWebhookType::Failed, PaymentWebhookStatus::Failed)
-        }
-        PaymentStatus::Cancelled => (
-            PaymentWebhookType::Cancelled,
-            PaymentWebhookStatus::Cancelled,
-        ),
-        _ => return Ok(()),
-    };
-    let url = if p.webhook_url.is_empty() {
-        config_or("default_webhook_url", String::new())
-    } else {
-        p.webhook_url.clone()
-    };
-    if url.is_empty() {
-        return Ok(());
-    }
-    let id = webhook_id(&p.payment_intent_id, status);
-    let body = PaymentWebhookRequest {
-        webhook_id: id.clone(),
-        event_type: event_type as i32,
-        data: Some(PaymentWebhookData {
-            payment_intent_id: p.payment_intent_id.clone(),
-            reservation_id: p.reservation_id.clone(),
-            transaction_id: p.transaction_id.clone(),
-            status: hook_status as i32,
-            amount: p.amount.clone(),
-            failure_reason: p
-                .result
-                .as_ref()
-                .map(|r| r.failure_reason.clone())
-                .unwrap_or_default(),
-            metadata: [("user_id".to_string(), p.user_id.clone())]
-                .into_iter()
-                .collect(),
-            processed_at: p.processed_at,
-        }),
-        timestamp: Some(timestamp_ms(now_ms())),
-        signature: String::new(),
-        source: "payment-sim".into(),
-        attempt: attempt as i32,
-    };
-    let request = tacos_guest::webhook::Request {
-        url,
-        webhook_id: id,
-        message_type: "gateway.v1.PaymentWebhookRequest".into(),
-        payload: body.encode_to_vec(),
-    };
-    match tacos_guest::webhook::deliver(&request) {
-        Ok(status) if (200..300).contains(&status) => Ok(()),
-        Ok(status) => Err(ServiceError::new(
-            ErrorCode::UpstreamError,
-            format!("webhook receiver answered {status}"),
-        )),
-        Err(e) => Err(ServiceError::new(
-            ErrorCode::UpstreamError,
-            format!("webhook not delivered: {e}"),
-        )),
-    }
+    crate::announce::announce(&p.value, attempt)
 }
 
 /// Self-check: the config this component reads makes sense.

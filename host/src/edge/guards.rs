@@ -30,13 +30,6 @@ pub enum Guard {
     Internal,
 }
 
-impl Guard {
-    /// Whether the request's `user_id` comes from a bearer token.
-    pub fn binds_user(self) -> bool {
-        matches!(self, Guard::User | Guard::MaybeUser)
-    }
-}
-
 use Guard::*;
 
 /// `package.Service/Method` → its guard.
@@ -120,7 +113,7 @@ mod tests {
                 let name = format!("{}/{}", service.full_name(), m.name());
                 let guard = of(service.full_name(), m.name())
                     .unwrap_or_else(|| panic!("{name} has no entry in the guard table"));
-                if guard.binds_user() {
+                if matches!(guard, User | MaybeUser) {
                     assert!(
                         m.input().get_field_by_name("user_id").is_some(),
                         "{name} binds the caller but its request has no user_id"

@@ -95,11 +95,11 @@ pub(super) async fn rotate(
 }
 
 /// Another host rotated `tenant`'s keys: take them from the store.
-pub(super) async fn reload(edge_runtime: &crate::runtime::Runtime, id: &str) -> Result<(), String> {
-    let Some(tenant) = edge_runtime.tenant(id) else {
+pub(super) async fn reload(runtime: &crate::runtime::Runtime, id: &str) -> Result<(), String> {
+    let Some(tenant) = runtime.tenant(id) else {
         return Ok(()); // not served here; it loads its keys when it is
     };
-    let keys = WebhookKeys::load_or_create(edge_runtime.kv.as_ref(), id)
+    let keys = WebhookKeys::load_or_create(runtime.kv.as_ref(), id)
         .await
         .map_err(|e| format!("{e:#}"))?;
     tenant.set_webhook_keys(keys);
