@@ -23,4 +23,5 @@ pub mod signature;
 pub mod store;
 pub mod sync;
 pub mod tenancy;
+pub mod trace;
 pub mod watch;

@@ -15,7 +15,7 @@ pub mod pack;
 
 use crate::policy::Policy;
 use crate::store::open::StoreSettings;
-use crate::tenancy::{self, ComponentSource, Quotas, ServiceOverride, TenantSpec};
+use crate::tenancy::{self, ComponentSource, DemoEvent, Quotas, ServiceOverride, TenantSpec};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -100,27 +100,6 @@ pub struct TenantServiceManifest {
     pub build: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
-}
-
-/// An event created at start-up if it does not exist yet.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DemoEvent {
-    pub event_id: String,
-    pub name: String,
-    pub seat_count: i32,
-    pub price_amount: i64,
-    #[serde(default = "krw")]
-    pub currency: String,
-    #[serde(default = "hundred")]
-    pub admission_per_second: i32,
-}
-
-fn krw() -> String {
-    "KRW".into()
-}
-fn hundred() -> i32 {
-    100
 }
 
 /// One service slot of a bundle, resolved.

@@ -119,7 +119,7 @@ impl CallState {
             .header("webhook-id", &request.webhook_id)
             .header("webhook-timestamp", timestamp.to_string())
             .header("webhook-signature", signature)
-            .header("traceparent", crate::edge::traceparent(&self.ctx.trace_id))
+            .header("traceparent", crate::trace::traceparent(&self.ctx.trace_id))
             // Whose key signed it: the receiving tacos host verifies with it.
             .header(crate::tenancy::TENANT_HEADER, &self.ctx.tenant.id)
             .body(Full::new(Bytes::from(body)))

@@ -19,6 +19,7 @@ use super::guards::Guard;
 use super::{Edge, admin, errors, limits};
 use crate::auth;
 use crate::json::BindError;
+use crate::runtime::Served;
 use crate::tenancy::{DEFAULT_TENANT, Tenant};
 use hyper::header::AUTHORIZATION;
 use prost_reflect::MessageDescriptor;
@@ -56,7 +57,7 @@ pub fn client_ip(peer: IpAddr, headers: &hyper::HeaderMap, trusted: &[ipnet::IpN
 
 /// Who a request is for, once admitted.
 pub(crate) struct Admitted {
-    pub tenant: Arc<Tenant>,
+    pub tenant: Arc<Served>,
     /// The signed-in user (a bearer token's subject).
     pub user: Option<String>,
 }

@@ -80,31 +80,12 @@ struct Resolved {
 #[derive(Clone, Copy)]
 struct FailedWith(&'static str);
 
-/// A fresh W3C trace id (32 hex digits).
-pub fn new_trace_id() -> String {
-    hex::encode(rand::random::<[u8; 16]>())
-}
-
-/// A `traceparent` header for an outgoing request of this trace.
-pub fn traceparent(trace_id: &str) -> String {
-    format!(
-        "00-{trace_id}-{}-01",
-        hex::encode(rand::random::<[u8; 8]>())
-    )
-}
-
 fn trace_id_of<B>(req: &Request<B>) -> String {
     req.headers()
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let parts: Vec<&str> = v.split('-').collect();
-            (parts.len() == 4
-                && parts[1].len() == 32
-                && parts[1].bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| parts[1].to_ascii_lowercase())
-        })
-        .unwrap_or_else(new_trace_id)
+        .and_then(crate::trace::from_traceparent)
+        .unwrap_or_else(crate::trace::new_trace_id)
 }
 
 /// The `retry-after` seconds a rate-limit error carries.

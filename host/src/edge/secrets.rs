@@ -11,6 +11,7 @@
 
 use super::deploy::ok;
 use super::{Body, Edge, errors};
+use crate::runtime::Served;
 use crate::sync::Change;
 use crate::tenancy::{Tenant, WebhookKeys};
 use http_body_util::{BodyExt, Limited};
@@ -50,7 +51,7 @@ pub(super) fn show(edge: &Edge, tenant: &Tenant, trace: &str) -> Response<Body> 
 /// `POST …/webhook-secret/rotate`.
 pub(super) async fn rotate(
     edge: &Edge,
-    tenant: &Arc<Tenant>,
+    tenant: &Arc<Served>,
     body: Incoming,
     trace: &str,
 ) -> Response<Body> {

@@ -14,12 +14,12 @@
 
 use super::deploy::ok;
 use super::{Body, Edge, admin, errors, secrets};
-use crate::bundle::DemoEvent;
 use crate::policy::Policy;
+use crate::runtime::{Named, Served};
 use crate::sync::Change;
+use crate::tenancy::DemoEvent;
 use crate::tenancy::{
-    ComponentSource, DEFAULT_TENANT, Named, Quotas, ServiceOverride, TENANT_HEADER, Tenant,
-    TenantSpec,
+    ComponentSource, DEFAULT_TENANT, Quotas, ServiceOverride, TENANT_HEADER, TenantSpec,
 };
 use base64::Engine as _;
 use http_body_util::{BodyExt, Limited};
@@ -87,7 +87,7 @@ struct ServiceView {
 }
 
 impl Edge {
-    /// The tenant a request is for (see [`Tenants::named_by`](crate::tenancy::Tenants::named_by));
+    /// The tenant a request is for (see [`Tenants::named_by`](crate::runtime::Tenants::named_by));
     /// `default` when it names none. A user token is good only for its own
     /// tenant.
     pub(crate) fn tenant_of(
@@ -96,7 +96,7 @@ impl Edge {
         uri: &hyper::Uri,
         token_tenant: Option<&str>,
         trace: &str,
-    ) -> Result<Arc<Tenant>, ProtoError> {
+    ) -> Result<Arc<Served>, ProtoError> {
         let header = match headers.get(TENANT_HEADER).map(|v| v.to_str()) {
             Some(Ok(v)) => Some(v),
             Some(Err(_)) => {
@@ -259,7 +259,7 @@ pub(super) async fn handle(
     })
 }
 
-async fn view(edge: &Edge, t: &Arc<Tenant>) -> Result<TenantView, crate::store::StoreError> {
+async fn view(edge: &Edge, t: &Arc<Served>) -> Result<TenantView, crate::store::StoreError> {
     let runtime = &edge.shared.runtime;
     let storage = runtime.kv.usage(&t.id).await?;
     let queue_pending = runtime.queue.pending(&t.id).await?;

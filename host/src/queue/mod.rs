@@ -148,7 +148,7 @@ impl Dispatcher {
     async fn deliver(&self, msg: Leased) {
         // The delivery continues the trace of the call that sent the message.
         let trace: Arc<str> = if msg.trace_id.is_empty() {
-            crate::edge::new_trace_id().into()
+            crate::trace::new_trace_id().into()
         } else {
             msg.trace_id.as_str().into()
         };

@@ -3,9 +3,9 @@
 //! time it runs, metered by call hooks and epoch checks, preempted after a
 //! slice and charged to its tenant, which may have it sleep (ADR 0010).
 
-use super::{ComponentVersion, Runtime};
+use super::{ComponentVersion, Runtime, Served};
 use crate::capabilities::CallState;
-use crate::tenancy::{Tenant, TenantQuotaError};
+use crate::tenancy::TenantQuotaError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
@@ -18,14 +18,14 @@ const SLICE: Duration = Duration::from_millis(1);
 /// Where a call stands: tenant, trace, deadline, depth.
 #[derive(Clone)]
 pub struct CallContext {
-    pub tenant: Arc<Tenant>,
+    pub tenant: Arc<Served>,
     pub trace_id: Arc<str>,
     pub deadline: Instant,
     pub depth: u32,
 }
 
 impl CallContext {
-    pub fn new(tenant: Arc<Tenant>, trace_id: Arc<str>, timeout: Duration) -> CallContext {
+    pub fn new(tenant: Arc<Served>, trace_id: Arc<str>, timeout: Duration) -> CallContext {
         CallContext {
             tenant,
             trace_id,

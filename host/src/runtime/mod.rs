@@ -16,11 +16,13 @@ pub mod bindings;
 mod call;
 mod component;
 pub mod engine;
+mod served;
 pub mod swap;
 mod tenants;
 
 pub use call::{CallContext, CallError};
 pub use component::{ComponentVersion, LoadRequest, Prepared, content_hash, with_custom_section};
+pub use served::{Named, Served, Tenants};
 
 use crate::bundle::Bundle;
 use crate::capabilities::CallState;
@@ -28,7 +30,7 @@ use crate::clock::Clock;
 use crate::json::Codec;
 use crate::metrics::{ComponentMetrics, Metrics};
 use crate::store::{KvStore, Leased, QueueStore};
-use crate::tenancy::{Quotas, Tenant, Tenants};
+use crate::tenancy::Quotas;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -93,11 +95,11 @@ pub struct Runtime {
     /// One `apply_tenant` or `remove_tenant` at a time.
     tenants_lock: tokio::sync::Mutex<()>,
     /// The tenant of the host's own calls (self-checks): no services, no data.
-    system: Arc<Tenant>,
+    system: Arc<Served>,
     /// The bundle's default quotas for every tenant.
     quotas: Quotas,
     /// The bundle's demo events: a tenant's unless it names its own.
-    events: Vec<crate::bundle::DemoEvent>,
+    events: Vec<crate::tenancy::DemoEvent>,
     pub kv: Arc<dyn KvStore>,
     pub queue: Arc<dyn QueueStore>,
     pub clock: Arc<Clock>,
@@ -212,7 +214,7 @@ impl Runtime {
     /// A new context for a top-level call of `tenant`.
     pub fn context(
         &self,
-        tenant: &Arc<Tenant>,
+        tenant: &Arc<Served>,
         trace_id: Arc<str>,
         timeout: Duration,
     ) -> CallContext {

@@ -295,7 +295,7 @@ impl Runtime {
     ) -> anyhow::Result<()> {
         let ctx = self.context(
             &self.system,
-            crate::edge::new_trace_id().into(),
+            crate::trace::new_trace_id().into(),
             SELF_CHECK_TIMEOUT,
         );
         match self.call_version(&ctx, version, SELF_CHECK, &[]).await {

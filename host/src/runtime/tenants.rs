@@ -10,12 +10,10 @@
 //! routing to it and keeps its data: re-adding it finds everything, and its
 //! queued messages wait (see the dispatcher) rather than being lost.
 
-use super::{CallError, ComponentVersion, Runtime, Slot, component};
-use crate::edge::limits::{Rate, TenantBucket};
+use super::{CallError, ComponentVersion, Runtime, Served, Slot, Tenants, component};
 use crate::metrics::Metrics;
-use crate::tenancy::{
-    self, ComponentSource, Quotas, Secrets, Tenant, TenantParts, TenantSpec, Tenants,
-};
+use crate::tenancy::rate::{Rate, TenantBucket};
+use crate::tenancy::{self, ComponentSource, Quotas, Secrets, Tenant, TenantParts, TenantSpec};
 use anyhow::Context;
 use prost::Message;
 use std::sync::Arc;
@@ -25,19 +23,18 @@ use tacos_proto::internal::v1::CreateEventRequest;
 
 /// The host's own tenant (self-checks): no services, no stored data, and
 /// metrics of its own, not among the tenants' on `/metrics`.
-pub(super) fn system_tenant() -> Tenant {
-    Tenant::new(TenantParts {
+pub(super) fn system_tenant() -> Served {
+    let tenant = Tenant::new(TenantParts {
         id: "@host".into(),
         secrets: Secrets::ephemeral(),
         auth: None,
         hosts: Vec::new(),
         quotas: Quotas::default(),
-        slots: Vec::new(),
-        own: Vec::new(),
         bucket: None,
         metrics: Metrics::new().tenant("@host"),
         events: Vec::new(),
-    })
+    });
+    Served::new(Arc::new(tenant), Vec::new(), Vec::new())
 }
 
 /// Why a tenant was not applied; what ran before keeps running.
@@ -63,7 +60,7 @@ impl TenantError {
 
 impl Runtime {
     /// The tenant `id`, if it is on this host.
-    pub fn tenant(&self, id: &str) -> Option<Arc<Tenant>> {
+    pub fn tenant(&self, id: &str) -> Option<Arc<Served>> {
         self.tenants.load().get(id).cloned()
     }
 
@@ -76,7 +73,7 @@ impl Runtime {
     pub async fn apply_tenant(
         self: &Arc<Self>,
         spec: TenantSpec,
-    ) -> Result<(Arc<Tenant>, bool), TenantError> {
+    ) -> Result<(Arc<Served>, bool), TenantError> {
         let _one_at_a_time = self.tenants_lock.lock().await;
         tenancy::check_id(&spec.id).map_err(TenantError::Invalid)?;
         spec.quotas.check().map_err(TenantError::Invalid)?;
@@ -130,18 +127,17 @@ impl Runtime {
             Some(p) => p.metrics.clone(),
             None => self.metrics.tenant(&spec.id),
         };
-        let tenant = Arc::new(Tenant::new(TenantParts {
+        let tenant = Tenant::new(TenantParts {
             id: spec.id.clone(),
             secrets,
             auth,
             hosts: spec.hosts,
             quotas,
-            slots,
-            own,
             bucket,
             metrics,
             events: spec.events.unwrap_or_else(|| self.events.clone()),
-        }));
+        });
+        let tenant = Arc::new(Served::new(Arc::new(tenant), slots, own));
         let next = self
             .tenants
             .load()
@@ -221,7 +217,7 @@ impl Runtime {
     }
 
     /// Stop serving tenant `id`; its data stays in the store.
-    pub async fn remove_tenant(&self, id: &str) -> Option<Arc<Tenant>> {
+    pub async fn remove_tenant(&self, id: &str) -> Option<Arc<Served>> {
         let _one_at_a_time = self.tenants_lock.lock().await;
         let tenants = self.tenants.load();
         let removed = tenants.get(id)?.clone();
@@ -231,7 +227,7 @@ impl Runtime {
     }
 
     /// Create the tenant's demo events that do not exist yet.
-    pub async fn seed_events(self: &Arc<Self>, tenant: &Arc<Tenant>) -> anyhow::Result<()> {
+    pub async fn seed_events(self: &Arc<Self>, tenant: &Arc<Served>) -> anyhow::Result<()> {
         for e in &tenant.events {
             let req = CreateEventRequest {
                 event_id: e.event_id.clone(),
@@ -246,7 +242,7 @@ impl Runtime {
             };
             let ctx = self.context(
                 tenant,
-                crate::edge::new_trace_id().into(),
+                crate::trace::new_trace_id().into(),
                 Duration::from_secs(120),
             );
             match self

@@ -18,23 +18,24 @@
 //! The operator can rotate the webhook secret ([`WebhookKeys::rotate`]); both
 //! keys sign and verify until the overlap ends.
 //!
-//! [`Tenants`] is the routing table: by id, and by host name. How a request
-//! picks its tenant is [`Tenants::named_by`]'s doc.
+//! Which slot serves a tenant's service, and which tenant a request names,
+//! is the runtime's (`runtime::served`): a tenant's own slots are component
+//! versions, a floor above this one.
 
 pub mod cpu;
 mod quotas;
+pub mod rate;
 mod secrets;
 
 pub use quotas::{Quotas, TenantQuotaError};
 pub use secrets::{Secrets, WebhookKeys};
 
 use crate::auth::{Auth, TenantAuth};
-use crate::bundle::DemoEvent;
-use crate::edge::limits::TenantBucket;
 use crate::metrics::TenantMetrics;
 use crate::policy::Policy;
-use crate::runtime::Slot;
-use std::collections::{BTreeMap, HashMap};
+use rate::TenantBucket;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -88,6 +89,27 @@ pub struct ServiceOverride {
     pub config: BTreeMap<String, String>,
 }
 
+/// An event created at start-up if it does not exist yet.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DemoEvent {
+    pub event_id: String,
+    pub name: String,
+    pub seat_count: i32,
+    pub price_amount: i64,
+    #[serde(default = "krw")]
+    pub currency: String,
+    #[serde(default = "hundred")]
+    pub admission_per_second: i32,
+}
+
+fn krw() -> String {
+    "KRW".into()
+}
+fn hundred() -> i32 {
+    100
+}
+
 /// A tenant as the bundle or the admin API describes it.
 #[derive(Debug, Clone)]
 pub struct TenantSpec {
@@ -121,8 +143,9 @@ impl TenantSpec {
     }
 }
 
-/// A tenant on a running host. Replaced whole when the tenant changes; calls
-/// in flight finish on the one they started with.
+/// A tenant on a running host: its keys, limits and metrics (the runtime
+/// adds the slots that serve it, `runtime::Served`). Replaced whole when the
+/// tenant changes; calls in flight finish on the one they started with.
 pub struct Tenant {
     pub id: String,
     /// Signs waiting and reservation tokens (the `token` capability); never enters a component.
@@ -135,13 +158,6 @@ pub struct Tenant {
     pub auth: Option<Arc<Auth>>,
     /// Effective quotas (the bundle's defaults under the tenant's own).
     pub quotas: Quotas,
-    /// One per bundle service, in the bundle's order: the bundle's slot, or
-    /// the tenant's own when it overrides the service.
-    pub slots: Vec<Arc<Slot>>,
-    /// Slot names this tenant has its own slot for.
-    pub own: Vec<String>,
-    services: HashMap<String, Arc<Slot>>,
-    topics: HashMap<String, Arc<Slot>>,
     in_flight: Option<Arc<Semaphore>>,
     bucket: Option<TenantBucket>,
     cpu: Option<cpu::CpuBudget>,
@@ -156,8 +172,6 @@ pub struct TenantParts {
     pub auth: Option<Arc<Auth>>,
     pub hosts: Vec<String>,
     pub quotas: Quotas,
-    pub slots: Vec<Arc<Slot>>,
-    pub own: Vec<String>,
     pub bucket: Option<TenantBucket>,
     pub metrics: TenantMetrics,
     pub events: Vec<DemoEvent>,
@@ -165,16 +179,6 @@ pub struct TenantParts {
 
 impl Tenant {
     pub fn new(p: TenantParts) -> Tenant {
-        let mut services = HashMap::new();
-        let mut topics = HashMap::new();
-        for slot in &p.slots {
-            for s in &slot.serves {
-                services.insert(s.clone(), slot.clone());
-            }
-            for t in &slot.consumes {
-                topics.insert(t.clone(), slot.clone());
-            }
-        }
         Tenant {
             id: p.id,
             token_key: p.secrets.token_key,
@@ -190,28 +194,10 @@ impl Tenant {
                 .cpu_ms_per_second
                 .map(|ms| cpu::CpuBudget::new(ms, std::time::Instant::now())),
             quotas: p.quotas,
-            slots: p.slots,
-            own: p.own,
-            services,
-            topics,
             bucket: p.bucket,
             metrics: p.metrics,
             events: p.events,
         }
-    }
-
-    /// The slot serving a protobuf service for this tenant.
-    pub fn service(&self, service: &str) -> Option<&Arc<Slot>> {
-        self.services.get(service)
-    }
-
-    /// The slot consuming a topic for this tenant.
-    pub fn consumer(&self, topic: &str) -> Option<&Arc<Slot>> {
-        self.topics.get(topic)
-    }
-
-    pub fn slot(&self, name: &str) -> Option<&Arc<Slot>> {
-        self.slots.iter().find(|s| s.name == name)
     }
 
     /// A place among the tenant's calls in flight, or the quota error.
@@ -275,112 +261,6 @@ impl Tenant {
     }
 }
 
-/// What a request names as its tenant.
-pub enum Named {
-    Tenant(Arc<Tenant>),
-    /// A name that is no tenant here.
-    Unknown(String),
-    Nothing,
-}
-
-/// The tenants of a running host, by id and host name. Immutable: a change
-/// makes a new table (the runtime keeps it in an `ArcSwap`).
-#[derive(Default, Clone)]
-pub struct Tenants {
-    by_id: HashMap<String, Arc<Tenant>>,
-    by_host: HashMap<String, String>,
-}
-
-impl Tenants {
-    pub fn get(&self, id: &str) -> Option<&Arc<Tenant>> {
-        self.by_id.get(id)
-    }
-
-    pub fn len(&self) -> usize {
-        self.by_id.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
-    }
-
-    /// Every tenant, by id.
-    pub fn all(&self) -> Vec<&Arc<Tenant>> {
-        let mut all: Vec<_> = self.by_id.values().collect();
-        all.sort_by(|a, b| a.id.cmp(&b.id));
-        all
-    }
-
-    /// This table with `tenant` added or replaced. A host name another
-    /// tenant already has is refused.
-    pub fn with(&self, tenant: Arc<Tenant>) -> Result<Tenants, String> {
-        let mut next = self.without(&tenant.id);
-        for host in &tenant.hosts {
-            let host = host.to_ascii_lowercase();
-            if let Some(other) = next.by_host.get(&host) {
-                return Err(format!("host name `{host}` already picks tenant `{other}`"));
-            }
-            next.by_host.insert(host, tenant.id.clone());
-        }
-        next.by_id.insert(tenant.id.clone(), tenant);
-        Ok(next)
-    }
-
-    /// This table without tenant `id`.
-    pub fn without(&self, id: &str) -> Tenants {
-        let mut next = self.clone();
-        next.by_id.remove(id);
-        next.by_host.retain(|_, t| t != id);
-        next
-    }
-
-    /// The tenant a request names, in this order:
-    ///
-    /// 1. the `x-tenant-id` header (an unknown id is refused);
-    /// 2. the host name (`Host`, or `:authority` in HTTP/2): one of a
-    ///    tenant's `hosts`, or a name whose first label is a tenant id
-    ///    (`acme.tickets.example`, `acme.localhost`); other names name none;
-    /// 3. the user token's `tenant` claim, on signed-in routes (the caller
-    ///    passes it; an unknown one is refused);
-    ///
-    /// and otherwise nothing (the caller falls back to `default`).
-    pub fn named_by(&self, header: Option<&str>, host: Option<&str>, claim: Option<&str>) -> Named {
-        let lookup = |id: &str| match self.by_id.get(id) {
-            Some(t) => Named::Tenant(t.clone()),
-            None => Named::Unknown(id.to_string()),
-        };
-        if let Some(id) = header {
-            return lookup(id);
-        }
-        if let Some(host) = host.map(strip_port).filter(|h| !h.is_empty()) {
-            let host = host.to_ascii_lowercase();
-            if let Some(id) = self.by_host.get(&host) {
-                return lookup(id);
-            }
-            if host.parse::<std::net::IpAddr>().is_err()
-                && let Some((label, _)) = host.split_once('.')
-                && let Some(t) = self.by_id.get(label)
-            {
-                return Named::Tenant(t.clone());
-            }
-        }
-        match claim {
-            Some(id) => lookup(id),
-            None => Named::Nothing,
-        }
-    }
-}
-
-/// `host:port` → `host` (and `[v6]:port` → `[v6]`).
-fn strip_port(authority: &str) -> &str {
-    if authority.starts_with('[') {
-        return authority
-            .find(']')
-            .map_or(authority, |end| &authority[..=end]);
-    }
-    authority.split(':').next().unwrap_or(authority)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,12 +273,5 @@ mod tests {
         for bad in ["", "Acme", "a/b", "-a", "a-", "a.b", "a_b", &"x".repeat(64)] {
             assert!(check_id(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn ports_are_stripped() {
-        assert_eq!(strip_port("acme.example:8000"), "acme.example");
-        assert_eq!(strip_port("[::1]:8000"), "[::1]");
-        assert_eq!(strip_port("localhost"), "localhost");
     }
 }
