@@ -13,9 +13,12 @@
 //! concurrent writers can pass a quota by at most one transaction each).
 //! Deletes always pass.
 
-use super::CallState;
-use crate::runtime::bindings::platform::kv::{self, Condition, Entry, Error, Op};
-use crate::store::{self, MAX_TRANSACT_OPS, StoreError};
+use super::Has;
+use super::bindings::platform::kv::{self, Condition, Entry, Error, Op};
+use super::queue::QueueCtx;
+use crate::store::{self, KvStore, MAX_TRANSACT_OPS, StoreError};
+use std::sync::Arc;
+use wasmtime::component::Linker;
 
 const MAX_USER_KEY: usize = 512;
 const MAX_KEYS_PER_READ: usize = 1000;
@@ -37,30 +40,47 @@ fn condition(c: Condition) -> store::Condition {
     }
 }
 
-impl CallState {
+/// The kv capability's state: the store, the caller's key scope, and the
+/// queue capability's state for the messages a transaction sends.
+pub struct KvCtx {
+    store: Arc<dyn KvStore>,
+    /// `{tenant}/{component}/`: prefixed to every key.
+    scope: String,
+    outbox: QueueCtx,
+}
+
+impl KvCtx {
+    pub fn new(store: Arc<dyn KvStore>, outbox: QueueCtx) -> KvCtx {
+        let caller = outbox.caller();
+        let scope = format!("{}/{}/", caller.tenant.id, caller.component);
+        KvCtx {
+            store,
+            scope,
+            outbox,
+        }
+    }
+
     fn scoped(&self, key: &str) -> Result<String, Error> {
         if key.is_empty() || key.len() > MAX_USER_KEY {
             return Err(Error::Invalid(format!(
                 "keys must be 1 to {MAX_USER_KEY} bytes"
             )));
         }
-        Ok(format!("{}{key}", self.scope()))
+        Ok(format!("{}{key}", self.scope))
     }
 
     fn unscoped(&self, mut e: store::Entry) -> Entry {
-        let prefix = self.scope().len();
+        let prefix = self.scope.len();
         Entry {
             key: e.key.split_off(prefix.min(e.key.len())),
             value: e.value,
             version: e.version,
         }
     }
-}
 
-impl CallState {
     async fn kv_get(&mut self, key: &str) -> Result<Option<Entry>, Error> {
         let key = self.scoped(key)?;
-        let found = self.runtime.kv.get(&key).await.map_err(to_guest)?;
+        let found = self.store.get(&key).await.map_err(to_guest)?;
         Ok(found.map(|e| self.unscoped(e)))
     }
 
@@ -74,7 +94,7 @@ impl CallState {
             .iter()
             .map(|k| self.scoped(k))
             .collect::<Result<Vec<_>, _>>()?;
-        let found = self.runtime.kv.get_many(&scoped).await.map_err(to_guest)?;
+        let found = self.store.get_many(&scoped).await.map_err(to_guest)?;
         Ok(found
             .into_iter()
             .map(|e| e.map(|e| self.unscoped(e)))
@@ -92,13 +112,12 @@ impl CallState {
                 "prefixes are at most {MAX_USER_KEY} bytes"
             )));
         }
-        let scope = self.scope();
+        let scope = &self.scope;
         let prefix = format!("{scope}{prefix}");
         let after = start_after.map(|a| format!("{scope}{a}"));
         let limit = (limit as usize).clamp(1, MAX_KEYS_PER_READ);
         let found = self
-            .runtime
-            .kv
+            .store
             .scan(&prefix, after.as_deref(), limit)
             .await
             .map_err(to_guest)?;
@@ -112,7 +131,7 @@ impl CallState {
                 ops.len()
             )));
         }
-        let now = self.now_ms();
+        let now = self.outbox.now_ms();
         let ops = ops
             .into_iter()
             .map(|op| {
@@ -135,15 +154,15 @@ impl CallState {
                         key: self.scoped(&a.key)?,
                         delta: a.delta,
                     },
-                    Op::Send(m) => store::Op::Send(self.outbox_message(m, now)?),
+                    Op::Send(m) => store::Op::Send(self.outbox.outbox_message(m, now)?),
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
         self.check_quotas(&ops).await?;
         let sends = ops.iter().any(|op| matches!(op, store::Op::Send(_)));
-        let out = self.runtime.kv.transact(ops).await.map_err(to_guest)?;
+        let out = self.store.transact(ops).await.map_err(to_guest)?;
         if sends {
-            self.runtime.queue_wakeup.notify_one();
+            self.outbox.wake();
         }
         Ok(out)
     }
@@ -154,17 +173,15 @@ impl CallState {
             delta,
         }];
         self.check_quotas(&ops).await?;
-        let out = self.runtime.kv.transact(ops).await.map_err(to_guest)?;
+        let out = self.store.transact(ops).await.map_err(to_guest)?;
         Ok(out.first().copied().unwrap_or(0) as i64)
     }
 
     async fn kv_counter(&mut self, key: &str) -> Result<i64, Error> {
         let key = self.scoped(key)?;
-        self.runtime.kv.counter(&key).await.map_err(to_guest)
+        self.store.counter(&key).await.map_err(to_guest)
     }
-}
 
-impl CallState {
     /// Refuse a write that would take the tenant past a storage or queue quota.
     async fn check_quotas(&mut self, ops: &[store::Op]) -> Result<(), Error> {
         let sends = ops
@@ -172,11 +189,12 @@ impl CallState {
             .filter(|op| matches!(op, store::Op::Send(_)))
             .count() as u64;
         if sends > 0 {
-            self.check_queue_depth(sends)
+            self.outbox
+                .check_queue_depth(sends)
                 .await
                 .map_err(Error::QuotaExceeded)?;
         }
-        let tenant = &self.ctx.tenant;
+        let tenant = &self.outbox.caller().tenant;
         let quotas = tenant.quotas;
         if !quotas.limits_storage() {
             return Ok(());
@@ -189,7 +207,7 @@ impl CallState {
         if keys == 0 {
             return Ok(());
         }
-        let used = self.runtime.kv.usage(&tenant.id).await.map_err(to_guest)?;
+        let used = self.store.usage(&tenant.id).await.map_err(to_guest)?;
         let over = |quota: &'static str, used: u64, adding: u64, max: Option<u64>| {
             let max = max?;
             (used + adding > max).then(|| {
@@ -209,7 +227,7 @@ impl CallState {
     }
 }
 
-impl kv::Host for CallState {
+impl kv::Host for KvCtx {
     async fn max_transact_ops(&mut self) -> wasmtime::Result<u32> {
         Ok(MAX_TRANSACT_OPS as u32)
     }
@@ -245,4 +263,11 @@ impl kv::Host for CallState {
     async fn counter(&mut self, key: String) -> wasmtime::Result<Result<i64, Error>> {
         Ok(self.kv_counter(&key).await)
     }
+}
+
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut KvCtx,
+) -> wasmtime::Result<()> {
+    kv::add_to_linker::<T, Has<KvCtx>>(linker, get)
 }

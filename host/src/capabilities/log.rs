@@ -1,12 +1,27 @@
 //! `tacos:platform/log`: structured logs, tagged by the host with tenant,
 //! component, version and trace id so that a component cannot forge them.
 
-use super::CallState;
-use crate::runtime::bindings::platform::log::{self, Level};
+use super::bindings::platform::log::{self, Level};
+use super::{Caller, Has};
+use crate::metrics::Metrics;
+use std::sync::Arc;
+use wasmtime::component::Linker;
 
 const MAX_MESSAGE: usize = 4096;
 
-impl log::Host for CallState {
+/// The log capability's state: who is logging, and the event counters.
+pub struct LogCtx {
+    caller: Arc<Caller>,
+    metrics: Arc<Metrics>,
+}
+
+impl LogCtx {
+    pub fn new(caller: Arc<Caller>, metrics: Arc<Metrics>) -> LogCtx {
+        LogCtx { caller, metrics }
+    }
+}
+
+impl log::Host for LogCtx {
     async fn log(
         &mut self,
         level: Level,
@@ -21,12 +36,9 @@ impl log::Host for CallState {
             .map(|(k, v)| format!("{k}={v:?}"))
             .collect::<Vec<_>>()
             .join(" ");
-        let (tenant, component, version, trace) = (
-            &self.ctx.tenant.id,
-            &self.version.name,
-            self.version.short_hash(),
-            &*self.ctx.trace_id,
-        );
+        let c = &self.caller;
+        let (tenant, component, version, trace) =
+            (&c.tenant.id, &c.component, &c.version, &*c.trace_id);
         macro_rules! emit {
             ($lvl:expr) => {
                 tracing::event!(target: "tacos::component", $lvl, tenant, component, version, trace_id = trace, fields, "{message}")
@@ -37,11 +49,18 @@ impl log::Host for CallState {
             Level::Debug => emit!(tracing::Level::DEBUG),
             Level::Info => {
                 emit!(tracing::Level::INFO);
-                self.runtime.metrics.event(component, &message);
+                self.metrics.event(component, &message);
             }
             Level::Warn => emit!(tracing::Level::WARN),
             Level::Error => emit!(tracing::Level::ERROR),
         }
         Ok(())
     }
+}
+
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut LogCtx,
+) -> wasmtime::Result<()> {
+    log::add_to_linker::<T, Has<LogCtx>>(linker, get)
 }

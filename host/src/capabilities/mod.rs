@@ -1,109 +1,62 @@
-//! The host side of the `tacos:platform` capabilities, one file per WIT interface.
+//! The host side of the `tacos:platform` capabilities, one module per WIT
+//! interface, in the shape of wasmtime-wasi's crates: each module has its own
+//! host state (`KvCtx`, `WebhookCtx`, …) holding only what that capability
+//! needs, implements the interface's `Host` trait on it, and has an
+//! `add_to_linker` that takes a getter from the store's data to that state.
+//! So webhook code cannot reach the kv store, and a capability is tested and
+//! read alone.
 //!
-//! [`CallState`] is the data of one call's `Store`: who is calling (tenant,
-//! component version, trace id, deadline, depth) and the WASI context. Every
-//! capability scopes what it touches by tenant and component here, so a
+//! Every state carries the [`Caller`] (tenant, component, policy, trace,
+//! deadline) and scopes what it touches by tenant and component, so a
 //! component cannot name another tenant's or component's data whatever it
 //! sends. Host functions return `wasmtime::Result<Result<T, E>>`: the outer
-//! error traps the guest (a host bug or an abuse), the inner one is the guest's
-//! to handle.
+//! error traps the guest (a host bug or an abuse), the inner one is the
+//! guest's to handle.
+//!
+//! The store's data that composes these states is the runtime's
+//! (`runtime::state::CallState`), a floor up: this floor knows nothing of
+//! slots or calls, only of what one call may do.
 
-mod clock;
-mod config;
-mod kv;
-mod log;
-mod queue;
-mod rpc;
-mod token;
-mod webhook;
+pub mod bindings;
+pub mod clock;
+pub mod config;
+pub mod kv;
+pub mod log;
+pub mod queue;
+pub mod rpc;
+pub mod token;
+pub mod webhook;
 
-use crate::runtime::{CallContext, ComponentVersion, Runtime};
-use crate::tenancy::cpu::GuestClock;
+use crate::policy::ComponentPolicy;
+use crate::tenancy::Tenant;
+use std::marker::PhantomData;
 use std::sync::Arc;
-use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use std::time::{Duration, Instant};
+use wasmtime::component::HasData;
 
-/// The state of one component call.
-pub struct CallState {
-    pub runtime: Arc<Runtime>,
-    pub version: Arc<ComponentVersion>,
-    pub ctx: CallContext,
-    wasi: WasiCtx,
-    table: ResourceTable,
-    memory_limit: usize,
-    /// Set when the guest asked for more memory than its limit.
-    pub memory_exceeded: bool,
-    /// How long the guest's own code has run.
-    pub guest: GuestClock,
+/// Who is calling, as every capability sees it; made once per call.
+pub struct Caller {
+    pub tenant: Arc<Tenant>,
+    /// The slot name (`payment-sim`): policy entry and kv namespace.
+    pub component: String,
+    /// The version's short hash, for logs.
+    pub version: String,
+    pub policy: Arc<ComponentPolicy>,
+    pub trace_id: Arc<str>,
+    pub deadline: Instant,
 }
 
-impl CallState {
-    pub fn new(
-        runtime: Arc<Runtime>,
-        version: Arc<ComponentVersion>,
-        ctx: CallContext,
-        memory_limit: usize,
-    ) -> CallState {
-        // No environment, arguments, files or sockets: only the host clock.
-        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
-            .wall_clock(crate::clock::WasiWallClock(runtime.clock.clone()))
-            .build();
-        CallState {
-            runtime,
-            version,
-            ctx,
-            wasi,
-            table: ResourceTable::new(),
-            memory_limit,
-            memory_exceeded: false,
-            guest: GuestClock::new(),
-        }
-    }
-
-    /// The memory limit of this instance (policy and tenant quota), bytes.
-    pub fn memory_limit(&self) -> usize {
-        self.memory_limit
-    }
-
-    /// The prefix that scopes kv keys: `{tenant}/{component}/`.
-    fn scope(&self) -> String {
-        format!("{}/{}/", self.ctx.tenant.id, self.version.name)
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.runtime.clock.now_ms()
+impl Caller {
+    /// Time left before the call's deadline.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
     }
 }
 
-impl WasiView for CallState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
+/// The `HasData` of a capability whose host state is `C`: the bindings'
+/// `add_to_linker` hands the getter's `&mut C` to the `Host` impl.
+struct Has<C>(PhantomData<C>);
 
-impl wasmtime::ResourceLimiter for CallState {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.memory_limit {
-            self.memory_exceeded = true;
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
-    }
+impl<C: 'static> HasData for Has<C> {
+    type Data<'a> = &'a mut C;
 }

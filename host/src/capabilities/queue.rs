@@ -5,14 +5,55 @@
 //! durable when `send` returns; the dispatcher is woken so a message due now is
 //! delivered at once.
 
-use super::CallState;
-use crate::runtime::bindings::platform::kv::{Error, OutboxMessage};
-use crate::runtime::bindings::platform::queue;
-use crate::store::NewMessage;
+use super::bindings::platform::kv::{Error, OutboxMessage};
+use super::bindings::platform::queue;
+use super::{Caller, Has};
+use crate::clock::Clock;
+use crate::store::{NewMessage, QueueStore};
+use std::sync::Arc;
+use tokio::sync::Notify;
+use wasmtime::component::Linker;
 
 const MAX_PAYLOAD: usize = 256 * 1024;
 
-impl CallState {
+/// The queue capability's state: the caller, the queue store, the clock
+/// that dates messages, and the dispatcher's wake-up. The kv capability holds
+/// one too, for the messages a transaction sends.
+pub struct QueueCtx {
+    caller: Arc<Caller>,
+    store: Arc<dyn QueueStore>,
+    clock: Arc<Clock>,
+    wakeup: Arc<Notify>,
+}
+
+impl QueueCtx {
+    pub fn new(
+        caller: Arc<Caller>,
+        store: Arc<dyn QueueStore>,
+        clock: Arc<Clock>,
+        wakeup: Arc<Notify>,
+    ) -> QueueCtx {
+        QueueCtx {
+            caller,
+            store,
+            clock,
+            wakeup,
+        }
+    }
+
+    pub(super) fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    pub(super) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Tell the dispatcher a message was sent.
+    pub(super) fn wake(&self) {
+        self.wakeup.notify_one();
+    }
+
     /// Check a message against the policy and limits and scope it to the tenant.
     pub(super) fn outbox_message(
         &self,
@@ -30,10 +71,10 @@ impl CallState {
         delay_ms: u64,
         now_ms: u64,
     ) -> Result<NewMessage, String> {
-        if !self.version.policy.may_send(&topic) {
+        if !self.caller.policy.may_send(&topic) {
             return Err(format!(
                 "component `{}` may not send to topic `{topic}` (policy)",
-                self.version.name
+                self.caller.component
             ));
         }
         if payload.len() > MAX_PAYLOAD {
@@ -43,25 +84,22 @@ impl CallState {
             ));
         }
         Ok(NewMessage {
-            tenant: self.ctx.tenant.id.clone(),
+            tenant: self.caller.tenant.id.clone(),
             topic,
             payload,
             due_at_ms: now_ms.saturating_add(delay_ms),
-            trace_id: self.ctx.trace_id.to_string(),
+            trace_id: self.caller.trace_id.to_string(),
         })
     }
-}
 
-impl CallState {
     /// Refuse `adding` messages that would take the tenant past its queue depth.
     pub(super) async fn check_queue_depth(&mut self, adding: u64) -> Result<(), String> {
-        let tenant = &self.ctx.tenant;
+        let tenant = &self.caller.tenant;
         let Some(max) = tenant.quotas.queue_depth else {
             return Ok(());
         };
         let pending = self
-            .runtime
-            .queue
+            .store
             .pending(&tenant.id)
             .await
             .map_err(|e| e.to_string())?;
@@ -76,7 +114,7 @@ impl CallState {
     }
 }
 
-impl queue::Host for CallState {
+impl queue::Host for QueueCtx {
     async fn send(
         &mut self,
         topic: String,
@@ -90,12 +128,19 @@ impl queue::Host for CallState {
         if let Err(e) = self.check_queue_depth(1).await {
             return Ok(Err(e));
         }
-        match self.runtime.queue.enqueue(msg).await {
+        match self.store.enqueue(msg).await {
             Ok(id) => {
-                self.runtime.queue_wakeup.notify_one();
+                self.wake();
                 Ok(Ok(format!("{id:016x}")))
             }
             Err(e) => Ok(Err(e.to_string())),
         }
     }
+}
+
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut QueueCtx,
+) -> wasmtime::Result<()> {
+    queue::add_to_linker::<T, Has<QueueCtx>>(linker, get)
 }

@@ -5,12 +5,14 @@
 //! The purpose (e.g. "waiting", "admission") is part of the MAC, so a token
 //! issued for one purpose never verifies for another.
 
-use super::CallState;
-use crate::runtime::bindings::platform::token;
+use super::bindings::platform::token;
+use super::{Caller, Has};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use std::sync::Arc;
+use wasmtime::component::Linker;
 
 /// Tokens larger than this are refused unread.
 const MAX_TOKEN: usize = 4096;
@@ -40,7 +42,18 @@ pub fn verify(key: &[u8], purpose: &str, token: &str) -> Option<Vec<u8>> {
     Some(payload)
 }
 
-impl token::Host for CallState {
+/// The token capability's state: the caller, whose tenant's key signs.
+pub struct TokenCtx {
+    caller: Arc<Caller>,
+}
+
+impl TokenCtx {
+    pub fn new(caller: Arc<Caller>) -> TokenCtx {
+        TokenCtx { caller }
+    }
+}
+
+impl token::Host for TokenCtx {
     async fn sign(&mut self, purpose: String, payload: Vec<u8>) -> wasmtime::Result<String> {
         if payload.len() > MAX_TOKEN {
             wasmtime::bail!(
@@ -48,7 +61,7 @@ impl token::Host for CallState {
                 payload.len()
             );
         }
-        Ok(sign(&self.ctx.tenant.token_key, &purpose, &payload))
+        Ok(sign(&self.caller.tenant.token_key, &purpose, &payload))
     }
 
     async fn verify(
@@ -56,8 +69,15 @@ impl token::Host for CallState {
         purpose: String,
         token: String,
     ) -> wasmtime::Result<Option<Vec<u8>>> {
-        Ok(verify(&self.ctx.tenant.token_key, &purpose, &token))
+        Ok(verify(&self.caller.tenant.token_key, &purpose, &token))
     }
+}
+
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut TokenCtx,
+) -> wasmtime::Result<()> {
+    token::add_to_linker::<T, Has<TokenCtx>>(linker, get)
 }
 
 #[cfg(test)]

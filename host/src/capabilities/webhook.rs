@@ -13,16 +13,54 @@
 //! Retrying is the caller's business: a consumer returns an error and the
 //! queue retries it with backoff.
 
-use super::CallState;
-use crate::runtime::bindings::platform::webhook::{self, Request};
+use super::bindings::platform::webhook::{self, Request};
+use super::{Caller, Has};
+use crate::clock::Clock;
+use crate::json::Codec;
 use bytes::Bytes;
 use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use std::sync::Arc;
 use std::time::Duration;
+use wasmtime::component::Linker;
 
 const MAX_PAYLOAD: usize = 256 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-impl webhook::Host for CallState {
+/// The outbound HTTP client webhooks go through.
+pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// The webhook capability's state: the caller (whose tenant's keys sign),
+/// the HTTP client, the codec that renders the payload, and this host's own
+/// address (which only its webhook receivers may be posted to on).
+pub struct WebhookCtx {
+    caller: Arc<Caller>,
+    http: HttpClient,
+    codec: Codec,
+    clock: Arc<Clock>,
+    public_url: Arc<str>,
+}
+
+impl WebhookCtx {
+    pub fn new(
+        caller: Arc<Caller>,
+        http: HttpClient,
+        codec: Codec,
+        clock: Arc<Clock>,
+        public_url: Arc<str>,
+    ) -> WebhookCtx {
+        WebhookCtx {
+            caller,
+            http,
+            codec,
+            clock,
+            public_url,
+        }
+    }
+}
+
+impl webhook::Host for WebhookCtx {
     async fn deliver(&mut self, request: Request) -> wasmtime::Result<Result<u16, String>> {
         Ok(self.deliver_webhook(request).await)
     }
@@ -52,11 +90,11 @@ fn normalized(path: &str) -> String {
     format!("/{}{trailing}", segments.join("/"))
 }
 
-impl CallState {
+impl WebhookCtx {
     /// Whether `host:port` is this host: its public address, or its port on
     /// a loopback or unspecified address.
     fn is_own_address(&self, host: &str, port: u16) -> bool {
-        let Ok(own) = self.runtime.settings.public_url.parse::<hyper::Uri>() else {
+        let Ok(own) = self.public_url.parse::<hyper::Uri>() else {
             return false;
         };
         if own.port_u16().unwrap_or(80) != port {
@@ -87,13 +125,13 @@ impl CallState {
         if operator_route || (is_self && !path.starts_with(OWN_RECEIVERS)) {
             return Err(format!(
                 "component `{}` may not post to {path} (only webhook receivers)",
-                self.version.name
+                self.caller.component
             ));
         }
-        if !self.version.policy.may_post_to(host, port, is_self) {
+        if !self.caller.policy.may_post_to(host, port, is_self) {
             return Err(format!(
                 "component `{}` may not post to {host}:{port} (policy)",
-                self.version.name
+                self.caller.component
             ));
         }
         if request.payload.len() > MAX_PAYLOAD {
@@ -102,16 +140,16 @@ impl CallState {
         if request.webhook_id.is_empty() || request.webhook_id.len() > 256 {
             return Err("webhook-id must be 1 to 256 bytes".into());
         }
-        let codec = &self.runtime.codec;
+        let codec = &self.codec;
         let desc = codec
             .message(&request.message_type)
             .map_err(|e| e.to_string())?;
         let body = codec
             .to_json(&desc, &request.payload)
             .map_err(|e| e.to_string())?;
-        let now_ms = self.now_ms();
+        let now_ms = self.clock.now_ms();
         let timestamp = now_ms / 1000;
-        let keys = self.ctx.tenant.webhook_keys();
+        let keys = self.caller.tenant.webhook_keys();
         let signature =
             crate::signature::sign_all(&keys.active(now_ms), &request.webhook_id, timestamp, &body);
         let req = hyper::Request::post(uri)
@@ -119,18 +157,28 @@ impl CallState {
             .header("webhook-id", &request.webhook_id)
             .header("webhook-timestamp", timestamp.to_string())
             .header("webhook-signature", signature)
-            .header("traceparent", crate::trace::traceparent(&self.ctx.trace_id))
+            .header(
+                "traceparent",
+                crate::trace::traceparent(&self.caller.trace_id),
+            )
             // Whose key signed it: the receiving tacos host verifies with it.
-            .header(crate::tenancy::TENANT_HEADER, &self.ctx.tenant.id)
+            .header(crate::tenancy::TENANT_HEADER, &self.caller.tenant.id)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
-        let budget = self.ctx.remaining().min(TIMEOUT);
-        match tokio::time::timeout(budget, self.runtime.http.request(req)).await {
+        let budget = self.caller.remaining().min(TIMEOUT);
+        match tokio::time::timeout(budget, self.http.request(req)).await {
             Ok(Ok(resp)) => Ok(resp.status().as_u16()),
             Ok(Err(e)) => Err(format!("delivery failed: {e}")),
             Err(_) => Err(format!("no answer within {} ms", budget.as_millis())),
         }
     }
+}
+
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut WebhookCtx,
+) -> wasmtime::Result<()> {
+    webhook::add_to_linker::<T, Has<WebhookCtx>>(linker, get)
 }
 
 #[cfg(test)]

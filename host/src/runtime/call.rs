@@ -3,8 +3,8 @@
 //! time it runs, metered by call hooks and epoch checks, preempted after a
 //! slice and charged to its tenant, which may have it sleep (ADR 0010).
 
+use super::state::CallState;
 use super::{ComponentVersion, Runtime, Served};
-use crate::capabilities::CallState;
 use crate::tenancy::TenantQuotaError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -125,7 +125,7 @@ pub(super) fn new_store(
         .quotas
         .memory_bytes(version.policy.limits().memory_bytes());
     let deadline = ctx.deadline;
-    let state = CallState::new(runtime.clone(), version.clone(), ctx, memory);
+    let state = CallState::new(runtime, version, ctx, memory);
     let mut store = Store::new(&runtime.engine, state);
     store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
     store.call_hook(|mut store, hook| {

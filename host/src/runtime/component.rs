@@ -6,8 +6,8 @@
 //! serves a single call: not a component, wrong world, an import its policy
 //! does not grant, a consumer slot whose component cannot consume.
 
-use super::bindings::{consumer::ConsumerPre, service::ServicePre};
-use crate::capabilities::CallState;
+use super::state::CallState;
+use crate::capabilities::bindings::{consumer::ConsumerPre, service::ServicePre};
 use crate::policy::ComponentPolicy;
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};

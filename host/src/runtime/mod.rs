@@ -12,11 +12,11 @@
 //! permit sized so that, with rpc chains at most [`engine::MAX_CALL_DEPTH`]
 //! deep, the instance pool can never run dry; excess callers wait.
 
-pub mod bindings;
 mod call;
 mod component;
 pub mod engine;
 mod served;
+pub mod state;
 pub mod swap;
 mod tenants;
 
@@ -25,7 +25,8 @@ pub use component::{ComponentVersion, LoadRequest, Prepared, content_hash, with_
 pub use served::{Named, Served, Tenants};
 
 use crate::bundle::Bundle;
-use crate::capabilities::CallState;
+use crate::capabilities::bindings;
+use crate::capabilities::webhook::HttpClient;
 use crate::clock::Clock;
 use crate::json::Codec;
 use crate::metrics::{ComponentMetrics, Metrics};
@@ -33,10 +34,8 @@ use crate::store::{KvStore, Leased, QueueStore};
 use crate::tenancy::Quotas;
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use state::CallState;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,7 +43,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
 use tokio::sync::{Notify, Semaphore};
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Engine, Store, Trap};
 
 /// A named place in the bundle that a component version fills.
@@ -105,7 +104,9 @@ pub struct Runtime {
     pub clock: Arc<Clock>,
     pub settings: Settings,
     pub codec: Codec,
-    pub http: Client<HttpConnector, Full<Bytes>>,
+    pub http: HttpClient,
+    /// `settings.public_url`, shared with every call's capabilities.
+    public_url: Arc<str>,
     /// Wakes the queue dispatcher (a message was sent, or time moved).
     pub queue_wakeup: Arc<Notify>,
     permits: Semaphore,
@@ -128,15 +129,9 @@ impl Runtime {
     pub fn new(bundle: &Bundle, parts: RuntimeParts) -> anyhow::Result<Arc<Runtime>> {
         let engine = engine::build(&parts.cache_dir)?;
         let mut linker: Linker<CallState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        state::add_to_linker(&mut linker)
             .map_err(anyhow::Error::from)
-            .context("adding WASI to the linker")?;
-        bindings::consumer::Consumer::add_to_linker::<CallState, HasSelf<CallState>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(anyhow::Error::from)
-        .context("adding tacos:platform to the linker")?;
+            .context("adding WASI and tacos:platform to the linker")?;
 
         let compiled = component::CompiledCache::default();
         let mut slots = Vec::new();
@@ -192,6 +187,7 @@ impl Runtime {
             kv: parts.kv,
             queue: parts.queue,
             clock: parts.clock,
+            public_url: parts.settings.public_url.as_str().into(),
             settings: parts.settings,
             codec: Codec::new()?,
             http: Client::builder(hyper_util::rt::TokioExecutor::new()).build_http(),

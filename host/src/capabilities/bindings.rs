@@ -1,6 +1,6 @@
 //! Host bindings of the `tacos:platform` worlds (generated from `wit/`).
 //!
-//! `consumer` generates the imports (implemented in `capabilities/`) and both
+//! `consumer` generates the imports (implemented in this folder) and both
 //! exports; `service` reuses its imports, so one linker serves both kinds.
 
 pub mod consumer {
