@@ -4,11 +4,15 @@
 //! Every time-dependent decision reads it: the `clock` capability, the WASI
 //! wall clock given to components, kv expiry and the queue's due times. So a
 //! test of a 60-second hold advances the clock by 61 s and sees the expiry fire
-//! at once. The virtual time is persisted by the host (see `runtime::Host`), so
-//! delayed messages keep their meaning across a restart.
+//! at once. The virtual time is persisted by the host under
+//! [`VIRTUAL_NOW_KEY`], so delayed messages keep their meaning across a
+//! restart.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The store's meta key that keeps the virtual time between runs.
+pub const VIRTUAL_NOW_KEY: &str = "clock/virtual_now_ms";
 
 #[derive(Debug)]
 pub struct Clock {

@@ -4,13 +4,13 @@
 use crate::auth::{Auth, AuthOptions};
 use crate::bundle::{BUILT_COMPONENTS_DIR, Bundle};
 use crate::clock::{Clock, system_now_ms};
-use crate::edge::Edge;
 use crate::edge::conn::ConnLimits;
 use crate::edge::limits::RateLimits;
+use crate::edge::{Edge, Shared};
 use crate::queue::Dispatcher;
 use crate::runtime::{Runtime, RuntimeParts, Settings};
 use crate::store::open::Stores;
-use crate::sync::{Change, Sync};
+use crate::sync::Sync;
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,7 +19,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-const VIRTUAL_NOW_KEY: &str = "clock/virtual_now_ms";
 /// Where a host listening off loopback keeps the admin token it made.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 
@@ -107,59 +106,6 @@ impl HostOptions {
     }
 }
 
-/// What the edge and admin routes share.
-pub struct Shared {
-    pub runtime: Arc<Runtime>,
-    pub dispatcher: Arc<Dispatcher>,
-    pub stores: Stores,
-    pub admin_token: Option<String>,
-    /// Whether and where an admin token is required, for the banner.
-    pub admin_summary: String,
-    pub auth: Auth,
-    /// How tokens are checked, for the banner.
-    pub auth_summary: String,
-    pub idempotency_window: Duration,
-    pub rate_limits: RateLimits,
-    pub connections: ConnLimits,
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// Seed a tenant's demo events when it is added.
-    pub seed_events: bool,
-    /// The log of runtime changes, when other hosts share the store.
-    pub sync: Option<Arc<Sync>>,
-}
-
-impl Shared {
-    /// Record an admin change for the other hosts on the store, and say in
-    /// `answer` whether they will make it too.
-    pub async fn publish(&self, change: Change, body: &[u8], answer: &mut serde_json::Value) {
-        let Some(sync) = &self.sync else { return };
-        let hosts = match sync.publish(change, body).await {
-            Ok(()) => "every host".to_string(),
-            Err(e) => {
-                tracing::error!(error = %e, "recording a change for the other hosts failed");
-                format!("this host only: recording it for the others failed ({e})")
-            }
-        };
-        answer["applied_on"] = hosts.into();
-    }
-
-    /// Advance the virtual clock, persist it, and wake the dispatcher.
-    pub async fn advance_clock(&self, by: Duration) -> anyhow::Result<u64> {
-        let now = self
-            .runtime
-            .clock
-            .advance(by)
-            .context("the clock is not virtual")?;
-        self.stores
-            .kv
-            .meta_put(VIRTUAL_NOW_KEY, now.to_le_bytes().to_vec())
-            .await
-            .context("persisting the virtual clock")?;
-        self.runtime.queue_wakeup.notify_one();
-        Ok(now)
-    }
-}
-
 /// A started host. Dropping it stops its tasks.
 pub struct Host {
     pub addr: SocketAddr,
@@ -196,7 +142,7 @@ impl Host {
         let store = stores.kv.clone();
         if opts.virtual_clock {
             // Virtual time continues where it stopped, so due times keep their meaning.
-            match store.meta_get(VIRTUAL_NOW_KEY).await? {
+            match store.meta_get(crate::clock::VIRTUAL_NOW_KEY).await? {
                 Some(raw) => {
                     let bytes: [u8; 8] = raw
                         .as_slice()
@@ -206,7 +152,10 @@ impl Host {
                 }
                 None => {
                     store
-                        .meta_put(VIRTUAL_NOW_KEY, clock.now_ms().to_le_bytes().to_vec())
+                        .meta_put(
+                            crate::clock::VIRTUAL_NOW_KEY,
+                            clock.now_ms().to_le_bytes().to_vec(),
+                        )
                         .await?
                 }
             }
@@ -274,7 +223,7 @@ impl Host {
                 .iter()
                 .map(|s| (s.name.clone(), s.component.clone()))
                 .collect();
-            tasks.push(crate::watch::spawn(runtime.clone(), files));
+            tasks.push(crate::runtime::watch::spawn(runtime.clone(), files));
         }
         let host = Host {
             addr,

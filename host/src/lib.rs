@@ -1,27 +1,53 @@
 //! tacos: a host runtime that runs the services of a ticketing platform as
 //! sandboxed WebAssembly components.
 //!
-//! Reading order: [`host`] assembles everything; [`runtime`] runs component
-//! calls; [`capabilities`] is what components can do; [`store`] and [`queue`]
-//! keep state and messages; [`edge`] speaks REST/JSON; [`policy`], [`bundle`]
-//! and [`tenancy`] say what runs, with what rights, for whom.
+//! The crate is a house with floors. A module imports only from modules on
+//! lower floors, never from its own floor or above, so there is no import
+//! cycle and each concern has one room; `tests/floors.rs` reads the floors
+//! below and every `crate::` path in `src/` and fails on an upward import.
+//! docs/architecture.md is the map, one paragraph a room.
+//!
+//! Reading order, bottom up: the foundations (clock, trace ids, signatures,
+//! JSON, policy, metrics, user auth); [`store`] keeps state and messages;
+//! [`tenancy`] says who a tenant is and what it may use; [`bundle`] what
+//! runs; [`capabilities`] what a component may do; [`runtime`] runs calls,
+//! swaps and tenants; [`queue`] delivers messages; [`edge`] speaks REST and
+//! gRPC; [`host`] assembles a running host; [`cli`] is the `tacos` command.
 
+// floor 1: foundations
 pub mod auth;
-pub mod bundle;
-pub mod capabilities;
-pub mod cli;
 pub mod clock;
-pub mod edge;
-pub mod host;
 pub mod json;
 pub mod metrics;
 pub mod policy;
-pub mod queue;
-pub mod runtime;
-pub mod servers;
 pub mod signature;
+pub mod trace;
+
+// floor 2: state
 pub mod store;
+
+// floor 3: tenants and the fleet's change log
 pub mod sync;
 pub mod tenancy;
-pub mod trace;
-pub mod watch;
+
+// floor 4: what runs
+pub mod bundle;
+
+// floor 5: what a component may do
+pub mod capabilities;
+
+// floor 6: calls, swaps, tenants served
+pub mod runtime;
+
+// floor 7: message delivery
+pub mod queue;
+
+// floor 8: REST, gRPC, admin
+pub mod edge;
+
+// floor 9: the composition root
+pub mod host;
+
+// floor 10: the command line
+pub mod cli;
+pub mod servers;

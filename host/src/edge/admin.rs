@@ -1,8 +1,8 @@
 //! Host routes that reach no component: health, readiness, `/metrics`, the virtual clock,
 //! dead letters (of the tenant the request names, as API routes pick it).
 //! Operator routes require `Authorization: Bearer <token>` when the host has
-//! an admin token, which it always has off loopback (see
-//! [`host::admin_token`](crate::host::admin_token)); the token is compared in
+//! an admin token, which it always has off loopback (the composition root,
+//! `host::admin_token`, makes one); the token is compared in
 //! constant time.
 
 use super::{Body, Edge, errors, json};

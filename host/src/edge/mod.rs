@@ -28,10 +28,12 @@ pub mod idempotency;
 pub mod limits;
 pub mod routes;
 mod secrets;
+mod shared;
 pub mod sync;
 mod tenants;
 
-use crate::host::Shared;
+pub use shared::Shared;
+
 use crate::metrics::RouteMetrics;
 use bytes::Bytes;
 use guards::Guard;

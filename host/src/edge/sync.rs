@@ -1,8 +1,8 @@
 //! Replays the admin changes other hosts recorded (see [`crate::sync`]) on
 //! this host, through the same parsing and checks as the admin routes.
 
+use super::Shared;
 use super::{deploy, secrets, tenants};
-use crate::host::Shared;
 use crate::sync::{Change, POLL, Sync};
 use std::sync::Arc;
 use std::time::Duration;

@@ -19,6 +19,7 @@ mod served;
 pub mod state;
 pub mod swap;
 mod tenants;
+pub mod watch;
 
 pub use call::{CallContext, CallError};
 pub use component::{ComponentVersion, LoadRequest, Prepared, content_hash, with_custom_section};

@@ -7,8 +7,8 @@
 //! inotify: builds replace files in several steps, and a change is only acted
 //! on once two polls agree, so a half-written file is never loaded.
 
-use crate::runtime::Runtime;
-use crate::runtime::swap::{Source, SwapRequest};
+use super::Runtime;
+use super::swap::{Source, SwapRequest};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
