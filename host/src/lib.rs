@@ -50,4 +50,3 @@ pub mod host;
 
 // floor 10: the command line
 pub mod cli;
-pub mod servers;

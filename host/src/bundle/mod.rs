@@ -22,8 +22,10 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub(crate) const DEFAULT_BUNDLE: &str = include_str!("../../../bundles/default.toml");
-pub(crate) const DEFAULT_POLICY: &str = include_str!("../../../policies/default.toml");
+/// The built-in bundle: the five services.
+pub const DEFAULT_BUNDLE: &str = include_str!("../../../bundles/default.toml");
+/// The built-in bundle's policy.
+pub const DEFAULT_POLICY: &str = include_str!("../../../policies/default.toml");
 
 /// Where the build put the components (see `host/build.rs`).
 pub const BUILT_COMPONENTS_DIR: &str = env!("TACOS_COMPONENTS_DIR");

@@ -1,8 +1,8 @@
 //! The command line: `tacos up` runs a host; `tacos services`, `swap`,
 //! `rollback`, `tenants` and `tenant` inspect and change a running one; `tacos bundle pack` makes a portable
-//! bundle; `tacos bench` measures a host.
+//! bundle. The benchmarks are not here but in `tacos-bench` (the `bench/`
+//! crate), so this binary carries no load generator.
 
-mod bench;
 mod ops;
 mod store;
 mod tenants;
@@ -48,9 +48,6 @@ enum Command {
     Store(store::StoreCommand),
     /// Mint a development bearer token (HS256) for a user.
     Token(TokenArgs),
-    /// Measure a host.
-    #[command(subcommand)]
-    Bench(Bench),
 }
 
 /// Where end-user tokens are verified (shared by `up` and `token`).
@@ -99,22 +96,6 @@ struct PackArgs {
     /// The archive to write.
     #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
-}
-
-#[derive(Debug, Subcommand)]
-enum Bench {
-    /// The whole ticket flow: joins/s, holds/s, confirms/s, latency, RSS, oversell check.
-    FlashSale(bench::flash_sale::FlashSaleArgs),
-    /// Requests/s of a trivial route through a component vs. `wasmtime serve` and hyper.
-    Route(bench::route::RouteArgs),
-    /// Swap latency (cold and warm cache) and the load's p99 during swaps vs. without.
-    Swap(bench::swap::SwapArgs),
-    /// The same read and hold over REST/JSON and gRPC, in one run.
-    Protocols(bench::protocols::ProtocolsArgs),
-    /// Start-up and memory with 1, 100, 1,000 tenants; holds on 1 tenant vs spread over 100; a quiet tenant beside a looping and a hoarding one.
-    Tenants(bench::tenants::TenantsArgs),
-    /// Holds/s, p99 and store requests per hold on embedded, Redis, Redis + DynamoDB, and 3 hosts on Redis.
-    Stores(bench::stores::StoresArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -189,7 +170,17 @@ struct UpArgs {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    main_from(std::env::args_os())
+}
+
+/// [`main`] on the given arguments (the first is the program name): how
+/// `tacos-bench` runs the hosts it measures from its own binary.
+pub fn main_from<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -223,12 +214,6 @@ pub fn main() -> ExitCode {
             }
             Command::Store(cmd) => store::store(cmd).await,
             Command::Token(args) => token(args),
-            Command::Bench(Bench::FlashSale(args)) => bench::flash_sale::flash_sale(args).await,
-            Command::Bench(Bench::Route(args)) => bench::route::route(args).await,
-            Command::Bench(Bench::Swap(args)) => bench::swap::swap(args).await,
-            Command::Bench(Bench::Protocols(args)) => bench::protocols::protocols(args).await,
-            Command::Bench(Bench::Tenants(args)) => bench::tenants::tenants(args).await,
-            Command::Bench(Bench::Stores(args)) => bench::stores::stores(args).await,
         }
     });
     match result {

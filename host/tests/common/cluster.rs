@@ -3,7 +3,7 @@
 
 use super::*;
 use std::path::{Path, PathBuf};
-use tacos_host::servers::{self, DynamoDb, Redis};
+use tacos_testkit::{self as servers, DynamoDb, Redis};
 
 /// Where the hosts keep their state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

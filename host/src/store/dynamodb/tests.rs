@@ -3,10 +3,10 @@
 
 use super::{DynamoStore, create_table};
 use crate::clock::Clock;
-use crate::servers::{self, DynamoDb};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Condition, KvStore, NewMessage, Op, QueueStore, conformance};
 use std::sync::Arc;
+use tacos_testkit::{self as servers, DynamoDb};
 
 struct Setup {
     _dir: tempfile::TempDir,

@@ -2,9 +2,9 @@
 
 use super::RedisStore;
 use crate::clock::Clock;
-use crate::servers::{self, Redis};
 use crate::store::conformance;
 use std::sync::Arc;
+use tacos_testkit::{self as servers, Redis};
 
 async fn open(server: &Redis, prefix: &str, clock: &Arc<Clock>) -> RedisStore {
     RedisStore::connect(&server.url(), prefix, clock.clone())

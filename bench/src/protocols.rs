@@ -11,7 +11,7 @@
 //! alternate the protocols; the median round is reported with the ratio
 //! gRPC / REST.
 
-use super::{
+use crate::{
     Http, Phase, bearer, client, enter_phase, join_phase, phase, send, send_as, spawn_host,
 };
 use anyhow::{Context, bail};

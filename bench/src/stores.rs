@@ -3,18 +3,18 @@
 //! requests to the store one hold costs.
 //!
 //! The servers are real and started for the run (`redis-server`, moto's
-//! DynamoDB-API server; see [`crate::servers`]); the hosts are this binary,
+//! DynamoDB-API server; see `tacos-testkit`); the hosts are this binary,
 //! one process each. Every run measures the embedded store too, so the
 //! ratios compare figures taken on the same machine at the same time. moto
 //! is an in-memory emulator in Python: its latency is moto's, not DynamoDB's;
 //! the round trips per hold are what carries over to DynamoDB.
 
-use super::{Http, Phase, bearer, client, enter_phase, field, join_phase, phase, send, send_as};
-use crate::servers::{DynamoDb, Redis};
+use crate::{Http, Phase, bearer, client, enter_phase, field, join_phase, phase, send, send_as};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tacos_testkit::{DynamoDb, Redis};
 
 #[derive(Debug, clap::Args)]
 pub struct StoresArgs {
@@ -38,7 +38,7 @@ struct Setup {
     name: &'static str,
     urls: Vec<String>,
     secret: String,
-    _hosts: Vec<super::Spawned>,
+    _hosts: Vec<crate::Spawned>,
 }
 
 /// What one configuration measured.
@@ -53,8 +53,8 @@ struct Figures {
 
 fn bundle(dir: &std::path::Path, store: &str) -> anyhow::Result<std::path::PathBuf> {
     let policy = dir.join("policy.toml");
-    std::fs::write(&policy, crate::bundle::DEFAULT_POLICY)?;
-    let manifest = crate::bundle::DEFAULT_BUNDLE
+    std::fs::write(&policy, tacos_host::bundle::DEFAULT_POLICY)?;
+    let manifest = tacos_host::bundle::DEFAULT_BUNDLE
         .replace("[store]\nkind = \"embedded\"\n", store)
         .replace("../policies/default.toml", &policy.display().to_string());
     let path = dir.join("bundle.toml");
@@ -86,7 +86,7 @@ fn start(
         if let Some(b) = &bundle {
             extra.extend(["--bundle".as_ref(), b.as_os_str()]);
         }
-        let (s, url, _) = super::spawn_host_env(Some(cache), &extra, &aws, secret.clone())
+        let (s, url, _) = crate::spawn_host_env(Some(cache), &extra, &aws, secret.clone())
             .with_context(|| format!("starting a host on {name}"))?;
         spawned.push(s);
         urls.push(url);
@@ -264,7 +264,7 @@ pub async fn stores(args: StoresArgs) -> anyhow::Result<()> {
         redis.url(),
         dynamodb.endpoint()
     );
-    crate::store::dynamodb::create_table(&dynamodb.client(), "bench").await?;
+    tacos_host::store::dynamodb::create_table(&dynamodb.client(), "bench").await?;
 
     let mut all = Vec::new();
     let (n, c) = (args.holds, args.concurrency);

@@ -11,7 +11,7 @@
 //! checks that every seat was sold exactly once and reports the host's peak
 //! RSS. The virtual clock lets a 60-second world run as fast as the machine.
 
-use super::{
+use crate::{
     Http, bearer, client, enter_phase, join_phase, peak_rss_mib, phase, send, send_as, spawn_host,
 };
 use anyhow::{Context, bail};

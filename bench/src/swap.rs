@@ -7,9 +7,7 @@
 //!   the same load without swaps, in the same run;
 //! - host start-up with a cold and a warm compiled-component cache.
 
-use super::{Http, Phase, bearer, client, send, send_as, spawn_host_with};
-use crate::bundle::BUILT_COMPONENTS_DIR;
-use crate::runtime::with_custom_section;
+use crate::{Http, Phase, bearer, client, send, send_as, spawn_host_with};
 use anyhow::{Context, bail};
 use base64::Engine as _;
 use bytes::Bytes;
@@ -18,6 +16,8 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use tacos_host::bundle::BUILT_COMPONENTS_DIR;
+use tacos_host::runtime::with_custom_section;
 
 #[derive(Debug, clap::Args)]
 pub struct SwapArgs {
@@ -51,7 +51,7 @@ async fn served_by(http: &Http, probe: &Probe) -> anyhow::Result<(u16, String)> 
     let status = resp.status().as_u16();
     let hash = resp
         .headers()
-        .get(crate::edge::SERVED_BY)
+        .get(tacos_host::edge::SERVED_BY)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once('@'))
         .map(|(_, h)| h.to_string())

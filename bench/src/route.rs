@@ -8,7 +8,7 @@
 //! wasmtime CLI (`cargo install wasmtime-cli --version 48.0.8 --locked`).
 //! Rounds are interleaved and the median is reported.
 
-use super::{client, send, spawn_host};
+use crate::{client, send, spawn_host};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -143,8 +143,8 @@ impl Drop for Killed {
 
 /// Start `wasmtime serve` on the hello-world component and wait until it answers.
 async fn wasmtime_serve(args: &RouteArgs) -> anyhow::Result<(Killed, String)> {
-    let component =
-        PathBuf::from(crate::bundle::BUILT_COMPONENTS_DIR).join("tacos_fixture_hello_http.wasm");
+    let component = PathBuf::from(tacos_host::bundle::BUILT_COMPONENTS_DIR)
+        .join("tacos_fixture_hello_http.wasm");
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();

@@ -1,7 +1,7 @@
-//! `tacos bench`: measurements that print figures and, where a baseline
-//! exists, a ratio against it taken in the same run (machines here are noisy;
-//! absolute numbers drift). Results and how to reproduce them are in
-//! `docs/BENCHMARKS.md`.
+//! The benchmarks of `tacos-bench`: measurements that print figures and,
+//! where a baseline exists, a ratio against it taken in the same run
+//! (machines here are noisy; absolute numbers drift). Results and how to
+//! reproduce them are in `docs/BENCHMARKS.md`.
 
 pub mod flash_sale;
 pub mod protocols;
@@ -25,6 +25,9 @@ use std::time::{Duration, Instant};
 
 pub type Http = Client<HttpConnector, Full<Bytes>>;
 
+/// `tacos-bench host …` is `tacos …`: how a bench starts the hosts it measures.
+pub const HOST_VERB: &str = "host";
+
 /// A pooled HTTP/1.1 client keeping up to `connections` connections.
 pub fn client(connections: usize) -> Http {
     Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -47,10 +50,10 @@ pub fn bearer(secret: &str, user: &str) -> anyhow::Result<String> {
 
 /// [`bearer`] for a user of `tenant` (a `tenant` claim).
 pub fn bearer_for(secret: &str, tenant: Option<&str>, user: &str) -> anyhow::Result<String> {
-    let now_s = crate::clock::system_now_ms() / 1000;
+    let now_s = tacos_host::clock::system_now_ms() / 1000;
     Ok(format!(
         "Bearer {}",
-        crate::auth::mint_for(secret, tenant, user, now_s, 86_400)?
+        tacos_host::auth::mint_for(secret, tenant, user, now_s, 86_400)?
     ))
 }
 
@@ -95,6 +98,7 @@ pub fn spawn_host_env(
     let exe = std::env::current_exe().context("locating this binary")?;
     let mut cmd = Command::new(exe);
     cmd.args([
+        HOST_VERB,
         "up",
         "--virtual-clock",
         "--no-demo",
@@ -122,8 +126,8 @@ pub fn spawn_host_env(
         let log = std::fs::read_to_string(dir.path().join("host.log")).unwrap_or_default();
         anyhow::bail!("the host did not start: {}", log.trim());
     };
-    let url =
-        super::banner_url(&banner).with_context(|| format!("no url in the banner: {banner}"))?;
+    let url = tacos_host::cli::banner_url(&banner)
+        .with_context(|| format!("no url in the banner: {banner}"))?;
     std::thread::spawn(move || for _ in lines {});
     // "… (123 ms to start)"
     let start_ms = banner

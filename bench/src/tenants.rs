@@ -12,7 +12,7 @@
 //!    its concurrency and guest-time quotas; `quiet`'s median p99 over
 //!    interleaved rounds against its own baseline of the same run.
 
-use super::{Phase, bearer_for, client, field, paced, peak_rss_mib, phase, spawn_host_with_args};
+use crate::{Phase, bearer_for, client, field, paced, peak_rss_mib, phase, spawn_host_with_args};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -55,8 +55,8 @@ pub struct TenantsArgs {
 
 /// The default services, ready for tenants to be appended, in `dir`.
 fn services(dir: &Path) -> anyhow::Result<String> {
-    std::fs::write(dir.join("policy.toml"), crate::bundle::DEFAULT_POLICY)?;
-    Ok(crate::bundle::DEFAULT_BUNDLE
+    std::fs::write(dir.join("policy.toml"), tacos_host::bundle::DEFAULT_POLICY)?;
+    Ok(tacos_host::bundle::DEFAULT_BUNDLE
         .split("[[events]]")
         .next()
         .unwrap_or_default()
@@ -111,7 +111,7 @@ fn rss_mib(pid: u32) -> Option<f64> {
 
 /// One request of `tenant`, answering status and JSON body.
 async fn send(
-    http: &super::Http,
+    http: &crate::Http,
     tenant: &str,
     auth: Option<&str>,
     method: &str,
@@ -122,12 +122,12 @@ async fn send(
     if let Some(a) = auth {
         headers.push(("authorization", a));
     }
-    super::send_with(http, &headers, method, url, body).await
+    crate::send_with(http, &headers, method, url, body).await
 }
 
 /// A host under load: where it is and how to sign its users' tokens.
 struct Load {
-    http: super::Http,
+    http: crate::Http,
     url: String,
     secret: String,
 }
