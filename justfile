@@ -33,14 +33,14 @@ fuzz seconds="60":
 
 # The flash-sale benchmark (docs/BENCHMARKS.md).
 bench users="100000" seats="10000" concurrency="64":
-    cargo run --release -p tacos-host -- bench flash-sale --users {{users}} --seats {{seats}} --concurrency {{concurrency}}
+    cargo run --release -p tacos-bench -- flash-sale --users {{users}} --seats {{seats}} --concurrency {{concurrency}}
 
 # queue status vs `wasmtime serve` vs hyper (docs/BENCHMARKS.md); installs wrk and the wasmtime CLI if missing.
 bench-route:
     command -v wrk >/dev/null || apt-get install -y wrk
     command -v wasmtime >/dev/null || cargo install wasmtime-cli --version 48.0.8 --locked
-    cargo run --release -p tacos-host -- bench route
+    cargo run --release -p tacos-bench -- route
 
 # Swap latency (cold/warm cache) and p99 during swaps vs. without (docs/BENCHMARKS.md).
 bench-swap:
-    cargo run --release -p tacos-host -- bench swap
+    cargo run --release -p tacos-bench -- swap

@@ -1,4 +1,4 @@
-//! `tacos bench flash-sale`: the whole ticket flow over loopback HTTP, with
+//! `tacos-bench flash-sale`: the whole ticket flow over loopback HTTP, with
 //! figures.
 //!
 //! It starts a host (this binary, `tacos up --virtual-clock`, on a fresh data

@@ -1,4 +1,4 @@
-//! `tacos bench protocols`: the same calls over REST/JSON and over gRPC,
+//! `tacos-bench protocols`: the same calls over REST/JSON and over gRPC,
 //! against one host in one run: queue status (a read through a component)
 //! and a seat hold (a durable write that crosses reservation and
 //! inventory). Both protocols reach the same component with the same

@@ -1,4 +1,4 @@
-//! `tacos bench route`: requests/s of a trivial route through a component
+//! `tacos-bench route`: requests/s of a trivial route through a component
 //! (tacos' queue status: routing, JSON → protobuf, a fresh instance, a signed
 //! token check and a kv read, protobuf → JSON) beside two baselines measured in
 //! the same run with the same load tool and connection count: `wasmtime serve`

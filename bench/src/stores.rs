@@ -1,4 +1,4 @@
-//! `tacos bench stores`: holds/s and latency of the same hold on each store
+//! `tacos-bench stores`: holds/s and latency of the same hold on each store
 //! backend, one host each, then on three hosts sharing Redis; and how many
 //! requests to the store one hold costs.
 //!

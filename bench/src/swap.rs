@@ -1,4 +1,4 @@
-//! `tacos bench swap`: what a hot swap costs. On a host started for the run:
+//! `tacos-bench swap`: what a hot swap costs. On a host started for the run:
 //!
 //! - swap latency, from the swap command to the first call served by the new
 //!   version: cold (a component no cache has seen: a build with a fresh custom

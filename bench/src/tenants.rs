@@ -1,4 +1,4 @@
-//! `tacos bench tenants`: what tenants cost a host, and what one costs another.
+//! `tacos-bench tenants`: what tenants cost a host, and what one costs another.
 //!
 //! 1. Start-up time and memory with 1, 100 and 1,000 tenants: a fresh host
 //!    (fresh data dir, warm component cache) on a bundle of plain tenants,

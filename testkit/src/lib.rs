@@ -1,5 +1,5 @@
 //! Local Redis and DynamoDB-API servers, started on free loopback ports for
-//! the tests and for `tacos bench`, and stopped when dropped.
+//! the tests and for `tacos-bench`, and stopped when dropped.
 //!
 //! The servers are real: `redis-server` (Debian's `redis-server` package) and
 //! moto's DynamoDB-compatible server (`pip install 'moto[server]'`);
