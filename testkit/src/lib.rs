@@ -200,6 +200,7 @@ impl DynamoDb {
             .region(Region::new("us-east-1"))
             .endpoint_url(self.endpoint())
             .credentials_provider(Credentials::new("test", "test", None, None, "tacos"))
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
             .build();
         aws_sdk_dynamodb::Client::from_conf(config)
     }

@@ -99,7 +99,12 @@ impl DynamoSettings {
     /// A client configured the AWS SDK's usual ways (environment, profile,
     /// instance role), with the bundle's region and endpoint on top.
     pub async fn client(&self) -> Client {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+        let https = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let mut loader =
+            aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https);
         if let Some(region) = &self.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }
