@@ -2,7 +2,7 @@
 //!
 //! redb is a pure-Rust, ACID, copy-on-write B-tree store with MVCC: readers
 //! never block the writer and see committed data only (see
-//! `docs/adr/0002-embedded-store-redb.md`). All writes go through the
+//! `docs/adr/0002-embedded-store-redb-with-group-commit.md`). All writes go through the
 //! group-commit [`writer`]; reads open their own read transaction.
 //!
 //! A kv value is stored as `version (u64 LE) | expires_at_ms (u64 LE, 0 = never) | bytes`.
