@@ -3,8 +3,11 @@
 mod common;
 
 use common::*;
+use prost::Message;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use tacos_host::edge::grpc::RpcStatus;
+use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_key_replays_other_body_is_refused() {
@@ -189,4 +192,95 @@ async fn header_key_replays_on_open_routes_until_the_window_ends() {
     let (status, later) = join("ivy").await;
     assert_eq!(status, 200, "the key's record has expired: {later}");
     assert_ne!(later["waiting_token"], first["waiting_token"]);
+}
+
+/// The same key over gRPC (`idempotency-key` metadata) follows the same rule,
+/// and one key is one answer whichever protocol carries the retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_one_answer_across_rest_and_grpc() {
+    use tacos_proto::reservation::v1::CreateReservationRequest;
+    use tacos_proto::reservation::v1::reservation_service_client::ReservationServiceClient;
+    let t = start().await;
+    t.create_event("e", 10, 1_000, 1000).await;
+    let admitted = t
+        .admitted_all("e", &["gina".to_string(), "hana".to_string()])
+        .await;
+    let token = admitted[0].clone();
+    let channel = tonic::transport::Channel::from_shared(t.url.clone())
+        .expect("a URL")
+        .connect()
+        .await
+        .expect("gRPC connects");
+    let mut client = ReservationServiceClient::new(channel);
+    // A second buyer: one admission makes one hold.
+    let tokens = [
+        ("gina", token.clone()),
+        ("hana", t.admitted("e", "hana").await),
+    ];
+    let grpc_hold = |seat: &str, key: &str| {
+        let (user, token) = if key == "both-1" {
+            &tokens[0]
+        } else {
+            &tokens[1]
+        };
+        let mut req = tonic::Request::new(CreateReservationRequest {
+            event_id: "e".into(),
+            seat_ids: vec![seat.into()],
+            reservation_token: token.clone(),
+            ..Default::default()
+        });
+        let md = req.metadata_mut();
+        md.insert("authorization", t.bearer(user).parse().expect("ASCII"));
+        md.insert("idempotency-key", key.parse().expect("ASCII"));
+        req
+    };
+
+    // REST first, then the retry over gRPC: the first answer, replayed.
+    let (status, first) = hold_with_header(&t, &token, "A-1", "both-1").await;
+    assert_eq!(status, 200, "{first}");
+    let again = client
+        .create_reservation(grpc_hold("A-1", "both-1"))
+        .await
+        .expect("a replayed answer");
+    let replayed = again.metadata().get("idempotent-replayed");
+    assert_eq!(replayed.and_then(|v| v.to_str().ok()), Some("true"));
+    let again = again.into_inner();
+    assert_eq!(
+        Some(again.reservation_id.as_str()),
+        first["reservation_id"].as_str(),
+        "the same reservation"
+    );
+
+    // gRPC twice under a new key: one hold; another request under it is refused.
+    let one = client
+        .create_reservation(grpc_hold("A-2", "grpc-1"))
+        .await
+        .expect("a hold over gRPC");
+    assert!(one.metadata().get("idempotent-replayed").is_none());
+    let two = client
+        .create_reservation(grpc_hold("A-2", "grpc-1"))
+        .await
+        .expect("the replay");
+    assert_eq!(one.into_inner(), two.into_inner());
+    let conflict = client
+        .create_reservation(grpc_hold("A-3", "grpc-1"))
+        .await
+        .expect_err("another request under the same key");
+    let rpc = RpcStatus::decode(conflict.details()).expect("google.rpc.Status details");
+    let any = rpc.details.first().expect("the contract error");
+    let e = ProtoError::decode(any.value.as_slice()).expect("a common.v1.Error");
+    assert_eq!(
+        e.code,
+        ErrorCode::IdempotencyConflict as i32,
+        "{conflict:?}"
+    );
+    let bad = client
+        .create_reservation(grpc_hold("A-3", "has space"))
+        .await
+        .expect_err("a malformed key");
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+
+    let seats = t.seats("e").await;
+    let held = seats.values().filter(|s| *s == "SEAT_STATUS_RESERVED");
+    assert_eq!(held.count(), 2, "A-1 and A-2 only: {seats:?}");
 }

@@ -15,11 +15,17 @@
 //! Who may call a method is its entry in [`guards`], as on REST; methods the
 //! table marks internal (service-to-service) or does not list are not served.
 //! A signed webhook's Standard Webhooks signature covers the message bytes.
+//! After admission every call runs the edge's one pipeline
+//! ([`super::pipeline`]), as a REST request does: signature, binding, the
+//! `idempotency-key` metadata (the same rule as REST's header), the call.
 //! `gateway.v1.GatewayService` is served from [`gateway`]: aliases of the
 //! owning services' RPCs, and two RPCs the host answers.
 
 use super::guards::{self, Guard};
-use super::{Edge, MAX_BODY, SERVED_BY, errors, gateway, trace_id_of};
+use super::pipeline::{Call, MAX_DEADLINE};
+use super::{
+    Edge, IDEMPOTENCY_KEY, MAX_BODY, SERVED_BY, errors, gateway, idempotency, trace_id_of,
+};
 use crate::metrics::{Metrics, RouteMetrics};
 use bytes::{Buf, BufMut, Bytes};
 use hyper::body::Incoming;
@@ -37,10 +43,6 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
-
-/// The longest call a client can ask for with `grpc-timeout` (and the
-/// deadline when it sends none), as on the REST edge.
-const MAX_DEADLINE: Duration = Duration::from_secs(60);
 
 type Response = http::Response<tonic::body::Body>;
 type Builtin = BoxCloneSyncService<http::Request<Incoming>, Response, Infallible>;
@@ -217,7 +219,7 @@ impl Grpc {
             status(e)
         };
         let fail = |e: ProtoError| status(&e).into_http();
-        let super::admission::Admitted { tenant, user } = match edge.admit(
+        let admitted = match edge.admit(
             rpc.guard,
             &rpc.service,
             req.headers(),
@@ -229,56 +231,66 @@ impl Grpc {
             Err(e) => return fail(e),
         };
         // A signed webhook's signature covers the message bytes; keep the headers for it.
-        let signed = (rpc.guard == Guard::SignedWebhook).then(|| req.headers().clone());
+        let signed = match rpc.guard {
+            Guard::SignedWebhook => req.headers().clone(),
+            _ => http::HeaderMap::new(),
+        };
+        let idempotency_key = match idempotency_key(req.headers()) {
+            Ok(k) => k,
+            Err(msg) => return fail(errors::error(ErrorCode::InvalidArgument, msg, &trace)),
+        };
         let timeout = match grpc_timeout(req.headers()) {
             Ok(t) => t.unwrap_or(MAX_DEADLINE).min(MAX_DEADLINE),
             Err(msg) => return fail(errors::error(ErrorCode::InvalidArgument, msg, &trace)),
         };
-        let runtime = &edge.shared.runtime;
-        let ctx = runtime.context(&tenant, trace.as_str().into(), timeout);
         let call = tower::service_fn(|request: tonic::Request<Bytes>| {
-            let ctx = &ctx;
             let trace = &trace;
-            let user = user.as_deref();
             let status = &status;
-            let tenant = &tenant;
+            let admitted = &admitted;
             let signed = &signed;
+            let idempotency_key = idempotency_key.as_deref();
             async move {
-                if let Some(headers) = signed {
-                    edge.verify_webhook(tenant, headers, request.get_ref(), trace)
-                        .map_err(|e| status(&e))?;
-                }
                 if let Some(native) = rpc.native {
                     // Valid for the tenant this request is for.
-                    let verify =
-                        |token: &str| edge.verify_token(tenant, Some(&format!("Bearer {token}")));
+                    let verify = |token: &str| {
+                        edge.verify_token(&admitted.tenant, Some(&format!("Bearer {token}")))
+                    };
+                    let runtime = &edge.shared.runtime;
                     let bytes = gateway::answer(native, runtime, verify, request.get_ref(), trace)
                         .map_err(|e| status(&e))?;
                     let mut response = tonic::Response::new(bytes);
                     add_trace(response.metadata_mut(), trace);
                     return Ok(response);
                 }
-                let bound;
-                let mut bytes: &[u8] = request.get_ref();
-                if let Some(user) = user {
-                    bound = edge
-                        .bind(&rpc.input, bytes.to_vec(), Some(user), None, trace)
-                        .map_err(|e| status(&e))?;
-                    bytes = &bound;
-                }
-                let (result, version) = runtime
-                    .call_served(ctx, &rpc.service, &rpc.method, bytes)
+                let answer = edge
+                    .run(Call {
+                        admitted,
+                        guard: rpc.guard,
+                        service: &rpc.service,
+                        method: &rpc.method,
+                        input: &rpc.input,
+                        headers: signed,
+                        signed: request.get_ref(),
+                        message: request.get_ref().to_vec(),
+                        idempotency_key,
+                        trace,
+                        timeout,
+                    })
                     .await;
-                let mut response = match result {
+                let mut response = match answer.result {
                     Ok(bytes) => tonic::Response::new(bytes),
                     Err(e) => {
-                        let mut s = status(&e.to_proto(trace));
-                        add_served_by(s.metadata_mut(), version.as_deref());
+                        let mut s = status(&e);
+                        add_served_by(s.metadata_mut(), answer.version.as_deref());
                         return Err(s);
                     }
                 };
-                add_trace(response.metadata_mut(), trace);
-                add_served_by(response.metadata_mut(), version.as_deref());
+                let md = response.metadata_mut();
+                add_trace(md, trace);
+                add_served_by(md, answer.version.as_deref());
+                if answer.replayed {
+                    md.insert("idempotent-replayed", MetadataValue::from_static("true"));
+                }
                 Ok::<_, Status>(response)
             }
         });
@@ -340,6 +352,16 @@ fn add_served_by(
     {
         md.insert(SERVED_BY, v);
     }
+}
+
+/// The `idempotency-key` metadata, checked, if sent.
+fn idempotency_key(headers: &http::HeaderMap) -> Result<Option<String>, String> {
+    let Some(raw) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let key = raw.to_str().map_err(|e| e.to_string())?;
+    idempotency::valid_key(key)?;
+    Ok(Some(key.to_string()))
 }
 
 /// `grpc-timeout` (`<up to 8 digits><H|M|S|m|u|n>`), if sent.

@@ -1,43 +1,83 @@
-//! `Idempotency-Key` on the mutating REST routes, kept once at the edge for
-//! every route rather than in each component.
+//! The `Idempotency-Key` step of the pipeline ([`super::pipeline`]): one
+//! rule for every method on both protocols (the header on REST POSTs, the
+//! `idempotency-key` metadata on gRPC), kept once at the edge rather than in
+//! each component.
 //!
-//! The first response to a key is recorded for the window (5 minutes unless
+//! The first answer to a key is recorded for the window (5 minutes unless
 //! configured) and replayed to every retry that sends the same request; the
-//! same key with a different request (method, path, query or body) is
-//! refused with `ERROR_CODE_IDEMPOTENCY_CONFLICT`. Duplicates that arrive
-//! while the first is still running wait for it and get its response, so the
-//! work happens once. Keys belong to the caller (the authenticated user, or
-//! no one for open routes) within the tenant, so two users' keys never meet.
+//! same key with a different request (method or message) is refused with
+//! `ERROR_CODE_IDEMPOTENCY_CONFLICT`. Duplicates that arrive while the first
+//! is still running wait for it and get its answer, so the work happens once.
+//! Keys belong to the caller (the authenticated user, or no one for open
+//! routes) within the tenant, so two users' keys never meet. An answer is
+//! recorded as the encoded response or contract error, not as either
+//! protocol's rendering, so a retry over the other protocol replays it too.
 //!
-//! Records live in the kv store with a TTL, so they survive a restart. A 5xx
-//! or 429 answer is not recorded: the failure was not the request's fault,
-//! and a retry runs again.
+//! Records live in the kv store with a TTL, so they survive a restart. An
+//! error that is the host's or the moment's (5xx or 429 on REST) is not
+//! recorded: the failure was not the request's fault, and a retry runs again.
 
+use super::errors;
 use crate::clock::Clock;
 use crate::store::{Condition, KvStore, Op, StoreResult};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use prost::Message;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tacos_proto::common::v1::Error as ProtoError;
 use tokio::sync::watch;
 
 /// The longest key accepted.
 pub const MAX_KEY_LEN: usize = 255;
 
-/// A recorded response.
+/// An answer: the encoded response, or the contract's error.
+pub type Answer = Result<Vec<u8>, ProtoError>;
+
+/// A recorded answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recorded {
     /// SHA-256 of the request it answered.
     pub fingerprint: String,
-    pub status: u16,
-    pub body: String,
+    /// The encoded response (base64), or
+    ok: Option<String>,
+    /// the encoded `common.v1.Error` (base64).
+    error: Option<String>,
+}
+
+impl Recorded {
+    fn new(fingerprint: String, answer: &Answer) -> Recorded {
+        let (ok, error) = match answer {
+            Ok(bytes) => (Some(B64.encode(bytes)), None),
+            Err(e) => (None, Some(B64.encode(e.encode_to_vec()))),
+        };
+        Recorded {
+            fingerprint,
+            ok,
+            error,
+        }
+    }
+
+    /// The answer it holds (a damaged record reads as no record).
+    fn answer(&self) -> Option<Answer> {
+        match (&self.ok, &self.error) {
+            (Some(ok), None) => B64.decode(ok).ok().map(Ok),
+            (None, Some(e)) => {
+                let bytes = B64.decode(e).ok()?;
+                ProtoError::decode(bytes.as_slice()).ok().map(Err)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// What to do with a request carrying a key.
 pub enum Begin {
-    /// Answer with this earlier response.
-    Replay(Recorded),
+    /// Answer with this earlier answer.
+    Replay(Answer),
     /// The key was used for a different request.
     Conflict,
     /// Run the request, then [`Ticket::finish`].
@@ -84,14 +124,15 @@ pub fn valid_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The fingerprint of a request: what must match for a replay.
-pub fn fingerprint(method: &str, path_and_query: &str, body: &[u8]) -> String {
+/// The fingerprint of a request: what must match for a replay (the RPC and
+/// the encoded message, whichever protocol carried it).
+pub fn fingerprint(service: &str, method: &str, message: &[u8]) -> String {
     let mut h = Sha256::new();
+    h.update(service.as_bytes());
+    h.update([0]);
     h.update(method.as_bytes());
     h.update([0]);
-    h.update(path_and_query.as_bytes());
-    h.update([0]);
-    h.update(body);
+    h.update(message);
     hex::encode(h.finalize())
 }
 
@@ -150,9 +191,13 @@ impl Idempotency {
                 .map(|s| s.clone())
                 .unwrap_or(State::Unrecorded);
             match state {
-                State::Recorded(r) => return Ok(self.answer(r, &fingerprint)),
+                State::Recorded(r) => {
+                    if let Some(begin) = self.answer(&r, &fingerprint) {
+                        return Ok(begin);
+                    }
+                }
                 // The first run left no answer: take a turn ourselves.
-                State::Unrecorded | State::Running => continue,
+                State::Unrecorded | State::Running => {}
             }
         }
     }
@@ -173,36 +218,39 @@ impl Idempotency {
             finished: false,
         };
         let existing = self.kv.get(&ticket.key).await?;
-        match existing.and_then(|e| serde_json::from_slice::<Recorded>(&e.value).ok()) {
-            Some(r) => {
-                let answer = self.answer(r.clone(), &ticket.fingerprint);
+        let recorded = existing.and_then(|e| serde_json::from_slice::<Recorded>(&e.value).ok());
+        match recorded.and_then(|r| Some((self.answer(&r, &ticket.fingerprint)?, r))) {
+            Some((begin, r)) => {
                 ticket.settle(State::Recorded(r));
-                Ok(answer)
+                Ok(begin)
             }
             None => Ok(Begin::Run(ticket)),
         }
     }
 
-    fn answer(&self, r: Recorded, fingerprint: &str) -> Begin {
-        if r.fingerprint == fingerprint {
-            Begin::Replay(r)
-        } else {
-            Begin::Conflict
+    /// A replay of `r`, a conflict, or `None` when the record is damaged.
+    fn answer(&self, r: &Recorded, fingerprint: &str) -> Option<Begin> {
+        if r.fingerprint != fingerprint {
+            return Some(Begin::Conflict);
         }
+        r.answer().map(Begin::Replay)
     }
 }
 
 impl Ticket {
-    /// Record the response (unless it was a 5xx or 429) and release waiters.
-    pub async fn finish(mut self, status: u16, body: &[u8]) {
-        let keep = status < 500 && status != 429;
-        let state = match (keep, std::str::from_utf8(body)) {
-            (true, Ok(text)) => {
-                let r = Recorded {
-                    fingerprint: self.fingerprint.clone(),
-                    status,
-                    body: text.to_string(),
-                };
+    /// Record the answer (unless it is a failure of the host or the moment:
+    /// a 5xx or 429) and release waiters.
+    pub async fn finish(mut self, answer: &Answer) {
+        let keep = match answer {
+            Ok(_) => true,
+            Err(e) => {
+                let status = errors::status_of(e.code).as_u16();
+                status < 500 && status != 429
+            }
+        };
+        let state = if keep {
+            let r = {
+                let r = Recorded::new(self.fingerprint.clone(), answer);
                 let owner = &self.owner;
                 let put = Op::Put {
                     key: self.key.clone(),
@@ -210,16 +258,15 @@ impl Ticket {
                     condition: Condition::None,
                     expires_at_ms: Some(owner.clock.now_ms() + owner.window.as_millis() as u64),
                 };
-                match owner.kv.transact(vec![put]).await {
-                    Ok(_) => State::Recorded(r),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "recording an idempotent response failed");
-                        // Waiters still get this answer; later retries run again.
-                        State::Recorded(r)
-                    }
+                if let Err(e) = owner.kv.transact(vec![put]).await {
+                    // Waiters still get this answer; later retries run again.
+                    tracing::warn!(error = %e, "recording an idempotent response failed");
                 }
-            }
-            _ => State::Unrecorded,
+                r
+            };
+            State::Recorded(r)
+        } else {
+            State::Unrecorded
         };
         self.settle(state);
     }
@@ -253,9 +300,27 @@ mod tests {
         assert!(valid_key("").is_err());
         assert!(valid_key("has space").is_err());
         assert!(valid_key(&"k".repeat(256)).is_err());
-        let a = fingerprint("POST", "/api/v1/reservations", b"{}");
-        assert_eq!(a, fingerprint("POST", "/api/v1/reservations", b"{}"));
-        assert_ne!(a, fingerprint("POST", "/api/v1/reservations", b"{ }"));
-        assert_ne!(a, fingerprint("POST", "/api/v1/reservation", b"s{}"));
+        let a = fingerprint("r.v1.R", "Create", b"\x0a\x01x");
+        assert_eq!(a, fingerprint("r.v1.R", "Create", b"\x0a\x01x"));
+        assert_ne!(a, fingerprint("r.v1.R", "Create", b"\x0a\x01y"));
+        assert_ne!(a, fingerprint("r.v1.R", "Creat", b"e\x0a\x01x"));
+    }
+
+    #[test]
+    fn a_record_holds_an_answer_or_an_error() {
+        let ok: Answer = Ok(vec![1, 2, 3]);
+        assert_eq!(Recorded::new("f".into(), &ok).answer(), Some(ok));
+        let err: Answer = Err(ProtoError {
+            code: 7,
+            message: "no".into(),
+            ..Default::default()
+        });
+        assert_eq!(Recorded::new("f".into(), &err).answer(), Some(err));
+        let damaged = Recorded {
+            fingerprint: "f".into(),
+            ok: Some("!!".into()),
+            error: None,
+        };
+        assert_eq!(damaged.answer(), None);
     }
 }

@@ -26,6 +26,7 @@ pub mod grpc;
 pub mod guards;
 pub mod idempotency;
 pub mod limits;
+mod pipeline;
 pub mod routes;
 mod secrets;
 mod shared;
@@ -41,7 +42,6 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
-use idempotency::Begin;
 use prost_reflect::MessageDescriptor;
 use routes::Route;
 use std::net::IpAddr;
@@ -165,6 +165,19 @@ impl Edge {
         json(status, body, &e.trace_id)
     }
 
+    /// A failed request's response: the error, `retry-after` when it says
+    /// when to retry, and its code for the route's metrics.
+    fn failure(&self, e: &ProtoError) -> Response<Body> {
+        let mut resp = self.error(e);
+        if let Some(secs) = retry_after(e) {
+            resp.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp.extensions_mut()
+            .insert(FailedWith(errors::code_name(e.code)));
+        resp
+    }
+
     fn error_body(&self, e: &ProtoError) -> (StatusCode, Vec<u8>) {
         (
             errors::status_of(e.code),
@@ -224,20 +237,11 @@ impl Edge {
             return resp;
         };
         let started = std::time::Instant::now();
-        let (resp, code) = match self.dispatch(route, captures, req, peer, &trace).await {
-            Ok(resp) => {
-                let code = resp.extensions().get::<FailedWith>().map(|f| f.0);
-                (resp, code)
-            }
-            Err(e) => {
-                let mut resp = self.error(&e);
-                if let Some(secs) = retry_after(&e) {
-                    resp.headers_mut()
-                        .insert(RETRY_AFTER, HeaderValue::from(secs));
-                }
-                (resp, Some(errors::code_name(e.code)))
-            }
+        let resp = match self.dispatch(route, captures, req, peer, &trace).await {
+            Ok(resp) => resp,
+            Err(e) => self.failure(&e),
         };
+        let code = resp.extensions().get::<FailedWith>().map(|f| f.0);
         let metrics = &self.shared.runtime.metrics;
         route.metrics.observe(metrics, code, started.elapsed());
         resp
@@ -259,8 +263,7 @@ impl Edge {
             ..
         } = resolved;
         let err = |code, msg: String| errors::error(code, msg, trace);
-        let admission::Admitted { tenant, user } =
-            self.admit(*guard, route.service, req.headers(), req.uri(), peer, trace)?;
+        let admitted = self.admit(*guard, route.service, req.headers(), req.uri(), peer, trace)?;
         let mut fields: Vec<(&str, String)> = captures;
         if let Some(q) = req.uri().query() {
             for (k, v) in routes::query_pairs(q) {
@@ -324,10 +327,6 @@ impl Edge {
                 ));
             }
         };
-        let runtime = &self.shared.runtime;
-        if *guard == Guard::SignedWebhook {
-            self.verify_webhook(&tenant, headers, &body, trace)?;
-        }
         let idempotency_key = match headers.get(IDEMPOTENCY_KEY) {
             Some(_) if parts.method != Method::POST => {
                 return Err(err(
@@ -344,74 +343,39 @@ impl Edge {
             }
             None => None,
         };
-        let codec = &runtime.codec;
-        let request = codec
+        let codec = &self.shared.runtime.codec;
+        let message = codec
             .from_json(input, &body, &fields)
             .map_err(|m| err(ErrorCode::InvalidArgument, m))?;
-        let request = self.bind(input, request, user.as_deref(), idempotency_key, trace)?;
-
-        let ticket = match idempotency_key {
-            None => None,
-            Some(key) => {
-                let target = parts.uri.path_and_query().map_or("", |p| p.as_str());
-                let fingerprint = idempotency::fingerprint(parts.method.as_str(), target, &body);
-                let caller = user.as_deref().unwrap_or("");
-                match self
-                    .idempotency
-                    .begin(&tenant.id, caller, key, fingerprint)
-                    .await
-                {
-                    Ok(Begin::Run(ticket)) => Some(ticket),
-                    Ok(Begin::Replay(r)) => {
-                        self.shared.runtime.metrics.idempotent_replays.inc();
-                        let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
-                        let mut resp = json(status, r.body.into_bytes(), trace);
-                        resp.headers_mut()
-                            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-                        return Ok(resp);
-                    }
-                    Ok(Begin::Conflict) => {
-                        return Err(err(
-                            ErrorCode::IdempotencyConflict,
-                            format!("Idempotency-Key `{key}` was used for a different request"),
-                        ));
-                    }
-                    Err(e) => {
-                        return Err(err(
-                            ErrorCode::Unavailable,
-                            format!("idempotency records: {e}"),
-                        ));
-                    }
-                }
-            }
-        };
-
-        let ctx = runtime.context(&tenant, trace.into(), std::time::Duration::from_secs(60));
-        let (result, version) = runtime
-            .call_served(&ctx, route.service, route.rpc, &request)
+        let answer = self
+            .run(pipeline::Call {
+                admitted: &admitted,
+                guard: *guard,
+                service: route.service,
+                method: route.rpc,
+                input,
+                headers,
+                signed: &body,
+                message,
+                idempotency_key,
+                trace,
+                timeout: pipeline::MAX_DEADLINE,
+            })
             .await;
-        let failure = match &result {
-            Ok(bytes) => match codec.to_json(output, bytes) {
-                Ok(rendered) => Ok(rendered),
-                Err(e) => Err(err(ErrorCode::Internal, format!("{e:#}"))),
-            },
-            Err(e) => Err(e.to_proto(trace)),
+        let rendered = answer.result.and_then(|bytes| {
+            codec
+                .to_json(output, &bytes)
+                .map_err(|e| err(ErrorCode::Internal, format!("{e:#}")))
+        });
+        let mut resp = match rendered {
+            Ok(rendered) => json(StatusCode::OK, rendered, trace),
+            Err(e) => self.failure(&e),
         };
-        let (status, rendered, failed) = match failure {
-            Ok(rendered) => (StatusCode::OK, rendered, None),
-            Err(e) => {
-                let (status, body) = self.error_body(&e);
-                (status, body, Some(FailedWith(errors::code_name(e.code))))
-            }
-        };
-        if let Some(ticket) = ticket {
-            ticket.finish(status.as_u16(), &rendered).await;
+        if answer.replayed {
+            resp.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
         }
-        let mut resp = json(status, rendered, trace);
-        if let Some(f) = failed {
-            resp.extensions_mut().insert(f);
-        }
-        if let Some(v) = version {
+        if let Some(v) = answer.version {
             // Which version answered: `payment-sim@3f2a…` (full content hash).
             if let Ok(h) = HeaderValue::from_str(&v.label) {
                 resp.headers_mut().insert(SERVED_BY, h);
