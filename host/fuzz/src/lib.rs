@@ -18,6 +18,7 @@ use tacos_host::json::Codec;
 pub struct Ctx {
     codec: Codec,
     routes: Vec<routes::Route>,
+    router: routes::Router<usize>,
     auth: Auth,
     scratch: tempfile::TempDir,
     runtime: tokio::runtime::Runtime,
@@ -38,9 +39,17 @@ impl Ctx {
             ..Default::default()
         };
         let (auth, _) = Auth::new(&opts, scratch.path())?;
+        let routes = routes::table();
+        let router = routes::Router::new(
+            routes
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.path, r.method.clone(), i)),
+        )?;
         Ok(Ctx {
             codec: Codec::new()?,
-            routes: routes::table(),
+            routes,
+            router,
             auth,
             scratch,
             runtime: tokio::runtime::Builder::new_current_thread().build()?,
@@ -198,14 +207,13 @@ fn proto_seeds(ctx: &Ctx) -> Vec<Vec<u8>> {
 fn path(ctx: &Ctx, data: &[u8]) {
     let (i, raw) = pick(data, ctx.routes.len());
     let path = String::from_utf8_lossy(raw);
-    if let Some(captures) = routes::capture(ctx.routes[i].path, &path) {
+    if let routes::Found::Route(_, captures) = ctx.router.find(&ctx.routes[i].method, &path) {
         for (_, value) in captures {
             // A capture is one decoded segment: `%2F` may decode to `/`, but
             // the match itself never spans segments.
             assert!(path.len() >= value.len(), "a capture grew: {value:?}");
         }
     }
-    let _ = routes::percent_decode(&path);
 }
 
 fn path_seeds(ctx: &Ctx) -> Vec<Vec<u8>> {

@@ -41,18 +41,19 @@ fn yes() -> bool {
 }
 
 /// Answer the service routes; anything else is handed back.
+/// The routes this module serves.
+pub(super) const PREFIX: &str = "/admin/v1/services";
+
+/// A request under [`PREFIX`]; `rest` is its path after it.
 pub(super) async fn handle(
     edge: &Edge,
     req: Request<Incoming>,
+    rest: &str,
     trace: &str,
-) -> Result<Response<Body>, Request<Incoming>> {
-    let path = req.uri().path();
-    let Some(rest) = path.strip_prefix("/admin/v1/services") else {
-        return Err(req);
-    };
+) -> Response<Body> {
     let fail = |code, msg: String| edge.error(&errors::error(code, msg, trace));
     if let Err(e) = admin::authorize(edge, req.headers(), trace) {
-        return Ok(edge.error(&e));
+        return edge.error(&e);
     }
     let runtime = &edge.shared.runtime;
     let segments: Vec<String> = rest
@@ -64,7 +65,7 @@ pub(super) async fn handle(
     let (outcome, change) = match (&method, segments.as_slice()) {
         (&Method::GET, []) => {
             let services = serde_json::json!({"services": runtime.services()});
-            return Ok(ok(edge, &services, trace));
+            return ok(edge, &services, trace);
         }
         (&Method::POST, [service, action]) if action == "rollback" => {
             let change = (
@@ -79,10 +80,10 @@ pub(super) async fn handle(
             let body = match Limited::new(req.into_body(), MAX_SWAP_BODY).collect().await {
                 Ok(b) => b.to_bytes(),
                 Err(e) => {
-                    return Ok(fail(
+                    return fail(
                         ErrorCode::InvalidArgument,
                         format!("reading the swap request (at most {MAX_SWAP_BODY} bytes): {e}"),
-                    ));
+                    );
                 }
             };
             let change = (
@@ -93,17 +94,17 @@ pub(super) async fn handle(
             );
             match swap_request(service, &body) {
                 Ok(req) => (runtime.swap(req).await, change),
-                Err(msg) => return Ok(fail(ErrorCode::InvalidArgument, msg)),
+                Err(msg) => return fail(ErrorCode::InvalidArgument, msg),
             }
         }
         _ => {
-            return Ok(fail(
+            return fail(
                 ErrorCode::NotFound,
-                format!("no route for {method} {path}"),
-            ));
+                format!("no route for {method} {PREFIX}{rest}"),
+            );
         }
     };
-    Ok(match outcome {
+    match outcome {
         Ok(outcome) => {
             let mut answer = serde_json::to_value(&outcome).unwrap_or_default();
             if outcome.changed {
@@ -118,7 +119,7 @@ pub(super) async fn handle(
             }
             fail(e.code(), e.to_string())
         }
-    })
+    }
 }
 
 pub(super) fn swap_request(service: &str, body: &[u8]) -> Result<SwapRequest, String> {

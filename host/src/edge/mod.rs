@@ -62,7 +62,7 @@ pub type EdgeBody = Either<Body, tonic::body::Body>;
 pub struct Edge {
     shared: Arc<Shared>,
     conn: conn::ConnLimits,
-    routes: Vec<Resolved>,
+    routes: routes::Router<Resolved>,
     idempotency: Arc<idempotency::Idempotency>,
     limiter: Arc<limits::Limiter>,
     pub grpc: grpc::Grpc,
@@ -135,7 +135,12 @@ impl Edge {
                     route,
                 })
             })
-            .collect::<anyhow::Result<_>>()?;
+            .collect::<anyhow::Result<Vec<Resolved>>>()?;
+        let routes = routes::Router::new(
+            routes
+                .into_iter()
+                .map(|r| (r.route.path, r.route.method.clone(), r)),
+        )?;
         let services = shared
             .runtime
             .slots()
@@ -201,40 +206,39 @@ impl Edge {
     /// One REST request.
     pub async fn handle(&self, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
         let trace = trace_id_of(&req);
+        // The operator's own routes, each to the one module that serves it;
+        // then the API routes of the contracts.
+        let path = req.uri().path();
+        if let Some(rest) = path.strip_prefix(deploy::PREFIX) {
+            let rest = rest.to_string();
+            return deploy::handle(self, req, &rest, &trace).await;
+        }
+        if let Some(rest) = path.strip_prefix(tenants::PREFIX) {
+            let rest = rest.to_string();
+            return tenants::handle(self, req, &rest, &trace).await;
+        }
         let req = match admin::handle(self, req, &trace).await {
-            Ok(resp) => return resp,
-            Err(req) => req,
-        };
-        let req = match deploy::handle(self, req, &trace).await {
-            Ok(resp) => return resp,
-            Err(req) => req,
-        };
-        let req = match tenants::handle(self, req, &trace).await {
             Ok(resp) => return resp,
             Err(req) => req,
         };
         let path = req.uri().path().to_string();
         let method = req.method().clone();
-        let mut allowed_methods = false;
-        let found = self.routes.iter().find_map(|r| {
-            let captures = routes::capture(r.route.path, &path)?;
-            allowed_methods = true;
-            (r.route.method == method).then_some((r, captures))
-        });
-        let Some((route, captures)) = found else {
-            let (code, msg) = if allowed_methods {
-                (
+        let (route, captures) = match self.routes.find(&method, &path) {
+            routes::Found::Route(route, captures) => (route, captures),
+            routes::Found::WrongMethod => {
+                let e = errors::error(
                     ErrorCode::InvalidArgument,
                     format!("{method} is not allowed on {path}"),
-                )
-            } else {
-                (ErrorCode::NotFound, format!("no route for {method} {path}"))
-            };
-            let mut resp = self.error(&errors::error(code, msg, &trace));
-            if allowed_methods {
+                    &trace,
+                );
+                let mut resp = self.error(&e);
                 *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+                return resp;
             }
-            return resp;
+            routes::Found::NotFound => {
+                let msg = format!("no route for {method} {path}");
+                return self.error(&errors::error(ErrorCode::NotFound, msg, &trace));
+            }
         };
         let started = std::time::Instant::now();
         let resp = match self.dispatch(route, captures, req, peer, &trace).await {
@@ -250,7 +254,7 @@ impl Edge {
     async fn dispatch(
         &self,
         resolved: &Resolved,
-        captures: Vec<(&'static str, String)>,
+        captures: Vec<(&str, String)>,
         req: Request<Incoming>,
         peer: IpAddr,
         trace: &str,

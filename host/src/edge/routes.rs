@@ -56,59 +56,72 @@ pub fn table() -> Vec<Route> {
     ]
 }
 
-/// Match with captures borrowed from the static pattern.
-pub fn capture(pattern: &'static str, path: &str) -> Option<Vec<(&'static str, String)>> {
-    let mut want = pattern.trim_end_matches('/').split('/');
-    let mut got = path.trim_end_matches('/').split('/');
-    let mut out = Vec::new();
-    loop {
-        match (want.next(), got.next()) {
-            (None, None) => return Some(out),
-            (Some(w), Some(g)) => {
-                if let Some(field) = w.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
-                    if g.is_empty() {
-                        return None;
-                    }
-                    out.push((field, percent_decode(g)?));
-                } else if w != g {
-                    return None;
-                }
+/// The routes by path ([`matchit`], the router axum uses), each path with
+/// the methods it serves.
+pub struct Router<T> {
+    paths: matchit::Router<Vec<(Method, T)>>,
+}
+
+/// What a request's method and path find.
+pub enum Found<'a, T> {
+    Route(&'a T, Vec<(&'a str, String)>),
+    /// The path exists, for other methods.
+    WrongMethod,
+    NotFound,
+}
+
+impl<T> Router<T> {
+    /// A router of `routes`, each with the pattern (`/a/{field}`) and method
+    /// it is served on.
+    pub fn new(
+        routes: impl IntoIterator<Item = (&'static str, Method, T)>,
+    ) -> anyhow::Result<Self> {
+        let mut by_path: Vec<(&'static str, Vec<(Method, T)>)> = Vec::new();
+        for (path, method, target) in routes {
+            match by_path.iter_mut().find(|(p, _)| *p == path) {
+                Some((_, methods)) => methods.push((method, target)),
+                None => by_path.push((path, vec![(method, target)])),
             }
-            _ => return None,
         }
+        let mut paths = matchit::Router::new();
+        for (path, methods) in by_path {
+            paths
+                .insert(path, methods)
+                .map_err(|e| anyhow::anyhow!("route {path}: {e}"))?;
+        }
+        Ok(Router { paths })
+    }
+
+    /// The route for `method` on `path` (a trailing `/` ignored), with its
+    /// path parameters percent-decoded; a parameter that is not UTF-8 after
+    /// decoding finds nothing.
+    pub fn find(&self, method: &Method, path: &str) -> Found<'_, T> {
+        let path = match path.trim_end_matches('/') {
+            "" => "/",
+            p => p,
+        };
+        let Ok(matched) = self.paths.at(path) else {
+            return Found::NotFound;
+        };
+        let Some((_, target)) = matched.value.iter().find(|(m, _)| m == method) else {
+            return Found::WrongMethod;
+        };
+        let mut captures = Vec::new();
+        for (name, raw) in matched.params.iter() {
+            let Ok(value) = percent_encoding::percent_decode_str(raw).decode_utf8() else {
+                return Found::NotFound;
+            };
+            captures.push((name, value.into_owned()));
+        }
+        Found::Route(target, captures)
     }
 }
 
-/// Decode `%XX` escapes (and `+` in queries is left to the caller).
-pub fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// `a=1&b=2` into pairs, decoded.
+/// `a=1&b=2` into pairs, decoded (`+` is a space), as HTML forms and URLs
+/// write them.
 pub fn query_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .filter_map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            Some((
-                percent_decode(&k.replace('+', " "))?,
-                percent_decode(&v.replace('+', " "))?,
-            ))
-        })
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
 
@@ -116,25 +129,46 @@ pub fn query_pairs(query: &str) -> Vec<(String, String)> {
 mod tests {
     use super::*;
 
+    fn found<'a>(
+        router: &'a Router<usize>,
+        method: Method,
+        path: &str,
+    ) -> Option<(usize, Vec<(&'a str, String)>)> {
+        match router.find(&method, path) {
+            Found::Route(i, captures) => Some((*i, captures)),
+            _ => None,
+        }
+    }
+
     #[test]
     fn captures_and_queries() {
-        assert_eq!(
-            capture(
-                "/api/v1/reservations/{reservation_id}/confirm",
-                "/api/v1/reservations/res_1/confirm"
-            ),
-            Some(vec![("reservation_id", "res_1".to_string())])
+        let router = Router::new(
+            table()
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| (r.path, r.method, i)),
+        )
+        .unwrap();
+        let (i, captures) = found(
+            &router,
+            Method::POST,
+            "/api/v1/reservations/res%5F1/confirm/",
+        )
+        .unwrap();
+        assert_eq!(table()[i].rpc, "ConfirmReservation");
+        assert_eq!(captures, vec![("reservation_id", "res_1".to_string())]);
+        assert!(
+            found(&router, Method::GET, "/api/v1/reservations/")
+                .is_some_and(|(i, _)| table()[i].rpc == "ListReservations")
         );
-        assert_eq!(
-            capture(
-                "/api/v1/reservations/{reservation_id}",
-                "/api/v1/reservations/"
-            ),
-            None
-        );
-        assert_eq!(
-            capture("/api/v1/reservations", "/api/v1/reservations/x"),
-            None
+        assert!(found(&router, Method::GET, "/api/v1/reservations/x/y").is_none());
+        assert!(matches!(
+            router.find(&Method::DELETE, "/api/v1/reservations"),
+            Found::WrongMethod
+        ));
+        assert!(
+            found(&router, Method::GET, "/api/v1/reservations/%ff").is_none(),
+            "not UTF-8"
         );
         assert_eq!(
             query_pairs("token=a%2Bb&x=1+2"),

@@ -150,14 +150,16 @@ impl Edge {
 }
 
 /// Answer the tenant routes; anything else is handed back.
+/// The routes this module serves.
+pub(super) const PREFIX: &str = "/admin/v1/tenants";
+
+/// A request under [`PREFIX`]; `rest` is its path after it.
 pub(super) async fn handle(
     edge: &Edge,
     req: Request<Incoming>,
+    rest: &str,
     trace: &str,
-) -> Result<Response<Body>, Request<Incoming>> {
-    let Some(rest) = req.uri().path().strip_prefix("/admin/v1/tenants") else {
-        return Err(req);
-    };
+) -> Response<Body> {
     let segments: Vec<String> = rest
         .split('/')
         .filter(|s| !s.is_empty())
@@ -165,18 +167,18 @@ pub(super) async fn handle(
         .collect();
     let fail = |code, msg: String| edge.error(&errors::error(code, msg, trace));
     if let Err(e) = admin::authorize(edge, req.headers(), trace) {
-        return Ok(edge.error(&e));
+        return edge.error(&e);
     }
     let shared = &edge.shared;
     let runtime = &shared.runtime;
     let method = req.method().clone();
-    Ok(match (&method, segments.as_slice()) {
+    match (&method, segments.as_slice()) {
         (&Method::GET, []) => {
             let mut views = Vec::new();
             for t in runtime.tenants().all() {
                 match view(edge, t).await {
                     Ok(v) => views.push(v),
-                    Err(e) => return Ok(fail(ErrorCode::Unavailable, format!("store: {e}"))),
+                    Err(e) => return fail(ErrorCode::Unavailable, format!("store: {e}")),
                 }
             }
             ok(edge, &serde_json::json!({ "tenants": views }), trace)
@@ -188,15 +190,15 @@ pub(super) async fn handle(
             {
                 Ok(b) => b.to_bytes(),
                 Err(e) => {
-                    return Ok(fail(
+                    return fail(
                         ErrorCode::InvalidArgument,
                         format!("reading the tenant (at most {MAX_TENANT_BODY} bytes): {e}"),
-                    ));
+                    );
                 }
             };
             let spec = match spec(id, &body) {
                 Ok(s) => s,
-                Err(msg) => return Ok(fail(ErrorCode::InvalidArgument, msg)),
+                Err(msg) => return fail(ErrorCode::InvalidArgument, msg),
             };
             match runtime.apply_tenant(spec).await {
                 Ok((tenant, created)) => {
@@ -236,10 +238,10 @@ pub(super) async fn handle(
         },
         (&Method::GET | &Method::POST, [id, what, rest @ ..]) if what == "webhook-secret" => {
             let Some(tenant) = runtime.tenant(id) else {
-                return Ok(fail(
+                return fail(
                     ErrorCode::NotFound,
                     format!("no tenant `{id}` on this host"),
-                ));
+                );
             };
             match (&method, rest) {
                 (&Method::GET, []) => secrets::show(edge, &tenant, trace),
@@ -256,7 +258,7 @@ pub(super) async fn handle(
             ErrorCode::NotFound,
             format!("no route for {method} {}", req.uri().path()),
         ),
-    })
+    }
 }
 
 async fn view(edge: &Edge, t: &Arc<Served>) -> Result<TenantView, crate::store::StoreError> {
