@@ -301,7 +301,7 @@ impl Bundle {
             .map_err(|e| anyhow::anyhow!("bundle {origin}: [quotas]: {e}"))?;
         let mut tenants = Vec::new();
         for (id, t) in m.tenants {
-            let spec = tenant_spec(&id, t, &services, &resolve, &unhashed)
+            let spec = tenant_spec(&id, t, &resolve, &unhashed)
                 .with_context(|| format!("bundle {origin}: tenant `{id}`"))?;
             tenants.push(spec);
         }
@@ -324,7 +324,6 @@ impl Bundle {
 fn tenant_spec(
     id: &str,
     t: TenantManifest,
-    services: &[ServiceSpec],
     resolve: &dyn Fn(&str) -> PathBuf,
     unhashed: &dyn Fn(&str) -> bool,
 ) -> anyhow::Result<TenantSpec> {
@@ -335,39 +334,18 @@ fn tenant_spec(
         None => None,
     };
     let mut overrides = std::collections::BTreeMap::new();
+    // Only syntax here: whether the service and build exist and the file
+    // can be read is the runtime's to say when the tenant is applied.
     for (name, s) in t.services {
-        let Some(service) = services.iter().find(|x| x.name == name) else {
-            let known: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
-            bail!(
-                "overrides service `{name}`, which the bundle does not have (services: {})",
-                known.join(", ")
-            );
-        };
         let component = match (s.component, s.build) {
             (Some(_), Some(_)) => bail!("service `{name}`: give `component` or `build`, not both"),
             (Some(file), None) => {
                 if unhashed(&file) {
                     bail!("service `{name}`: {file} is not among the manifest's hashes");
                 }
-                let path = resolve(&file);
-                if !path.is_file() {
-                    bail!(
-                        "service `{name}`: component file {} does not exist",
-                        path.display()
-                    );
-                }
-                Some(ComponentSource::File(path))
+                Some(ComponentSource::File(resolve(&file)))
             }
-            (None, Some(build)) => {
-                if !service.builds.contains_key(&build) {
-                    let known: Vec<&str> = service.builds.keys().map(String::as_str).collect();
-                    bail!(
-                        "service `{name}` has no build `{build}` (builds: {})",
-                        known.join(", ")
-                    );
-                }
-                Some(ComponentSource::Build(build))
-            }
+            (None, Some(build)) => Some(ComponentSource::Build(build)),
             (None, None) => None,
         };
         overrides.insert(

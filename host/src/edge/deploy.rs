@@ -8,8 +8,9 @@
 //! - `POST /admin/v1/services/{service}/rollback`
 
 use super::{Body, Edge, admin, errors, json};
-use crate::runtime::swap::{Source, SwapError, SwapRequest};
+use crate::runtime::swap::{SwapError, SwapRequest};
 use crate::sync::Change;
+use crate::tenancy::ComponentSource;
 use base64::Engine as _;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -125,22 +126,10 @@ pub(super) async fn handle(
 pub(super) fn swap_request(service: &str, body: &[u8]) -> Result<SwapRequest, String> {
     let b: SwapBody =
         serde_json::from_slice(body).map_err(|e| format!("invalid swap request: {e}"))?;
-    let source = match (b.component_base64, b.build) {
-        (Some(_), Some(_)) => {
-            return Err("give `component_base64` or `build`, not both".into());
-        }
-        (Some(encoded), None) => Source::Bytes {
-            bytes: base64::engine::general_purpose::STANDARD
-                .decode(encoded.as_bytes())
-                .map_err(|e| format!("component_base64: {e}"))?,
-            origin: b.origin.unwrap_or_else(|| "upload".into()),
-        },
-        (None, Some(build)) => Source::Build(build),
-        (None, None) if b.config.is_empty() => {
-            return Err("nothing to swap: give `component_base64`, `build` or `config`".into());
-        }
-        (None, None) => Source::Current,
-    };
+    let source = upload(b.component_base64, b.build, b.origin)?;
+    if source.is_none() && b.config.is_empty() {
+        return Err("nothing to swap: give `component_base64`, `build` or `config`".into());
+    }
     Ok(SwapRequest {
         service: service.to_string(),
         source,
@@ -158,4 +147,26 @@ pub(super) fn ok(edge: &Edge, value: &impl serde::Serialize, trace: &str) -> Res
             trace,
         )),
     }
+}
+
+/// The component an admin body names: uploaded bytes (`component_base64`,
+/// with an `origin` to show) or one of the bundle's builds; neither keeps
+/// the running one. Only the syntax is checked here: whether the build
+/// exists is the runtime's (`runtime::source`).
+pub(super) fn upload(
+    component_base64: Option<String>,
+    build: Option<String>,
+    origin: Option<String>,
+) -> Result<Option<ComponentSource>, String> {
+    Ok(match (component_base64, build) {
+        (Some(_), Some(_)) => return Err("give `component_base64` or `build`, not both".into()),
+        (Some(encoded), None) => Some(ComponentSource::Bytes {
+            bytes: base64::engine::general_purpose::STANDARD
+                .decode(encoded.as_bytes())
+                .map_err(|e| format!("component_base64: {e}"))?,
+            origin: origin.unwrap_or_else(|| "upload".into()),
+        }),
+        (None, Some(build)) => Some(ComponentSource::Build(build)),
+        (None, None) => None,
+    })
 }

@@ -18,10 +18,7 @@ use crate::policy::Policy;
 use crate::runtime::{Named, Served};
 use crate::sync::Change;
 use crate::tenancy::DemoEvent;
-use crate::tenancy::{
-    ComponentSource, DEFAULT_TENANT, Quotas, ServiceOverride, TENANT_HEADER, TenantSpec,
-};
-use base64::Engine as _;
+use crate::tenancy::{DEFAULT_TENANT, Quotas, ServiceOverride, TENANT_HEADER, TenantSpec};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
@@ -305,21 +302,8 @@ pub(super) fn spec(id: &str, body: &[u8]) -> Result<TenantSpec, String> {
     };
     let mut services = BTreeMap::new();
     for (name, s) in b.services {
-        let component = match (s.component_base64, s.build) {
-            (Some(_), Some(_)) => {
-                return Err(format!(
-                    "service `{name}`: give `component_base64` or `build`, not both"
-                ));
-            }
-            (Some(encoded), None) => Some(ComponentSource::Bytes {
-                bytes: base64::engine::general_purpose::STANDARD
-                    .decode(encoded.as_bytes())
-                    .map_err(|e| format!("service `{name}`: component_base64: {e}"))?,
-                origin: s.origin.unwrap_or_else(|| "upload".into()),
-            }),
-            (None, Some(build)) => Some(ComponentSource::Build(build)),
-            (None, None) => None,
-        };
+        let component = super::deploy::upload(s.component_base64, s.build, s.origin)
+            .map_err(|e| format!("service `{name}`: {e}"))?;
         services.insert(
             name,
             ServiceOverride {

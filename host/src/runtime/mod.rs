@@ -16,6 +16,7 @@ mod call;
 mod component;
 pub mod engine;
 mod served;
+pub mod source;
 pub mod state;
 pub mod swap;
 mod tenants;

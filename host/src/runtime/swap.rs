@@ -11,7 +11,9 @@
 //! bytes, same config) changes nothing.
 
 use super::component::{self, ComponentVersion, LoadRequest};
+use super::source::{self, SourceError};
 use super::{CallError, Runtime, Slot};
+use crate::tenancy::{ComponentSource, merge_config};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,19 +28,11 @@ const SELF_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Versions kept per slot for rollback.
 const HISTORY: usize = 16;
 
-/// Which component a swap installs.
-pub enum Source {
-    /// Component bytes (an upload, a file read by the CLI or the watcher).
-    Bytes { bytes: Vec<u8>, origin: String },
-    /// One of the builds the bundle names for the slot.
-    Build(String),
-    /// The component running now: a config-only swap.
-    Current,
-}
-
 pub struct SwapRequest {
     pub service: String,
-    pub source: Source,
+    /// The component to install; `None` keeps the running one (a
+    /// config-only swap).
+    pub source: Option<ComponentSource>,
     /// Merged over the current config; an empty value removes the key.
     pub config: BTreeMap<String, String>,
     pub self_check: bool,
@@ -174,43 +168,18 @@ impl Runtime {
         };
 
         let mut config = (*current.config).clone();
-        for (k, v) in req.config {
-            if v.is_empty() {
-                config.remove(&k);
-            } else {
-                config.insert(k, v);
-            }
-        }
+        merge_config(&mut config, req.config);
         let next = match req.source {
-            Source::Current => Arc::new(current.with_config(config, self.clock.now_ms())),
-            Source::Build(name) => {
-                let path = slot.builds.get(&name).ok_or_else(|| {
-                    let known: Vec<&str> = slot.builds.keys().map(String::as_str).collect();
-                    SwapError::Invalid(format!(
-                        "service `{}` has no build `{name}` (builds: {})",
-                        slot.name,
-                        if known.is_empty() {
-                            "none".to_string()
-                        } else {
-                            known.join(", ")
-                        }
-                    ))
+            None => Arc::new(current.with_config(config, self.clock.now_ms())),
+            Some(source) => {
+                let (bytes, origin) = source::read(&slot, source).await.map_err(|e| match e {
+                    SourceError::UnknownBuild { .. } => SwapError::Invalid(e.to_string()),
+                    SourceError::Unreadable { .. } => refused(e.into()),
                 })?;
-                let bytes = tokio::fs::read(path).await.map_err(|e| {
-                    refused(anyhow::anyhow!(
-                        "reading build `{name}` ({}): {e}",
-                        path.display()
-                    ))
-                })?;
-                let origin = format!("build `{name}` ({})", path.display());
                 self.load_version(&slot, (*current.policy).clone(), bytes, origin, config)
                     .await
                     .map_err(refused)?
             }
-            Source::Bytes { bytes, origin } => self
-                .load_version(&slot, (*current.policy).clone(), bytes, origin, config)
-                .await
-                .map_err(refused)?,
         };
         if next.same_as(&current) {
             return Ok(SwapOutcome::new(&slot, &current, &current, started));

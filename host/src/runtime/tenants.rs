@@ -13,7 +13,7 @@
 use super::{CallError, ComponentVersion, Runtime, Served, Slot, Tenants, component};
 use crate::metrics::Metrics;
 use crate::tenancy::rate::{Rate, TenantBucket};
-use crate::tenancy::{self, ComponentSource, Quotas, Secrets, Tenant, TenantParts, TenantSpec};
+use crate::tenancy::{self, Quotas, Secrets, Tenant, TenantParts, TenantSpec};
 use anyhow::Context;
 use prost::Message;
 use std::sync::Arc;
@@ -158,40 +158,14 @@ impl Runtime {
         let current = base.current.load_full();
         let mut config = (*current.config).clone();
         let overrides = spec.services.get(&base.name).cloned().unwrap_or_default();
-        for (k, v) in overrides.config {
-            if v.is_empty() {
-                config.remove(&k);
-            } else {
-                config.insert(k, v);
-            }
-        }
+        tenancy::merge_config(&mut config, overrides.config);
         let policy = match &spec.policy {
             Some(p) => p.for_component(&base.name),
             None => (*current.policy).clone(),
         };
         let version = match overrides.component {
             Some(source) => {
-                let (bytes, origin) = match source {
-                    ComponentSource::File(path) => (
-                        tokio::fs::read(&path)
-                            .await
-                            .with_context(|| format!("reading {}", path.display()))?,
-                        path.display().to_string(),
-                    ),
-                    ComponentSource::Build(name) => {
-                        let path = base
-                            .builds
-                            .get(&name)
-                            .with_context(|| format!("no build `{name}`"))?;
-                        (
-                            tokio::fs::read(path)
-                                .await
-                                .with_context(|| format!("reading {}", path.display()))?,
-                            format!("build `{name}` ({})", path.display()),
-                        )
-                    }
-                    ComponentSource::Bytes { bytes, origin } => (bytes, origin),
-                };
+                let (bytes, origin) = super::source::read(base, source).await?;
                 self.load_version(base, policy, bytes, origin, config)
                     .await?
             }

@@ -8,7 +8,8 @@
 //! on once two polls agree, so a half-written file is never loaded.
 
 use super::Runtime;
-use super::swap::{Source, SwapRequest};
+use super::swap::SwapRequest;
+use crate::tenancy::ComponentSource;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -49,10 +50,10 @@ pub fn spawn(runtime: Arc<Runtime>, files: Vec<(String, PathBuf)>) -> JoinHandle
                 };
                 let req = SwapRequest {
                     service: service.clone(),
-                    source: Source::Bytes {
+                    source: Some(ComponentSource::Bytes {
                         bytes,
                         origin: format!("{} (watched)", path.display()),
-                    },
+                    }),
                     config: Default::default(),
                     self_check: true,
                 };

@@ -80,6 +80,18 @@ pub enum ComponentSource {
     },
 }
 
+/// Merge `changes` over `config`: a value replaces, an empty value removes
+/// the key (a swap's `--config`, a tenant's service config).
+pub fn merge_config(config: &mut BTreeMap<String, String>, changes: BTreeMap<String, String>) {
+    for (k, v) in changes {
+        if v.is_empty() {
+            config.remove(&k);
+        } else {
+            config.insert(k, v);
+        }
+    }
+}
+
 /// What a tenant changes of one bundle service.
 #[derive(Debug, Clone, Default)]
 pub struct ServiceOverride {
