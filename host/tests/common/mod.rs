@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use tacos_host::host::{Host, HostOptions};
 
 pub mod cluster;
+pub mod swaps;
 pub mod tenants;
 
 pub type Http = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
