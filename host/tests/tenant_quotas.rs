@@ -59,15 +59,26 @@ async fn quotas_refuse_only_the_tenant_over_them() {
         (t, handle)
     };
     let (t, handle) = spinner;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Wait (bounded) until the looping call holds the tenant's one place.
+    let calls = t.host.runtime().tenant("calls").expect("tenant `calls`");
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while calls.calls_in_flight() != Some(1) {
+        assert!(
+            std::time::Instant::now() < until,
+            "the looping call never started"
+        );
+        tokio::task::yield_now().await;
+    }
     match looper(&t, "calls", "Echo", "x").await {
         Err(CallError::Quota(q)) => assert!(q.to_string().contains("concurrent_calls"), "{q}"),
         other => panic!("expected the concurrency quota, got {other:?}"),
     }
     assert_eq!(looper(&t, "free", "Echo", "x").await.unwrap(), b"x");
     match handle.await.unwrap() {
+        // The deadline it was given (not how long it took): the tenant's
+        // 100 ms quota under the policy's 300.
         Err(CallError::Timeout { ms, .. }) => {
-            assert!(ms < 300, "the 100 ms quota, not the policy's 300: {ms}")
+            assert_eq!(ms, 100, "the 100 ms quota, not the policy's 300")
         }
         other => panic!("expected a timeout, got {other:?}"),
     }

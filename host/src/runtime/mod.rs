@@ -15,6 +15,7 @@
 mod call;
 mod component;
 pub mod engine;
+mod instance;
 mod served;
 pub mod source;
 pub mod state;
@@ -36,17 +37,17 @@ use crate::store::{KvStore, Leased, QueueStore};
 use crate::tenancy::Quotas;
 use anyhow::Context;
 use arc_swap::ArcSwap;
+use bindings::consumer::exports::tacos::platform::message_handler::Delivery;
 use hyper_util::client::legacy::Client;
+use instance::Invoke;
 use state::CallState;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
-use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
+use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
+use wasmtime::Engine;
 use wasmtime::component::Linker;
-use wasmtime::{Engine, Store, Trap};
 
 /// A named place in the bundle that a component version fills.
 pub struct Slot {
@@ -274,114 +275,12 @@ impl Runtime {
         };
         let version = slot.current.load_full();
         let full = format!("{service}/{method}");
-        let result = self.call_version(ctx, &version, &full, request).await;
+        let invoke = Invoke::Call {
+            method: &full,
+            request,
+        };
+        let result = self.invoke(ctx.clone(), &version, invoke).await;
         (result, Some(version))
-    }
-
-    /// Run `method` (`package.Service/Method`) on one particular version.
-    async fn call_version(
-        self: &Arc<Self>,
-        ctx: &CallContext,
-        version: &Arc<ComponentVersion>,
-        full: &str,
-        request: &[u8],
-    ) -> Result<Vec<u8>, CallError> {
-        let mut ctx = ctx.clone();
-        let limit = ctx
-            .tenant
-            .quotas
-            .deadline(version.policy.limits().deadline());
-        ctx.deadline = ctx.deadline.min(call::later(limit));
-        let started = Instant::now();
-        if started >= ctx.deadline {
-            // The caller has given up already (a gRPC client's `grpc-timeout`).
-            return Err(CallError::Timeout {
-                component: version.name.clone(),
-                method: full.to_string(),
-                ms: 0,
-            });
-        }
-        let mut store = call::new_store(self, version, ctx.clone());
-        let metrics = self.instantiating(&version.name);
-        let outcome = match &version.prepared {
-            Prepared::Service(pre) => match pre.instantiate_async(&mut store).await {
-                Ok(i) => {
-                    i.tacos_platform_handler()
-                        .call_call(&mut store, full, request)
-                        .await
-                }
-                Err(e) => Err(e),
-            },
-            Prepared::Consumer(pre) => match pre.instantiate_async(&mut store).await {
-                Ok(i) => {
-                    i.tacos_platform_handler()
-                        .call_call(&mut store, full, request)
-                        .await
-                }
-                Err(e) => Err(e),
-            },
-        };
-        version.calls.fetch_add(1, Ordering::Relaxed);
-        let result = match outcome {
-            Ok(Ok(bytes)) => Ok(bytes),
-            Ok(Err(err)) => Err(CallError::App(
-                prost::Message::decode(err.as_slice()).unwrap_or_else(|_| ProtoError {
-                    code: ErrorCode::Internal as i32,
-                    message: format!("`{}` returned an undecodable error", version.name),
-                    ..Default::default()
-                }),
-            )),
-            Err(trap) => {
-                version.failures.fetch_add(1, Ordering::Relaxed);
-                let err =
-                    self.contained(version, full, &store, trap, started.elapsed(), ctx.deadline);
-                tracing::warn!(component = %version.name, version = version.short_hash(), method = %full, trace_id = %ctx.trace_id, error = %err, "component call contained");
-                Err(err)
-            }
-        };
-        call::settle(store);
-        let outcome = result.as_ref().err().map(CallError::outcome);
-        if let Some(m) = metrics {
-            m.observe(&self.metrics, outcome, started.elapsed());
-        }
-        ctx.tenant.metrics.observe(outcome, started.elapsed());
-        result
-    }
-
-    /// Count an instance of `component` about to be made; its metric handles.
-    fn instantiating(&self, component: &str) -> Option<&ComponentMetrics> {
-        let m = self.component_metrics.get(component)?;
-        m.instantiations.inc();
-        Some(m)
-    }
-
-    /// Describe a trapped call.
-    fn contained(
-        &self,
-        version: &ComponentVersion,
-        method: &str,
-        store: &Store<CallState>,
-        trap: wasmtime::Error,
-        took: Duration,
-        deadline: Instant,
-    ) -> CallError {
-        if store.data().memory_exceeded {
-            return CallError::MemoryExceeded {
-                component: version.name.clone(),
-                mb: store.data().memory_limit() >> 20,
-            };
-        }
-        if trap.downcast_ref::<Trap>() == Some(&Trap::Interrupt) || Instant::now() >= deadline {
-            return CallError::Timeout {
-                component: version.name.clone(),
-                method: method.to_string(),
-                ms: took.as_millis(),
-            };
-        }
-        CallError::Trapped {
-            component: version.name.clone(),
-            message: format!("{trap:#}"),
-        }
     }
 
     /// Deliver a queue message to the component of its tenant consuming its topic.
@@ -404,50 +303,28 @@ impl Runtime {
             .await
             .map_err(|_| Undelivered::Failed("host is shutting down".to_string()))?;
         let version = slot.current.load_full();
-        let Prepared::Consumer(pre) = &version.prepared else {
+        if !version.is_consumer() {
             return Err(Undelivered::NoConsumer(format!(
                 "`{}` cannot consume messages",
                 version.name
             )));
-        };
-        let limit = tenant.quotas.deadline(version.policy.limits().deadline());
-        let ctx = self.context(&tenant, trace_id, limit);
-        let deadline = ctx.deadline;
-        let started = Instant::now();
-        let mut store = call::new_store(self, &version, ctx);
-        let metrics = self.instantiating(&version.name);
-        let delivery = bindings::consumer::exports::tacos::platform::message_handler::Delivery {
+        }
+        // The consumer's own deadline applies (see `invoke`).
+        let ctx = self.context(&tenant, trace_id, instance::NO_DEADLINE);
+        let delivery = Delivery {
             id: format!("{:016x}", msg.id),
             topic: msg.topic.clone(),
             payload: msg.payload.clone(),
             attempt: msg.attempt,
         };
-        let outcome = match pre.instantiate_async(&mut store).await {
-            Ok(i) => {
-                i.tacos_platform_message_handler()
-                    .call_handle(&mut store, &delivery)
-                    .await
-            }
-            Err(e) => Err(e),
+        let invoke = Invoke::Deliver {
+            topic: &msg.topic,
+            delivery: &delivery,
         };
-        version.calls.fetch_add(1, Ordering::Relaxed);
-        let (result, label) = match outcome {
-            Ok(Ok(())) => (Ok(()), None),
-            Ok(Err(e)) => (Err(e), Some("error")),
-            Err(trap) => {
-                version.failures.fetch_add(1, Ordering::Relaxed);
-                let method = format!("message on {}", msg.topic);
-                let err =
-                    self.contained(&version, &method, &store, trap, started.elapsed(), deadline);
-                (Err(err.to_string()), Some(err.outcome()))
-            }
-        };
-        call::settle(store);
-        if let Some(m) = metrics {
-            m.observe(&self.metrics, label, started.elapsed());
+        match self.invoke(ctx, &version, invoke).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(Undelivered::Failed(e.to_string())),
         }
-        tenant.metrics.observe(label, started.elapsed());
-        result.map_err(Undelivered::Failed)
     }
 }
 

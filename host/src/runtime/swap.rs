@@ -267,7 +267,11 @@ impl Runtime {
             crate::trace::new_trace_id().into(),
             SELF_CHECK_TIMEOUT,
         );
-        match self.call_version(&ctx, version, SELF_CHECK, &[]).await {
+        let invoke = super::instance::Invoke::Call {
+            method: SELF_CHECK,
+            request: &[],
+        };
+        match self.invoke(ctx, version, invoke).await {
             Ok(_) => Ok(()),
             Err(CallError::App(e)) => Err(anyhow::anyhow!(
                 "self-check answered {}: {}",

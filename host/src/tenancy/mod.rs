@@ -230,6 +230,14 @@ impl Tenant {
         })
     }
 
+    /// How many of its calls are in flight, when its `concurrent_calls`
+    /// quota counts them.
+    pub fn calls_in_flight(&self) -> Option<usize> {
+        let sem = self.in_flight.as_ref()?;
+        let quota = self.quotas.concurrent_calls.unwrap_or(0) as usize;
+        Some(quota.saturating_sub(sem.available_permits()))
+    }
+
     /// Wait for a place among the tenant's calls in flight (queue deliveries
     /// wait rather than fail).
     pub async fn wait_to_enter(&self) -> Option<OwnedSemaphorePermit> {
