@@ -16,7 +16,26 @@ use std::time::{Duration, Instant};
 /// Set to 1 to make a missing server fail a test instead of skipping it.
 pub const REQUIRE_ENV: &str = "TACOS_REQUIRE_TEST_SERVERS";
 
-/// A test's server, or `None` (with a message) when it cannot start and
+/// Skips so far in this test binary.
+static SKIPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Say loudly that a test is skipped, and why: straight to the terminal's
+/// stderr (the test harness captures `eprintln!` of passing tests, which
+/// would hide it), numbered, so a run that skips says how often.
+pub fn skip(why: &str, remedy: &str) {
+    use std::io::Write;
+    let n = SKIPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "\n!!! SKIPPED ({n} in this test binary): {test}: {why}\n!!! {remedy}\n"
+    );
+}
+
+/// A test's server, or `None` (skipped, loudly) when it cannot start and
 /// servers are not required.
 pub fn or_skip<T>(server: anyhow::Result<T>) -> Option<T> {
     match server {
@@ -25,8 +44,9 @@ pub fn or_skip<T>(server: anyhow::Result<T>) -> Option<T> {
             panic!("{e:#} ({REQUIRE_ENV}=1, so this fails instead of skipping)")
         }
         Err(e) => {
-            eprintln!(
-                "\n!!! SKIPPED: {e:#}\n!!! run scripts/test-servers.sh to install the test servers\n"
+            skip(
+                &format!("{e:#}"),
+                "run scripts/test-servers.sh to install the test servers",
             );
             None
         }

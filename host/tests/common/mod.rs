@@ -115,7 +115,7 @@ pub fn test_tool(name: &str) -> Option<PathBuf> {
             if std::env::var("TACOS_REQUIRE_TEST_TOOLS").as_deref() == Ok("1") {
                 panic!("{msg}");
             }
-            eprintln!("\n!!!!! SKIPPED: {msg}\n");
+            tacos_testkit::skip(&msg, "run scripts/test-tools.sh");
             return None;
         }
     }
