@@ -16,7 +16,7 @@ demo:
     cargo run --release -p tacos-host -- up --virtual-clock --data-dir /tmp/tacos-demo
 
 test:
-    cargo test
+    cargo test --workspace
 
 fmt:
     cargo fmt --all

@@ -130,3 +130,30 @@ fn self_check() -> Result<()> {
         "a number from 1 to 100",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seat_keys_list_in_number_order_and_name_one_seat_one_way() {
+        assert_eq!(seat_key("e", "A-7"), "seat:e:A-000007");
+        assert_eq!(seat_key("e", "A-000007"), seat_key("e", "A-7"));
+        assert!(seat_key("e", "A-9") < seat_key("e", "A-10"));
+        // Not a `section-number` id: kept as it is.
+        assert_eq!(seat_key("e", "VIP"), "seat:e:VIP");
+        assert_eq!(seat_key("e", "A-1234567"), "seat:e:A-1234567");
+        assert_eq!(seat_key("e", "A-"), "seat:e:A-");
+        // The free index names the same seat under its own prefix.
+        assert_eq!(free_key("e", "A-7"), "free:e:A-000007");
+        assert!(free_key("e", "A-7").starts_with(&free_prefix("e")));
+    }
+
+    #[test]
+    fn ids_are_short_and_plain() {
+        assert!(valid_id("event_id", "concert_2026-A").is_ok());
+        for bad in ["", "a b", "a/b", "é", &"x".repeat(65)] {
+            assert!(valid_id("event_id", bad).is_err(), "{bad:?}");
+        }
+    }
+}

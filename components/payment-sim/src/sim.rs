@@ -448,3 +448,39 @@ fn self_check() -> Result<()> {
     }
     tacos_guest::idempotency::check_config()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenarios_by_full_or_short_name() {
+        assert_eq!(
+            scenario_named("PAYMENT_SCENARIO_FAIL"),
+            Some(PaymentScenario::Fail)
+        );
+        assert_eq!(scenario_named("FAIL"), Some(PaymentScenario::Fail));
+        assert_eq!(scenario_named("DELAY"), Some(PaymentScenario::Delay));
+        assert_eq!(scenario_named("fail"), None, "names are case-sensitive");
+        assert_eq!(scenario_named("UNSPECIFIED"), None);
+        assert_eq!(scenario_named("PAYMENT_SCENARIO_UNSPECIFIED"), None);
+        assert_eq!(scenario_named(""), None);
+    }
+
+    #[test]
+    fn one_outcome_has_one_webhook_id() {
+        let approved = crate::announce::webhook_id("pi_1", PaymentStatus::Completed);
+        assert_eq!(
+            approved,
+            crate::announce::webhook_id("pi_1", PaymentStatus::Completed)
+        );
+        assert_ne!(
+            approved,
+            crate::announce::webhook_id("pi_1", PaymentStatus::Failed)
+        );
+        assert_ne!(
+            approved,
+            crate::announce::webhook_id("pi_2", PaymentStatus::Completed)
+        );
+    }
+}

@@ -120,8 +120,9 @@ fn waiting_view(ticket: &WaitingTicket, rate: i64, now: i64) -> (QueueStatus, i3
     if wait_ms == 0 {
         return (QueueStatus::Ready, 0, 0);
     }
-    let ahead = (wait_ms * rate + 999) / 1000;
-    let eta = (wait_ms + 999) / 1000;
+    // Saturating: a far-off place is clamped below, never wrapped.
+    let ahead = wait_ms.saturating_mul(rate).saturating_add(999) / 1000;
+    let eta = wait_ms.saturating_add(999) / 1000;
     (
         QueueStatus::Waiting,
         ahead.min(i64::from(i32::MAX)) as i32,
@@ -343,4 +344,42 @@ fn self_check() -> Result<()> {
         |s| (1..=3_600).contains(s),
         "seconds from 1 to 3600",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket(ready_at_ms: i64) -> WaitingTicket {
+        WaitingTicket {
+            ready_at_ms,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_waiting_place_counts_down_to_ready() {
+        // Due now or earlier: ready, nobody ahead.
+        assert_eq!(
+            waiting_view(&ticket(1_000), 100, 1_000),
+            (QueueStatus::Ready, 0, 0)
+        );
+        assert_eq!(
+            waiting_view(&ticket(500), 100, 1_000),
+            (QueueStatus::Ready, 0, 0)
+        );
+        // 2.5 s away at 100 admissions/s: 250 ahead, about 3 s (rounded up).
+        assert_eq!(
+            waiting_view(&ticket(3_500), 100, 1_000),
+            (QueueStatus::Waiting, 250, 3)
+        );
+        // 1 ms away still counts one ahead and one second.
+        assert_eq!(
+            waiting_view(&ticket(1_001), 100, 1_000),
+            (QueueStatus::Waiting, 1, 1)
+        );
+        // Far away: clamped, never wrapped.
+        let (_, ahead, eta) = waiting_view(&ticket(i64::MAX / 2), 1_000_000, 0);
+        assert_eq!((ahead, eta), (i32::MAX, i32::MAX));
+    }
 }

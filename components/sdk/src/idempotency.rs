@@ -203,3 +203,29 @@ pub fn finish<M: Message>(claim: Claimed, result: Result<(M, Tx)>) -> Reply {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_and_transient_failures_are_not_recorded() {
+        // A retry of these should run again.
+        for code in [
+            ErrorCode::InvalidArgument,
+            ErrorCode::Unauthenticated,
+            ErrorCode::Unavailable,
+            ErrorCode::ConcurrentModification,
+        ] {
+            assert!(not_recorded(code), "{code:?}");
+        }
+        // These are the request's answer: a retry replays them.
+        for code in [
+            ErrorCode::InsufficientInventory,
+            ErrorCode::InventoryConflict,
+            ErrorCode::ReservationExpired,
+        ] {
+            assert!(!not_recorded(code), "{code:?}");
+        }
+    }
+}
