@@ -15,7 +15,7 @@
 
 use super::Has;
 use super::bindings::platform::kv::{self, Condition, Entry, Error, Op};
-use super::queue::QueueCtx;
+use super::queue::{QueueCtx, QueueError};
 use crate::store::{self, KvStore, MAX_TRANSACT_OPS, StoreError};
 use std::sync::Arc;
 use wasmtime::component::Linker;
@@ -192,7 +192,10 @@ impl KvCtx {
             self.outbox
                 .check_queue_depth(sends)
                 .await
-                .map_err(Error::QuotaExceeded)?;
+                .map_err(|e| match e {
+                    QueueError::Store(e) => to_guest(e),
+                    e => Error::QuotaExceeded(e.to_string()),
+                })?;
         }
         let tenant = &self.outbox.caller().tenant;
         let quotas = tenant.quotas;

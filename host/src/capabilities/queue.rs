@@ -9,12 +9,30 @@ use super::bindings::platform::kv::{Error, OutboxMessage};
 use super::bindings::platform::queue;
 use super::{Caller, Has};
 use crate::clock::Clock;
-use crate::store::{NewMessage, QueueStore};
+use crate::store::{NewMessage, QueueStore, StoreError};
 use std::sync::Arc;
 use tokio::sync::Notify;
 use wasmtime::component::Linker;
 
 const MAX_PAYLOAD: usize = 256 * 1024;
+
+/// Why a message was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("component `{component}` may not send to topic `{topic}` (policy)")]
+    NotAllowed { component: String, topic: String },
+    #[error("payload is {0} bytes; the limit is {MAX_PAYLOAD}")]
+    TooLarge(usize),
+    /// The tenant's `queue_depth` quota.
+    #[error("tenant `{tenant}` has {pending} messages waiting; its queue_depth quota is {max}")]
+    Depth {
+        tenant: String,
+        pending: u64,
+        max: u64,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// The queue capability's state: the caller, the queue store, the clock
 /// that dates messages, and the dispatcher's wake-up. The kv capability holds
@@ -61,7 +79,7 @@ impl QueueCtx {
         now_ms: u64,
     ) -> Result<NewMessage, Error> {
         self.new_message(m.topic, m.payload, m.delay_ms, now_ms)
-            .map_err(Error::Invalid)
+            .map_err(|e| Error::Invalid(e.to_string()))
     }
 
     fn new_message(
@@ -70,18 +88,15 @@ impl QueueCtx {
         payload: Vec<u8>,
         delay_ms: u64,
         now_ms: u64,
-    ) -> Result<NewMessage, String> {
+    ) -> Result<NewMessage, QueueError> {
         if !self.caller.policy.may_send(&topic) {
-            return Err(format!(
-                "component `{}` may not send to topic `{topic}` (policy)",
-                self.caller.component
-            ));
+            return Err(QueueError::NotAllowed {
+                component: self.caller.component.clone(),
+                topic,
+            });
         }
         if payload.len() > MAX_PAYLOAD {
-            return Err(format!(
-                "payload is {} bytes; the limit is {MAX_PAYLOAD}",
-                payload.len()
-            ));
+            return Err(QueueError::TooLarge(payload.len()));
         }
         Ok(NewMessage {
             tenant: self.caller.tenant.id.clone(),
@@ -93,22 +108,19 @@ impl QueueCtx {
     }
 
     /// Refuse `adding` messages that would take the tenant past its queue depth.
-    pub(super) async fn check_queue_depth(&mut self, adding: u64) -> Result<(), String> {
+    pub(super) async fn check_queue_depth(&mut self, adding: u64) -> Result<(), QueueError> {
         let tenant = &self.caller.tenant;
         let Some(max) = tenant.quotas.queue_depth else {
             return Ok(());
         };
-        let pending = self
-            .store
-            .pending(&tenant.id)
-            .await
-            .map_err(|e| e.to_string())?;
+        let pending = self.store.pending(&tenant.id).await?;
         if pending + adding > max {
             tenant.metrics.quota_hit("queue_depth");
-            return Err(format!(
-                "tenant `{}` has {pending} messages waiting; its queue_depth quota is {max}",
-                tenant.id
-            ));
+            return Err(QueueError::Depth {
+                tenant: tenant.id.clone(),
+                pending,
+                max,
+            });
         }
         Ok(())
     }
@@ -123,10 +135,10 @@ impl queue::Host for QueueCtx {
     ) -> wasmtime::Result<Result<String, String>> {
         let msg = match self.new_message(topic, payload, delay_ms, self.now_ms()) {
             Ok(m) => m,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(Err(e.to_string())),
         };
         if let Err(e) = self.check_queue_depth(1).await {
-            return Ok(Err(e));
+            return Ok(Err(e.to_string()));
         }
         match self.store.enqueue(msg).await {
             Ok(id) => {

@@ -62,8 +62,26 @@ impl WebhookCtx {
 
 impl webhook::Host for WebhookCtx {
     async fn deliver(&mut self, request: Request) -> wasmtime::Result<Result<u16, String>> {
-        Ok(self.deliver_webhook(request).await)
+        Ok(self
+            .deliver_webhook(request)
+            .await
+            .map_err(|e| e.to_string()))
     }
+}
+
+/// Why a webhook was not delivered (the guest gets the message).
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// The request itself is wrong: url, size, id, payload type.
+    #[error("{0}")]
+    Invalid(String),
+    /// The destination is not one this component may post to.
+    #[error("{0}")]
+    Denied(String),
+    #[error("delivery failed: {0}")]
+    Failed(String),
+    #[error("no answer within {} ms", .0.as_millis())]
+    NoAnswer(Duration),
 }
 
 /// The paths of this host a webhook may go to.
@@ -109,44 +127,46 @@ impl WebhookCtx {
             || ip.is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
     }
 
-    async fn deliver_webhook(&mut self, request: Request) -> Result<u16, String> {
+    async fn deliver_webhook(&mut self, request: Request) -> Result<u16, WebhookError> {
         let uri: hyper::Uri = request
             .url
             .parse()
-            .map_err(|e| format!("invalid url: {e}"))?;
+            .map_err(|e| WebhookError::Invalid(format!("invalid url: {e}")))?;
         if uri.scheme_str() != Some("http") {
-            return Err("only http:// webhook urls are supported by this host".into());
+            return Err(WebhookError::Invalid(
+                "only http:// webhook urls are supported by this host".into(),
+            ));
         }
         let host = uri.host().unwrap_or_default();
         let port = uri.port_u16().unwrap_or(80);
         let path = normalized(uri.path());
         let is_self = self.is_own_address(host, port);
         let operator_route = path.starts_with("/admin") || path.starts_with("/metrics");
+        let component = &self.caller.component;
         if operator_route || (is_self && !path.starts_with(OWN_RECEIVERS)) {
-            return Err(format!(
-                "component `{}` may not post to {path} (only webhook receivers)",
-                self.caller.component
-            ));
+            return Err(WebhookError::Denied(format!(
+                "component `{component}` may not post to {path} (only webhook receivers)"
+            )));
         }
         if !self.caller.policy.may_post_to(host, port, is_self) {
-            return Err(format!(
-                "component `{}` may not post to {host}:{port} (policy)",
-                self.caller.component
-            ));
+            return Err(WebhookError::Denied(format!(
+                "component `{component}` may not post to {host}:{port} (policy)"
+            )));
         }
         if request.payload.len() > MAX_PAYLOAD {
-            return Err(format!("payload exceeds {MAX_PAYLOAD} bytes"));
+            return Err(WebhookError::Invalid(format!(
+                "payload exceeds {MAX_PAYLOAD} bytes"
+            )));
         }
         if request.webhook_id.is_empty() || request.webhook_id.len() > 256 {
-            return Err("webhook-id must be 1 to 256 bytes".into());
+            return Err(WebhookError::Invalid(
+                "webhook-id must be 1 to 256 bytes".into(),
+            ));
         }
         let codec = &self.codec;
-        let desc = codec
-            .message(&request.message_type)
-            .map_err(|e| e.to_string())?;
-        let body = codec
-            .to_json(&desc, &request.payload)
-            .map_err(|e| e.to_string())?;
+        let invalid = |e: anyhow::Error| WebhookError::Invalid(format!("{e:#}"));
+        let desc = codec.message(&request.message_type).map_err(invalid)?;
+        let body = codec.to_json(&desc, &request.payload).map_err(invalid)?;
         let now_ms = self.clock.now_ms();
         let timestamp = now_ms / 1000;
         let keys = self.caller.tenant.webhook_keys();
@@ -164,12 +184,12 @@ impl WebhookCtx {
             // Whose key signed it: the receiving tacos host verifies with it.
             .header(crate::tenancy::TENANT_HEADER, &self.caller.tenant.id)
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| WebhookError::Invalid(e.to_string()))?;
         let budget = self.caller.remaining().min(TIMEOUT);
         match tokio::time::timeout(budget, self.http.request(req)).await {
             Ok(Ok(resp)) => Ok(resp.status().as_u16()),
-            Ok(Err(e)) => Err(format!("delivery failed: {e}")),
-            Err(_) => Err(format!("no answer within {} ms", budget.as_millis())),
+            Ok(Err(e)) => Err(WebhookError::Failed(e.to_string())),
+            Err(_) => Err(WebhookError::NoAnswer(budget)),
         }
     }
 }

@@ -96,13 +96,11 @@ pub(super) async fn rotate(
 }
 
 /// Another host rotated `tenant`'s keys: take them from the store.
-pub(super) async fn reload(runtime: &crate::runtime::Runtime, id: &str) -> Result<(), String> {
+pub(super) async fn reload(runtime: &crate::runtime::Runtime, id: &str) -> anyhow::Result<()> {
     let Some(tenant) = runtime.tenant(id) else {
         return Ok(()); // not served here; it loads its keys when it is
     };
-    let keys = WebhookKeys::load_or_create(runtime.kv.as_ref(), id)
-        .await
-        .map_err(|e| format!("{e:#}"))?;
+    let keys = WebhookKeys::load_or_create(runtime.kv.as_ref(), id).await?;
     tenant.set_webhook_keys(keys);
     Ok(())
 }

@@ -25,23 +25,23 @@ pub async fn run(shared: Arc<Shared>, sync: Arc<Sync>) {
 
 async fn replay(shared: &Shared, change: Change, body: &[u8]) {
     let runtime = &shared.runtime;
-    let outcome: Result<(), String> = match &change {
+    let outcome: anyhow::Result<()> = match &change {
         Change::Swap { service } => match deploy::swap_request(service, body) {
-            Ok(req) => runtime.swap(req).await.map(drop).map_err(|e| e.to_string()),
-            Err(e) => Err(e),
+            Ok(req) => runtime.swap(req).await.map(drop).map_err(Into::into),
+            Err(e) => Err(anyhow::anyhow!(e)),
         },
         Change::Rollback { service } => runtime
             .rollback(service)
             .await
             .map(drop)
-            .map_err(|e| e.to_string()),
+            .map_err(Into::into),
         Change::TenantPut { id } => match tenants::spec(id, body) {
             Ok(spec) => runtime
                 .apply_tenant(spec)
                 .await
                 .map(drop)
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e),
+                .map_err(Into::into),
+            Err(e) => Err(anyhow::anyhow!(e)),
         },
         Change::TenantRemove { id } => {
             runtime.remove_tenant(id).await;
@@ -51,6 +51,8 @@ async fn replay(shared: &Shared, change: Change, body: &[u8]) {
     };
     match outcome {
         Ok(()) => tracing::info!(?change, "applied another host's change"),
-        Err(e) => tracing::error!(?change, error = %e, "another host's change does not apply here"),
+        Err(e) => {
+            tracing::error!(?change, error = %format!("{e:#}"), "another host's change does not apply here")
+        }
     }
 }

@@ -106,20 +106,23 @@ impl Default for Limits {
 /// The longest deadline a policy or quota may give one call (10 minutes).
 pub const MAX_DEADLINE_MS: u64 = 600_000;
 
+/// Limits no call could run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitsError {
+    #[error("deadline_ms {0} is not from 1 to {MAX_DEADLINE_MS}")]
+    Deadline(u64),
+    #[error("memory_mb {0} is not from 1 to 4096")]
+    Memory(u64),
+}
+
 impl Limits {
     /// Refuse limits no call could run with.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), LimitsError> {
         if !(1..=MAX_DEADLINE_MS).contains(&self.deadline_ms) {
-            return Err(format!(
-                "deadline_ms {} is not from 1 to {MAX_DEADLINE_MS}",
-                self.deadline_ms
-            ));
+            return Err(LimitsError::Deadline(self.deadline_ms));
         }
         if !(1..=4096).contains(&self.memory_mb) {
-            return Err(format!(
-                "memory_mb {} is not from 1 to 4096",
-                self.memory_mb
-            ));
+            return Err(LimitsError::Memory(self.memory_mb));
         }
         Ok(())
     }

@@ -62,6 +62,14 @@ impl Served {
     }
 }
 
+/// A host name another tenant has already.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("host name `{host}` already picks tenant `{tenant}`")]
+pub struct HostTaken {
+    pub host: String,
+    pub tenant: String,
+}
+
 /// A served tenant reads as its tenant: `served.id`, `served.quotas`.
 impl Deref for Served {
     type Target = Tenant;
@@ -109,12 +117,15 @@ impl Tenants {
 
     /// This table with `tenant` added or replaced. A host name another
     /// tenant already has is refused.
-    pub fn with(&self, tenant: Arc<Served>) -> Result<Tenants, String> {
+    pub fn with(&self, tenant: Arc<Served>) -> Result<Tenants, HostTaken> {
         let mut next = self.without(&tenant.id);
         for host in &tenant.hosts {
             let host = host.to_ascii_lowercase();
             if let Some(other) = next.by_host.get(&host) {
-                return Err(format!("host name `{host}` already picks tenant `{other}`"));
+                return Err(HostTaken {
+                    host,
+                    tenant: other.clone(),
+                });
             }
             next.by_host.insert(host, tenant.id.clone());
         }

@@ -10,10 +10,11 @@
 //! routing to it and keeps its data: re-adding it finds everything, and its
 //! queued messages wait (see the dispatcher) rather than being lost.
 
+use super::served::HostTaken;
 use super::{CallError, ComponentVersion, Runtime, Served, Slot, Tenants, component};
 use crate::metrics::Metrics;
 use crate::tenancy::rate::{Rate, TenantBucket};
-use crate::tenancy::{self, Quotas, Secrets, Tenant, TenantParts, TenantSpec};
+use crate::tenancy::{self, Quotas, Secrets, SpecError, Tenant, TenantParts, TenantSpec};
 use anyhow::Context;
 use prost::Message;
 use std::sync::Arc;
@@ -40,8 +41,23 @@ pub(super) fn system_tenant() -> Served {
 /// Why a tenant was not applied; what ran before keeps running.
 #[derive(Debug, thiserror::Error)]
 pub enum TenantError {
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    HostTaken(#[from] HostTaken),
+    #[error(
+        "tenant `{tenant}` overrides service `{service}`, which the bundle does not have (services: {known})"
+    )]
+    UnknownService {
+        tenant: String,
+        service: String,
+        known: String,
+    },
+    #[error("tenant `{tenant}`: auth: {reason:#}")]
+    Auth {
+        tenant: String,
+        reason: anyhow::Error,
+    },
     #[error("tenant `{tenant}` refused, nothing changed: {reason:#}")]
     Refused {
         tenant: String,
@@ -52,8 +68,8 @@ pub enum TenantError {
 impl TenantError {
     pub fn code(&self) -> ErrorCode {
         match self {
-            TenantError::Invalid(_) => ErrorCode::InvalidArgument,
             TenantError::Refused { .. } => ErrorCode::FailedPrecondition,
+            _ => ErrorCode::InvalidArgument,
         }
     }
 }
@@ -75,20 +91,23 @@ impl Runtime {
         spec: TenantSpec,
     ) -> Result<(Arc<Served>, bool), TenantError> {
         let _one_at_a_time = self.tenants_lock.lock().await;
-        tenancy::check_id(&spec.id).map_err(TenantError::Invalid)?;
-        spec.quotas.check().map_err(TenantError::Invalid)?;
+        tenancy::check_id(&spec.id)?;
+        spec.quotas.check()?;
         if let Some(name) = spec.services.keys().find(|n| self.slot(n).is_none()) {
             let known: Vec<&str> = self.slots.iter().map(|s| s.name.as_str()).collect();
-            return Err(TenantError::Invalid(format!(
-                "tenant `{}` overrides service `{name}`, which the bundle does not have (services: {})",
-                spec.id,
-                known.join(", ")
-            )));
+            return Err(TenantError::UnknownService {
+                tenant: spec.id.clone(),
+                service: name.clone(),
+                known: known.join(", "),
+            });
         }
         let auth = match &spec.auth {
-            Some(a) => Some(Arc::new(crate::auth::Auth::for_tenant(a).map_err(|e| {
-                TenantError::Invalid(format!("tenant `{}`: auth: {e:#}", spec.id))
-            })?)),
+            Some(a) => Some(Arc::new(crate::auth::Auth::for_tenant(a).map_err(
+                |reason| TenantError::Auth {
+                    tenant: spec.id.clone(),
+                    reason,
+                },
+            )?)),
             None => None,
         };
         let refused = |reason: anyhow::Error| TenantError::Refused {
@@ -138,11 +157,7 @@ impl Runtime {
             events: spec.events.unwrap_or_else(|| self.events.clone()),
         });
         let tenant = Arc::new(Served::new(Arc::new(tenant), slots, own));
-        let next = self
-            .tenants
-            .load()
-            .with(tenant.clone())
-            .map_err(TenantError::Invalid)?;
+        let next = self.tenants.load().with(tenant.clone())?;
         self.tenants.store(Arc::new(next));
         tracing::info!(tenant = %tenant.id, own = ?tenant.own, created = previous.is_none(), "tenant applied");
         Ok((tenant, previous.is_none()))

@@ -48,10 +48,21 @@ pub const TENANT_HEADER: &str = "x-tenant-id";
 /// The JWT claim that names the tenant a user token is for.
 pub const TENANT_CLAIM: &str = "tenant";
 
+/// Why a tenant's spec is refused before anything is built for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("tenant id `{0}` must be 1 to 63 lowercase letters, digits and '-' (a DNS label)")]
+    BadId(String),
+    #[error("quota {0} must be at least 1")]
+    ZeroQuota(&'static str),
+    #[error("quota deadline_ms must be at most {0}")]
+    DeadlineTooLong(u64),
+}
+
 /// Whether `id` may name a tenant: a DNS label (1 to 63 lowercase letters,
 /// digits and `-`, not starting or ending with `-`), so it can be a host name's
 /// first label and can never contain the `/` that separates key scopes.
-pub fn check_id(id: &str) -> Result<(), String> {
+pub fn check_id(id: &str) -> Result<(), SpecError> {
     let ok = !id.is_empty()
         && id.len() <= 63
         && id
@@ -62,9 +73,7 @@ pub fn check_id(id: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "tenant id `{id}` must be 1 to 63 lowercase letters, digits and '-' (a DNS label)"
-        ))
+        Err(SpecError::BadId(id.to_string()))
     }
 }
 

@@ -65,7 +65,7 @@ impl Quotas {
     }
 
     /// Zero quotas make a tenant unusable; say so at load.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), super::SpecError> {
         let zero = [
             ("memory_mb", self.memory_mb.map(u64::from)),
             ("deadline_ms", self.deadline_ms),
@@ -80,13 +80,12 @@ impl Quotas {
         .into_iter()
         .find(|(_, v)| *v == Some(0));
         if let Some((name, _)) = zero {
-            return Err(format!("quota {name} must be at least 1"));
+            return Err(super::SpecError::ZeroQuota(name));
         }
         match self.deadline_ms {
-            Some(ms) if ms > crate::policy::MAX_DEADLINE_MS => Err(format!(
-                "quota deadline_ms must be at most {}",
-                crate::policy::MAX_DEADLINE_MS
-            )),
+            Some(ms) if ms > crate::policy::MAX_DEADLINE_MS => Err(
+                super::SpecError::DeadlineTooLong(crate::policy::MAX_DEADLINE_MS),
+            ),
             _ => Ok(()),
         }
     }
@@ -178,6 +177,9 @@ mod tests {
             concurrent_calls: Some(0),
             ..Quotas::default()
         };
-        assert!(zero.check().unwrap_err().contains("concurrent_calls"));
+        assert_eq!(
+            zero.check(),
+            Err(super::super::SpecError::ZeroQuota("concurrent_calls"))
+        );
     }
 }
