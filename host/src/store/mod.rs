@@ -15,6 +15,7 @@ pub mod embedded;
 pub mod open;
 pub mod redis;
 pub mod routed;
+pub(crate) mod usage;
 
 use async_trait::async_trait;
 
@@ -22,8 +23,6 @@ use async_trait::async_trait;
 /// `TransactWriteItems` takes 100 items, and a transaction also writes its
 /// tenant's usage.
 pub const MAX_TRANSACT_OPS: usize = 99;
-/// What a counter costs in the usage figures, besides its key: an i64.
-pub(crate) const COUNTER_BYTES: usize = 8;
 /// The largest value (DynamoDB's item limit, less room for the key).
 pub const MAX_VALUE_BYTES: usize = 390 * 1024;
 /// The longest key, scope included.

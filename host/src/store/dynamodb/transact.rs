@@ -5,7 +5,8 @@
 use super::{
     Current, DynamoStore, Item, built, expiry, item_key, n, num, outbox, primary, s, unavailable,
 };
-use crate::store::{COUNTER_BYTES, Condition, Op, StoreError, StoreResult, tenant_of};
+use crate::store::usage::UsageDelta;
+use crate::store::{Condition, Op, StoreError, StoreResult};
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
 };
@@ -29,25 +30,6 @@ fn as_read(read: Option<AttributeValue>, attr: &str) -> (String, Option<Item>) {
 /// The usage item a write to `key` counts in (any would do: usage is their sum).
 pub(super) fn usage_shard(key: &str) -> u64 {
     key.bytes().fold(0u64, |h, c| h.wrapping_mul(31) ^ c as u64) % super::USAGE_SHARDS
-}
-
-/// Usage changes by tenant: (tenant, keys, bytes, shard).
-#[derive(Default)]
-struct UsageDelta(Vec<(String, i64, i64, u64)>);
-
-impl UsageDelta {
-    fn add(&mut self, key: &str, keys: i64, bytes: i64) {
-        let tenant = tenant_of(key);
-        match self.0.iter_mut().find(|(t, ..)| t == tenant) {
-            Some((_, k, b, _)) => {
-                *k += keys;
-                *b += bytes;
-            }
-            None => self
-                .0
-                .push((tenant.to_string(), keys, bytes, usage_shard(key))),
-        }
-    }
 }
 
 /// The write adding `keys` and `bytes` to one of a tenant's usage items.
@@ -188,10 +170,7 @@ impl DynamoStore {
                         item.insert("ve".into(), n(exp));
                         item.insert("xs".into(), s(expiry::shard(key)));
                     }
-                    match value_read {
-                        Some(c) => usage.add(key, 0, value.len() as i64 - c.len as i64),
-                        None => usage.add(key, 1, (key.len() + value.len()) as i64),
-                    }
+                    usage.put(key, value.len(), value_read.map(|c| c.len));
                     results.push(version);
                     let put = Put::builder()
                         .table_name(&self.table)
@@ -204,9 +183,7 @@ impl DynamoStore {
                 }
                 Op::Delete { key, .. } => {
                     results.push(0);
-                    if let Some(c) = value_read {
-                        usage.add(key, -1, -((key.len() as u64 + c.len) as i64));
-                    }
+                    usage.remove(key, value_read.map(|c| c.len));
                     let delete = Delete::builder()
                         .table_name(&self.table)
                         .set_key(Some(item_key("v#", key)))
@@ -233,7 +210,7 @@ impl DynamoStore {
                         _ => None,
                     };
                     if current.is_none() {
-                        usage.add(key, 1, (key.len() + COUNTER_BYTES) as i64);
+                        usage.counter_created(key);
                     }
                     let next = current.unwrap_or(0).checked_add(*delta).ok_or_else(|| {
                         StoreError::Invalid(format!("counter {key} would overflow"))
@@ -269,10 +246,9 @@ impl DynamoStore {
             };
             items.push(item);
         }
-        for (tenant, keys, bytes, shard) in usage.0 {
-            if keys != 0 || bytes != 0 {
-                items.push(usage_item(&self.table, tenant, keys, bytes, shard)?);
-            }
+        for d in usage.changed() {
+            let shard = usage_shard(&d.first_key);
+            items.push(usage_item(&self.table, d.tenant, d.keys, d.bytes, shard)?);
         }
         if items.len() > 100 {
             return Err(StoreError::Invalid(format!(
@@ -328,8 +304,11 @@ impl DynamoStore {
             .and_then(|a| num::<i64>(&a, "cn"));
         if old.is_none() {
             let mut usage = UsageDelta::default();
-            usage.add(key, 1, (key.len() + COUNTER_BYTES) as i64);
-            let (tenant, keys, bytes, shard) = usage.0.remove(0);
+            usage.counter_created(key);
+            let Some(d) = usage.changed().next() else {
+                return Ok(old.unwrap_or(0) + delta);
+            };
+            let (tenant, keys, bytes, shard) = (d.tenant, d.keys, d.bytes, usage_shard(key));
             self.client
                 .update_item()
                 .table_name(&self.table)

@@ -12,9 +12,8 @@
 mod queue;
 mod writer;
 
-use super::{
-    COUNTER_BYTES, Entry, KvStore, Op, StoreError, StoreResult, Usage, tenant_of, validate_ops,
-};
+use super::usage::UsageDelta;
+use super::{Entry, KvStore, Op, StoreError, StoreResult, Usage, validate_ops};
 use crate::clock::Clock;
 use anyhow::Context;
 use async_trait::async_trait;
@@ -143,52 +142,37 @@ impl EmbeddedStore {
                     });
                     if let Some(len) = expired {
                         kv.remove(key.as_str())?;
-                        usage.add(key, -1, -((key.len() + len) as i64));
+                        usage.remove(key, Some(len as u64));
                         removed += 1;
                     }
                     index.remove((*at, key.as_str()))?;
                 }
-                usage.apply(txn)?;
+                apply_usage(usage, txn)?;
                 Ok(Ok(removed))
             })
             .await
     }
 }
 
-/// Usage changes of one write, by tenant, applied to [`USAGE`] at its end.
-#[derive(Default)]
-struct UsageDelta(Vec<(String, i64, i64)>);
-
-impl UsageDelta {
-    fn add(&mut self, key: &str, keys: i64, bytes: i64) {
-        let tenant = tenant_of(key);
-        match self.0.iter_mut().find(|(t, ..)| t == tenant) {
-            Some((_, k, b)) => {
-                *k += keys;
-                *b += bytes;
-            }
-            None => self.0.push((tenant.to_string(), keys, bytes)),
-        }
+/// Store a write's usage changes in [`USAGE`].
+fn apply_usage(usage: UsageDelta, txn: &WriteTransaction) -> Result<(), redb::Error> {
+    let mut changed = usage.changed().peekable();
+    if changed.peek().is_none() {
+        return Ok(());
     }
-
-    fn apply(self, txn: &WriteTransaction) -> Result<(), redb::Error> {
-        if self.0.iter().all(|(_, k, b)| *k == 0 && *b == 0) {
-            return Ok(());
-        }
-        let mut table = txn.open_table(USAGE)?;
-        for (tenant, keys, bytes) in self.0 {
-            let (k, b) = table
-                .get(tenant.as_str())?
-                .map(|v| v.value())
-                .unwrap_or((0, 0));
-            let next = (
-                k.saturating_add_signed(keys),
-                b.saturating_add_signed(bytes),
-            );
-            table.insert(tenant.as_str(), next)?;
-        }
-        Ok(())
+    let mut table = txn.open_table(USAGE)?;
+    for d in changed {
+        let (k, b) = table
+            .get(d.tenant.as_str())?
+            .map(|v| v.value())
+            .unwrap_or((0, 0));
+        let next = (
+            k.saturating_add_signed(d.keys),
+            b.saturating_add_signed(d.bytes),
+        );
+        table.insert(d.tenant.as_str(), next)?;
     }
+    Ok(())
 }
 
 /// Count every tenant's usage from scratch.
@@ -197,14 +181,14 @@ fn recount_usage(txn: &WriteTransaction) -> Result<(), redb::Error> {
     for item in txn.open_table(KV)?.iter()? {
         let (k, v) = item?;
         let value = v.value().len().saturating_sub(HEADER);
-        usage.add(k.value(), 1, (k.value().len() + value) as i64);
+        usage.put(k.value(), value, None);
     }
     for item in txn.open_table(COUNTERS)?.iter()? {
         let (k, _) = item?;
-        usage.add(k.value(), 1, (k.value().len() + COUNTER_BYTES) as i64);
+        usage.counter_created(k.value());
     }
     txn.open_table(USAGE)?;
-    usage.apply(txn)
+    apply_usage(usage, txn)
 }
 
 fn apply_ops(
@@ -260,24 +244,19 @@ fn apply_ops(
                 if exp != 0 {
                     expiry.insert((exp, key.as_str()), ())?;
                 }
-                match old_len {
-                    Some(old) => usage.add(key, 0, value.len() as i64 - old as i64),
-                    None => usage.add(key, 1, (key.len() + value.len()) as i64),
-                }
+                usage.put(key, value.len(), old_len.map(|l| l as u64));
                 out.push(version);
             }
             Op::Delete { key, .. } => {
                 kv.remove(key.as_str())?;
-                if let Some(old) = old_len {
-                    usage.add(key, -1, -((key.len() + old) as i64));
-                }
+                usage.remove(key, old_len.map(|l| l as u64));
                 out.push(0);
             }
             Op::Check { .. } => out.push(0),
             Op::Add { key, delta } => {
                 let current = counters.get(key.as_str())?.map(|v| v.value());
                 if current.is_none() {
-                    usage.add(key, 1, (key.len() + COUNTER_BYTES) as i64);
+                    usage.counter_created(key);
                 }
                 let next = current.unwrap_or(0).saturating_add(*delta);
                 counters.insert(key.as_str(), next)?;
@@ -287,7 +266,7 @@ fn apply_ops(
         }
     }
     drop((kv, counters, expiry));
-    usage.apply(txn)?;
+    apply_usage(usage, txn)?;
     Ok(Ok(out))
 }
 
