@@ -330,3 +330,36 @@ async fn swaps_and_tenant_changes_reach_every_host() {
         .and_then(|n| n.parse::<f64>().ok());
     assert!(requests.is_some_and(|n| n > 0.0), "{metrics}");
 }
+
+/// Duplicates of one request on different hosts get one answer: the host
+/// whose duplicate finds the first still running waits for it (the pipeline
+/// retries a `CONCURRENT_MODIFICATION`) instead of failing, as on one host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_on_two_hosts_hold_once_and_answer_alike() {
+    let Some(cluster) = Cluster::start(Shared::Redis, 2) else {
+        return;
+    };
+    let hosts: Arc<Vec<Client>> = Arc::new(cluster.clients());
+    hosts[0].create_event("dup", 10, 1_000, 1_000).await;
+    let waiting = hosts[0].join("dup", "ann").await;
+    cluster.advance(1.0).await;
+    let token = hosts[1].enter(&waiting).await;
+    let mut tries = Vec::new();
+    for i in 0..20 {
+        let (hosts, token) = (hosts.clone(), token.clone());
+        tries.push(tokio::spawn(async move {
+            hosts[i % 2].hold("dup", "ann", &token, &["A-3"], "same-key").await
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tries {
+        answers.push(t.await.unwrap());
+    }
+    assert!(
+        answers.iter().all(|a| a == &answers[0]) && answers[0].0 == 200,
+        "one answer for every duplicate on either host: {answers:?}"
+    );
+    let seats = hosts[1].seats("dup").await;
+    let held = seats.values().filter(|s| *s == "SEAT_STATUS_RESERVED");
+    assert_eq!(held.count(), 1, "{seats:?}");
+}

@@ -11,7 +11,11 @@
 //!    request under the same key, or wait for a duplicate in flight
 //!    ([`super::idempotency`]);
 //! 4. the component call, with the tenant, trace and deadline
-//!    (`Runtime::call_served`);
+//!    (`Runtime::call_served`); an answer of `CONCURRENT_MODIFICATION` (the
+//!    component changed nothing: a duplicate of this request is running on
+//!    another host, or a write raced) is retried with backoff within the
+//!    deadline, so a duplicate gets the first request's answer on every host,
+//!    as it does on one ([`retry_pause`]);
 //! 5. the answer recorded under the key.
 
 use super::admission::Admitted;
@@ -124,10 +128,22 @@ impl Edge {
             }
         };
         let ctx = runtime.context(tenant, trace.into(), call.timeout);
-        let (result, version) = runtime
-            .call_served(&ctx, call.service, call.method, &message)
-            .await;
-        let result = result.map_err(|e| e.to_proto(trace));
+        let mut attempt = 0;
+        let (result, version) = loop {
+            let (result, version) = runtime
+                .call_served(&ctx, call.service, call.method, &message)
+                .await;
+            let result = result.map_err(|e| e.to_proto(trace));
+            let contended =
+                matches!(&result, Err(e) if e.code == ErrorCode::ConcurrentModification as i32);
+            match retry_pause(attempt) {
+                Some(pause) if contended && pause < ctx.remaining() => {
+                    tokio::time::sleep(pause).await;
+                    attempt += 1;
+                }
+                _ => break (result, version),
+            }
+        };
         if let Some(ticket) = ticket {
             ticket.finish(&result).await;
         }
@@ -136,5 +152,27 @@ impl Edge {
             version,
             replayed: false,
         })
+    }
+}
+
+/// How long to wait before retrying a call answered `CONCURRENT_MODIFICATION`
+/// for the `attempt`th time: 5 ms doubling to 320 ms, then give up (about
+/// 0.6 s in all); the answer goes back as it is then.
+fn retry_pause(attempt: u32) -> Option<Duration> {
+    (attempt < 7).then(|| Duration::from_millis(5 << attempt))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry_pause;
+    use std::time::Duration;
+
+    #[test]
+    fn contended_calls_back_off_then_give_up() {
+        assert_eq!(retry_pause(0), Some(Duration::from_millis(5)));
+        assert_eq!(retry_pause(6), Some(Duration::from_millis(320)));
+        assert_eq!(retry_pause(7), None);
+        let total: Duration = (0..10).filter_map(retry_pause).sum();
+        assert_eq!(total, Duration::from_millis(635));
     }
 }
