@@ -348,7 +348,9 @@ async fn duplicates_on_two_hosts_hold_once_and_answer_alike() {
     for i in 0..20 {
         let (hosts, token) = (hosts.clone(), token.clone());
         tries.push(tokio::spawn(async move {
-            hosts[i % 2].hold("dup", "ann", &token, &["A-3"], "same-key").await
+            hosts[i % 2]
+                .hold("dup", "ann", &token, &["A-3"], "same-key")
+                .await
         }));
     }
     let mut answers = Vec::new();

@@ -36,8 +36,13 @@ pub fn build(cache_dir: &Path) -> anyhow::Result<Engine> {
     // lifts). Without it a store's drop skips the concurrent-task teardown,
     // which builds an error (and, under RUST_BACKTRACE, a backtrace) per call.
     config.concurrency_support(false);
-    // `TACOS_WASM_PROFILER=perfmap` names compiled guest functions for `perf`.
+    // `TACOS_WASM_PROFILER=perfmap` names compiled guest functions for `perf`
+    // (a build with `--features tacos-host/profiling`).
     if std::env::var("TACOS_WASM_PROFILER").as_deref() == Ok("perfmap") {
+        anyhow::ensure!(
+            cfg!(feature = "profiling"),
+            "TACOS_WASM_PROFILER needs a host built with `--features tacos-host/profiling`"
+        );
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
 
