@@ -50,10 +50,10 @@ pub fn bearer(secret: &str, user: &str) -> anyhow::Result<String> {
 
 /// [`bearer`] for a user of `tenant` (a `tenant` claim).
 pub fn bearer_for(secret: &str, tenant: Option<&str>, user: &str) -> anyhow::Result<String> {
-    let now_s = tacos_host::clock::system_now_ms() / 1000;
+    let now_s = tacos_host::foundations::clock::system_now_ms() / 1000;
     Ok(format!(
         "Bearer {}",
-        tacos_host::auth::mint_for(secret, tenant, user, now_s, 86_400)?
+        tacos_host::foundations::auth::mint_for(secret, tenant, user, now_s, 86_400)?
     ))
 }
 

@@ -41,17 +41,7 @@ fn main() -> ExitCode {
         );
     }
     let cli = Cli::parse_from(std::iter::once(program).chain(rest));
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
+    tacos_host::cli::run(async {
         match cli.bench {
             Bench::FlashSale(args) => flash_sale::flash_sale(args).await,
             Bench::Route(args) => route::route(args).await,
@@ -60,12 +50,5 @@ fn main() -> ExitCode {
             Bench::Tenants(args) => tenants::tenants(args).await,
             Bench::Stores(args) => stores::stores(args).await,
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }

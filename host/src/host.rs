@@ -1,12 +1,12 @@
 //! A running host, assembled: store, clock, tenant, runtime, queue dispatcher,
 //! edge. `tacos up` and the integration tests start hosts the same way.
 
-use crate::auth::{Auth, AuthOptions};
 use crate::bundle::{BUILT_COMPONENTS_DIR, Bundle};
-use crate::clock::{Clock, system_now_ms};
 use crate::edge::conn::ConnLimits;
 use crate::edge::limits::RateLimits;
 use crate::edge::{Edge, Shared};
+use crate::foundations::auth::{Auth, AuthOptions};
+use crate::foundations::clock::{Clock, system_now_ms};
 use crate::queue::Dispatcher;
 use crate::runtime::{Runtime, RuntimeParts, Settings};
 use crate::store::open::Stores;
@@ -42,7 +42,7 @@ pub fn admin_token(
         )),
         None => {
             let path = data_dir.join(ADMIN_TOKEN_FILE);
-            let token = crate::auth::stored_secret(&path)?;
+            let token = crate::foundations::auth::stored_secret(&path)?;
             Ok((
                 Some(token),
                 format!(
@@ -142,7 +142,10 @@ impl Host {
         let store = stores.kv.clone();
         if opts.virtual_clock {
             // Virtual time continues where it stopped, so due times keep their meaning.
-            match store.meta_get(crate::clock::VIRTUAL_NOW_KEY).await? {
+            match store
+                .meta_get(crate::foundations::clock::VIRTUAL_NOW_KEY)
+                .await?
+            {
                 Some(raw) => {
                     let bytes: [u8; 8] = raw
                         .as_slice()
@@ -153,7 +156,7 @@ impl Host {
                 None => {
                     store
                         .meta_put(
-                            crate::clock::VIRTUAL_NOW_KEY,
+                            crate::foundations::clock::VIRTUAL_NOW_KEY,
                             clock.now_ms().to_le_bytes().to_vec(),
                         )
                         .await?

@@ -7,21 +7,15 @@
 //! below and every `crate::` path in `src/` and fails on an upward import.
 //! docs/architecture.md is the map, one paragraph a room.
 //!
-//! Reading order, bottom up: the foundations (clock, trace ids, signatures,
+//! Reading order, bottom up: [`foundations`] (clock, trace ids, signatures,
 //! JSON, policy, metrics, user auth); [`store`] keeps state and messages;
 //! [`tenancy`] says who a tenant is and what it may use; [`bundle`] what
 //! runs; [`capabilities`] what a component may do; [`runtime`] runs calls,
 //! swaps and tenants; [`queue`] delivers messages; [`edge`] speaks REST and
 //! gRPC; [`host`] assembles a running host; [`cli`] is the `tacos` command.
 
-// floor 1: foundations
-pub mod auth;
-pub mod clock;
-pub mod json;
-pub mod metrics;
-pub mod policy;
-pub mod signature;
-pub mod trace;
+// floor 1: clock, trace ids, signatures, JSON, policy, metrics, user auth
+pub mod foundations;
 
 // floor 2: state
 pub mod store;

@@ -147,6 +147,6 @@ async fn deadlines_no_call_could_run_with_are_refused() {
     );
     // A policy with one is refused too.
     let policy = "[defaults]\ndeadline_ms = 18446744073709551615\n";
-    let err = tacos_host::policy::Policy::parse(policy, "t").unwrap_err();
+    let err = tacos_host::foundations::policy::Policy::parse(policy, "t").unwrap_err();
     assert!(format!("{err:#}").contains("deadline_ms"), "{err:#}");
 }

@@ -152,7 +152,7 @@ async fn a_host_killed_mid_delivery_leaves_no_seat_held_forever() {
             .post("/admin/v1/clock/advance", json!({"seconds": 61}))
             .await
     });
-    let clock = std::sync::Arc::new(tacos_host::clock::Clock::virtual_at(0));
+    let clock = std::sync::Arc::new(tacos_host::foundations::clock::Clock::virtual_at(0));
     let queue = tacos_host::store::redis::RedisStore::connect(&cluster.redis.url(), "test:", clock)
         .await
         .unwrap();
@@ -161,7 +161,7 @@ async fn a_host_killed_mid_delivery_leaves_no_seat_held_forever() {
     for _ in 0..500 {
         let due = queue.next_due().await.unwrap().unwrap();
         // Leased: due no sooner than the lease's end, 90 s on.
-        if due > tacos_host::clock::system_now_ms() + 100_000 {
+        if due > tacos_host::foundations::clock::system_now_ms() + 100_000 {
             leased = true;
             break;
         }

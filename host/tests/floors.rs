@@ -1,7 +1,8 @@
 //! The host is a house with floors (see `src/lib.rs`): a module imports only
 //! from lower floors. This reads the floors from `src/lib.rs` and every
 //! `crate::` path of every file under `src/` (comments aside), and fails on
-//! an import from the module's own floor or above, naming file and line.
+//! an import from the module's own floor or above, naming file and line; on
+//! the ground floor (`foundations/`) no room may import another.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -126,6 +127,23 @@ fn every_import_goes_down_a_floor() {
                     .matches('\n')
                     .count();
             line += statement.matches('\n').count();
+            // The ground floor's rooms do not lean on one another either.
+            if module == "foundations" {
+                let room = rel
+                    .components()
+                    .nth(1)
+                    .map(|c| c.as_os_str().to_string_lossy());
+                let room = room.unwrap_or_default();
+                let room = room.trim_end_matches(".rs");
+                for other in statement.split("crate::foundations::").skip(1).map(head) {
+                    if other != room {
+                        upward.push(format!(
+                            "{}:{starts}: foundations/{room} imports foundations/{other}",
+                            rel.display()
+                        ));
+                    }
+                }
+            }
             for target in named(statement) {
                 let Some(&to) = floors.get(&target) else {
                     panic!(

@@ -268,7 +268,12 @@ async fn inventory_writes_and_unsigned_webhooks_are_shut_over_grpc() {
     let tenant = t.host.runtime().tenant("default").expect("default tenant");
     let msg = failed_webhook(id);
     let ts: u64 = now.parse().unwrap();
-    let sig = tacos_host::signature::sign(&tenant.webhook_keys().current, "wh_signed", ts, &msg);
+    let sig = tacos_host::foundations::signature::sign(
+        &tenant.webhook_keys().current,
+        "wh_signed",
+        ts,
+        &msg,
+    );
     let signed = vec![
         ("webhook-id", "wh_signed".to_string()),
         ("webhook-timestamp", now),

@@ -40,7 +40,7 @@ async fn call_as(
     body: Option<Value>,
 ) -> (u16, Value) {
     // The virtual clock starts at the system's time and moves minutes at most.
-    let auth = user.map(|u| bearer_at(tacos_host::clock::system_now_ms() / 1000, u));
+    let auth = user.map(|u| bearer_at(tacos_host::foundations::clock::system_now_ms() / 1000, u));
     let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
     request(
         http,

@@ -216,7 +216,7 @@ async fn a_rotated_secret_signs_beside_the_old_one_until_the_overlap_ends() {
             .unwrap();
             let now = t.host.runtime().clock.now_ms() / 1000;
             let body = br#"{"webhook_id": "wh_in"}"#;
-            let sig = tacos_host::signature::sign(&key, "wh_in", now, body);
+            let sig = tacos_host::foundations::signature::sign(&key, "wh_in", now, body);
             let now = now.to_string();
             let headers = [
                 ("webhook-id", "wh_in"),

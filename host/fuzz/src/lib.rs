@@ -9,10 +9,10 @@
 //! signed it; an archive never unpacks past its caps.
 
 use std::path::{Path, PathBuf};
-use tacos_host::auth::{Auth, AuthOptions};
 use tacos_host::bundle::{BUILT_COMPONENTS_DIR, Bundle, pack};
 use tacos_host::edge::routes;
-use tacos_host::json::Codec;
+use tacos_host::foundations::auth::{Auth, AuthOptions};
+use tacos_host::foundations::json::Codec;
 
 /// What the targets share: contracts, a verifier, a scratch directory.
 pub struct Ctx {
@@ -254,7 +254,7 @@ fn jwt(ctx: &Ctx, data: &[u8]) {
     if let Ok(claims) = ctx.auth.verify(Some(&header), NOW_S, NOW_S) {
         assert!(!claims.sub.is_empty() && claims.exp > NOW_S);
     }
-    let _ = tacos_host::auth::claimed_tenant(&header);
+    let _ = tacos_host::foundations::auth::claimed_tenant(&header);
 }
 
 fn jwt_seeds(_: &Ctx) -> Vec<Vec<u8>> {
@@ -262,7 +262,7 @@ fn jwt_seeds(_: &Ctx) -> Vec<Vec<u8>> {
         .iter()
         .flat_map(|user| {
             [None, Some("acme")].map(|tenant| {
-                let t = tacos_host::auth::mint_for(SECRET, tenant, user, NOW_S, 600)
+                let t = tacos_host::foundations::auth::mint_for(SECRET, tenant, user, NOW_S, 600)
                     .expect("minting a seed");
                 format!("Bearer {t}").into_bytes()
             })
@@ -276,7 +276,7 @@ fn webhook(_: &Ctx, data: &[u8]) {
     let (sig, body) = split(rest);
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     let (id, ts, sig) = (text(id), text(ts), text(sig));
-    let verified = tacos_host::signature::verify(
+    let verified = tacos_host::foundations::signature::verify(
         &[WEBHOOK_KEY],
         Some(&id),
         Some(&ts),
@@ -286,7 +286,7 @@ fn webhook(_: &Ctx, data: &[u8]) {
     );
     if verified.is_ok() {
         // Only the key that signed it verifies it.
-        let other = tacos_host::signature::verify(
+        let other = tacos_host::foundations::signature::verify(
             &[b"another-key"],
             Some(&id),
             Some(&ts),
@@ -302,7 +302,7 @@ fn webhook_seeds(_: &Ctx) -> Vec<Vec<u8>> {
     [&b"{}"[..], br#"{"webhook_id":"wh_1"}"#]
         .iter()
         .map(|body| {
-            let sig = tacos_host::signature::sign(WEBHOOK_KEY, "wh_1", NOW_S, body);
+            let sig = tacos_host::foundations::signature::sign(WEBHOOK_KEY, "wh_1", NOW_S, body);
             [b"wh_1\n", format!("{NOW_S}\n{sig}\n").as_bytes(), body].concat()
         })
         .collect()

@@ -13,7 +13,7 @@
 
 pub mod pack;
 
-use crate::policy::Policy;
+use crate::foundations::policy::Policy;
 use crate::store::open::StoreSettings;
 use crate::tenancy::{self, ComponentSource, DemoEvent, Quotas, ServiceOverride, TenantSpec};
 use anyhow::{Context, bail};
@@ -88,7 +88,7 @@ pub struct TenantManifest {
     pub events: Option<Vec<DemoEvent>>,
     /// The tenant's own token keys (its users are signed by these alone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth: Option<crate::auth::TenantAuth>,
+    pub auth: Option<crate::foundations::auth::TenantAuth>,
 }
 
 /// `[tenants.ID.services.NAME]`: a component or build of the tenant's own,

@@ -2,7 +2,7 @@
 
 use super::Has;
 use super::bindings::platform::clock;
-use crate::clock::Clock;
+use crate::foundations::clock::Clock;
 use std::sync::Arc;
 use wasmtime::component::Linker;
 

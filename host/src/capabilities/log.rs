@@ -3,7 +3,7 @@
 
 use super::bindings::platform::log::{self, Level};
 use super::{Caller, Has};
-use crate::metrics::Metrics;
+use crate::foundations::metrics::Metrics;
 use std::sync::Arc;
 use wasmtime::component::Linker;
 

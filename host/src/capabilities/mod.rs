@@ -27,7 +27,7 @@ pub mod rpc;
 pub mod token;
 pub mod webhook;
 
-use crate::policy::ComponentPolicy;
+use crate::foundations::policy::ComponentPolicy;
 use crate::tenancy::Tenant;
 use std::marker::PhantomData;
 use std::sync::Arc;

@@ -8,7 +8,7 @@
 use super::bindings::platform::kv::{Error, OutboxMessage};
 use super::bindings::platform::queue;
 use super::{Caller, Has};
-use crate::clock::Clock;
+use crate::foundations::clock::Clock;
 use crate::store::{NewMessage, QueueStore, StoreError};
 use std::sync::Arc;
 use tokio::sync::Notify;

@@ -15,8 +15,8 @@
 
 use super::bindings::platform::webhook::{self, Request};
 use super::{Caller, Has};
-use crate::clock::Clock;
-use crate::json::Codec;
+use crate::foundations::clock::Clock;
+use crate::foundations::json::Codec;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
@@ -170,8 +170,12 @@ impl WebhookCtx {
         let now_ms = self.clock.now_ms();
         let timestamp = now_ms / 1000;
         let keys = self.caller.tenant.webhook_keys();
-        let signature =
-            crate::signature::sign_all(&keys.active(now_ms), &request.webhook_id, timestamp, &body);
+        let signature = crate::foundations::signature::sign_all(
+            &keys.active(now_ms),
+            &request.webhook_id,
+            timestamp,
+            &body,
+        );
         let req = hyper::Request::post(uri)
             .header("content-type", "application/json")
             .header("webhook-id", &request.webhook_id)
@@ -179,7 +183,7 @@ impl WebhookCtx {
             .header("webhook-signature", signature)
             .header(
                 "traceparent",
-                crate::trace::traceparent(&self.caller.trace_id),
+                crate::foundations::trace::traceparent(&self.caller.trace_id),
             )
             // Whose key signed it: the receiving tacos host verifies with it.
             .header(crate::tenancy::TENANT_HEADER, &self.caller.tenant.id)

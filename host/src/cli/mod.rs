@@ -7,7 +7,7 @@ mod ops;
 mod store;
 mod tenants;
 
-use crate::auth::{self, AuthOptions};
+use crate::foundations::auth::{self, AuthOptions};
 use crate::host::{Host, HostOptions};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -182,17 +182,7 @@ where
 {
     let cli = Cli::parse_from(args);
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
+    run(async {
         match cli.command {
             Command::Up(args) => up(args).await,
             Command::Services(args) => ops::services(args).await,
@@ -215,8 +205,23 @@ where
             Command::Store(cmd) => store::store(cmd).await,
             Command::Token(args) => token(args),
         }
-    });
-    match result {
+    })
+}
+
+/// Run a command's future on a multi-threaded runtime; its error is printed
+/// and makes the exit code a failure (also `tacos-bench`'s).
+pub fn run(command: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -230,7 +235,7 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
         Some(s) => s,
         None => auth::dev_secret(&args.data_dir)?,
     };
-    let now = crate::clock::system_now_ms() / 1000;
+    let now = crate::foundations::clock::system_now_ms() / 1000;
     let tenant = args
         .tenant
         .as_deref()

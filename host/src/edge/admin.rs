@@ -114,14 +114,14 @@ pub(super) async fn handle(
                 Err(e) => tracing::warn!(error = %e, "reading the queue depth for /metrics"),
             }
             for (backend, n) in shared.stores.round_trips() {
-                let labels = crate::metrics::BackendLabels {
+                let labels = crate::foundations::metrics::BackendLabels {
                     backend: backend.name().into(),
                 };
                 let counter = metrics.store_requests.get_or_create(&labels);
                 counter.inc_by(n.saturating_sub(counter.get()));
             }
             for t in runtime.tenants().all() {
-                let labels = crate::metrics::TenantLabels {
+                let labels = crate::foundations::metrics::TenantLabels {
                     tenant: t.id.clone().into(),
                 };
                 if let Ok(u) = runtime.kv.usage(&t.id).await {

@@ -17,8 +17,8 @@
 
 use super::guards::Guard;
 use super::{Edge, admin, errors, limits};
-use crate::auth;
-use crate::json::BindError;
+use crate::foundations::auth;
+use crate::foundations::json::BindError;
 use crate::runtime::Served;
 use crate::tenancy::{DEFAULT_TENANT, Tenant};
 use hyper::header::AUTHORIZATION;
@@ -131,7 +131,7 @@ impl Edge {
         authorization: Option<&str>,
     ) -> Result<auth::Claims, String> {
         let now_s = self.shared.runtime.clock.now_ms() / 1000;
-        let real_s = crate::clock::system_now_ms() / 1000;
+        let real_s = crate::foundations::clock::system_now_ms() / 1000;
         let keys = tenant.auth.as_deref().unwrap_or(&self.shared.auth);
         let claims = keys.verify(authorization, now_s, real_s)?;
         let for_tenant = claims.tenant.as_deref().unwrap_or(DEFAULT_TENANT);
@@ -150,7 +150,7 @@ impl Edge {
             .runtime
             .metrics
             .rate_limited
-            .get_or_create(&crate::metrics::LimitLabels {
+            .get_or_create(&crate::foundations::metrics::LimitLabels {
                 class: l.class.name().into(),
                 by: (if l.by_user { "user" } else { "ip" }).into(),
             })
@@ -175,7 +175,7 @@ impl Edge {
         let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let now_ms = self.shared.runtime.clock.now_ms();
         let keys = tenant.webhook_keys();
-        crate::signature::verify(
+        crate::foundations::signature::verify(
             &keys.active(now_ms),
             h("webhook-id"),
             h("webhook-timestamp"),
@@ -194,7 +194,7 @@ impl Edge {
 
     /// Write what the edge vouches for into an encoded request: the
     /// authenticated user as `user_id`, the `Idempotency-Key` header as
-    /// `idempotency_key` (see [`Codec::bind`](crate::json::Codec::bind)).
+    /// `idempotency_key` (see [`Codec::bind`](crate::foundations::json::Codec::bind)).
     pub(crate) fn bind(
         &self,
         desc: &MessageDescriptor,

@@ -70,7 +70,7 @@ pub fn error(code: ErrorCode, message: impl Into<String>, trace_id: &str) -> Pro
 }
 
 /// `{"error": …}` as JSON bytes.
-pub fn body(codec: &crate::json::Codec, e: &ProtoError) -> Vec<u8> {
+pub fn body(codec: &crate::foundations::json::Codec, e: &ProtoError) -> Vec<u8> {
     let rendered = codec
         .message("common.v1.Error")
         .and_then(|d| codec.to_json(&d, &prost::Message::encode_to_vec(e)))

@@ -10,7 +10,7 @@
 //! answered by the host, since only the host knows either.
 
 use super::errors;
-use crate::auth::Claims;
+use crate::foundations::auth::Claims;
 use crate::runtime::Runtime;
 use prost::Message;
 use std::collections::BTreeMap;

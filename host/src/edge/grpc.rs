@@ -26,7 +26,7 @@ use super::pipeline::{Call, MAX_DEADLINE};
 use super::{
     Edge, IDEMPOTENCY_KEY, MAX_BODY, SERVED_BY, errors, gateway, idempotency, trace_id_of,
 };
-use crate::metrics::{Metrics, RouteMetrics};
+use crate::foundations::metrics::{Metrics, RouteMetrics};
 use bytes::{Buf, BufMut, Bytes};
 use hyper::body::Incoming;
 use hyper::http;
@@ -72,7 +72,7 @@ impl Grpc {
     /// Serve every RPC of the contract services the runtime's components serve.
     pub async fn new(
         services: Vec<String>,
-        codec: &crate::json::Codec,
+        codec: &crate::foundations::json::Codec,
         metrics: &Metrics,
     ) -> anyhow::Result<Grpc> {
         let mut rpcs = HashMap::new();

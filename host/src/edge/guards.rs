@@ -106,7 +106,7 @@ mod tests {
     /// that binds a user has a `user_id` to bind it to.
     #[test]
     fn every_contract_method_has_a_guard() {
-        let codec = crate::json::Codec::new().expect("contracts load");
+        let codec = crate::foundations::json::Codec::new().expect("contracts load");
         let mut seen = 0;
         for service in codec.services() {
             for m in service.methods() {

@@ -18,7 +18,7 @@
 //! recorded: the failure was not the request's fault, and a retry runs again.
 
 use super::errors;
-use crate::clock::Clock;
+use crate::foundations::clock::Clock;
 use crate::store::{Condition, KvStore, Op, StoreResult};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;

@@ -14,7 +14,7 @@
 //!
 //! The buckets are [`governor`]'s GCRA; idle ones are dropped every minute.
 
-use crate::clock::Clock;
+use crate::foundations::clock::Clock;
 use crate::tenancy::rate::{HostClock, Rate};
 use governor::clock::Reference;
 use governor::{Quota, RateLimiter};

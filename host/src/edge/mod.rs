@@ -11,10 +11,15 @@
 //!
 //! Before a component runs, both sides pass one admission path
 //! ([`admission`]): the client IP's bucket, the method's guard from the one
-//! table ([`guards`]), the tenant, its quota, the user's bucket; then a
-//! webhook's signature, the authenticated user bound into the request, and,
-//! for a POST with an `Idempotency-Key`, a replay of an earlier answer
-//! ([`idempotency`]).
+//! table ([`guards`]), the tenant, its quota, the user's bucket; then, with
+//! the message read, one pipeline ([`pipeline`]): a webhook's signature, the
+//! authenticated user and idempotency key bound into the request, a replay
+//! of an earlier answer ([`idempotency`]), the call.
+//!
+//! Operator routes go straight to the module that serves them: `deploy`
+//! (swaps, rollbacks), `tenants` (and their secrets), `admin` (health,
+//! readiness, metrics, the clock, dead letters). API paths are matched by
+//! [`routes`] ([`matchit`]).
 
 mod admin;
 mod admission;
@@ -35,7 +40,7 @@ mod tenants;
 
 pub use shared::Shared;
 
-use crate::metrics::RouteMetrics;
+use crate::foundations::metrics::RouteMetrics;
 use bytes::Bytes;
 use guards::Guard;
 use http_body_util::{BodyExt, Either, Full, Limited};
@@ -86,8 +91,8 @@ fn trace_id_of<B>(req: &Request<B>) -> String {
     req.headers()
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
-        .and_then(crate::trace::from_traceparent)
-        .unwrap_or_else(crate::trace::new_trace_id)
+        .and_then(crate::foundations::trace::from_traceparent)
+        .unwrap_or_else(crate::foundations::trace::new_trace_id)
 }
 
 /// The `retry-after` seconds a rate-limit error carries.

@@ -175,7 +175,7 @@ mod tests {
             vec![("token".into(), "a+b".into()), ("x".into(), "1 2".into())]
         );
         // Every route names real messages.
-        let codec = crate::json::Codec::new().unwrap();
+        let codec = crate::foundations::json::Codec::new().unwrap();
         for r in table() {
             assert!(
                 codec.message(r.input).is_ok() && codec.message(r.output).is_ok(),

@@ -4,7 +4,7 @@
 
 use super::conn::ConnLimits;
 use super::limits::RateLimits;
-use crate::auth::Auth;
+use crate::foundations::auth::Auth;
 use crate::queue::Dispatcher;
 use crate::runtime::Runtime;
 use crate::store::open::Stores;
@@ -58,7 +58,10 @@ impl Shared {
             .context("the clock is not virtual")?;
         self.stores
             .kv
-            .meta_put(crate::clock::VIRTUAL_NOW_KEY, now.to_le_bytes().to_vec())
+            .meta_put(
+                crate::foundations::clock::VIRTUAL_NOW_KEY,
+                now.to_le_bytes().to_vec(),
+            )
             .await
             .context("persisting the virtual clock")?;
         self.runtime.queue_wakeup.notify_one();

@@ -14,7 +14,7 @@
 
 use super::deploy::ok;
 use super::{Body, Edge, admin, errors, secrets};
-use crate::policy::Policy;
+use crate::foundations::policy::Policy;
 use crate::runtime::{Named, Served};
 use crate::sync::Change;
 use crate::tenancy::DemoEvent;
@@ -43,7 +43,7 @@ struct TenantBody {
     #[serde(default)]
     services: BTreeMap<String, ServiceBody>,
     events: Option<Vec<DemoEvent>>,
-    auth: Option<crate::auth::TenantAuth>,
+    auth: Option<crate::foundations::auth::TenantAuth>,
 }
 
 #[derive(Deserialize)]

@@ -15,7 +15,7 @@
 //! in flight, which is how an advance of the virtual clock returns only once
 //! the consequences (expiries, payments, confirmations) have happened.
 
-use crate::metrics::TopicLabels;
+use crate::foundations::metrics::TopicLabels;
 use crate::runtime::{Runtime, Undelivered};
 use crate::store::{Leased, QueueStore};
 use std::sync::Arc;
@@ -148,7 +148,7 @@ impl Dispatcher {
     async fn deliver(&self, msg: Leased) {
         // The delivery continues the trace of the call that sent the message.
         let trace: Arc<str> = if msg.trace_id.is_empty() {
-            crate::trace::new_trace_id().into()
+            crate::foundations::trace::new_trace_id().into()
         } else {
             msg.trace_id.as_str().into()
         };

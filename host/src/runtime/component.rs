@@ -8,7 +8,7 @@
 
 use super::state::CallState;
 use crate::capabilities::bindings::{consumer::ConsumerPre, service::ServicePre};
-use crate::policy::ComponentPolicy;
+use crate::foundations::policy::ComponentPolicy;
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

@@ -70,7 +70,9 @@ impl CallState {
         };
         // No environment, arguments, files or sockets: only the host clock.
         let wasi = wasmtime_wasi::WasiCtxBuilder::new()
-            .wall_clock(crate::clock::WasiWallClock(runtime.clock.clone()))
+            .wall_clock(crate::foundations::clock::WasiWallClock(
+                runtime.clock.clone(),
+            ))
             .build();
         CallState {
             clock: ClockCtx::new(runtime.clock.clone()),

@@ -228,7 +228,7 @@ impl Runtime {
     pub(super) async fn load_version(
         self: &Arc<Self>,
         slot: &Arc<Slot>,
-        policy: crate::policy::ComponentPolicy,
+        policy: crate::foundations::policy::ComponentPolicy,
         bytes: Vec<u8>,
         origin: String,
         config: BTreeMap<String, String>,
@@ -264,7 +264,7 @@ impl Runtime {
     ) -> anyhow::Result<()> {
         let ctx = self.context(
             &self.system,
-            crate::trace::new_trace_id().into(),
+            crate::foundations::trace::new_trace_id().into(),
             SELF_CHECK_TIMEOUT,
         );
         let invoke = super::instance::Invoke::Call {

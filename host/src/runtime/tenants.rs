@@ -12,7 +12,7 @@
 
 use super::served::HostTaken;
 use super::{CallError, ComponentVersion, Runtime, Served, Slot, Tenants, component};
-use crate::metrics::Metrics;
+use crate::foundations::metrics::Metrics;
 use crate::tenancy::rate::{Rate, TenantBucket};
 use crate::tenancy::{self, Quotas, Secrets, SpecError, Tenant, TenantParts, TenantSpec};
 use anyhow::Context;
@@ -102,12 +102,14 @@ impl Runtime {
             });
         }
         let auth = match &spec.auth {
-            Some(a) => Some(Arc::new(crate::auth::Auth::for_tenant(a).map_err(
-                |reason| TenantError::Auth {
-                    tenant: spec.id.clone(),
-                    reason,
-                },
-            )?)),
+            Some(a) => Some(Arc::new(
+                crate::foundations::auth::Auth::for_tenant(a).map_err(|reason| {
+                    TenantError::Auth {
+                        tenant: spec.id.clone(),
+                        reason,
+                    }
+                })?,
+            )),
             None => None,
         };
         let refused = |reason: anyhow::Error| TenantError::Refused {
@@ -231,7 +233,7 @@ impl Runtime {
             };
             let ctx = self.context(
                 tenant,
-                crate::trace::new_trace_id().into(),
+                crate::foundations::trace::new_trace_id().into(),
                 Duration::from_secs(120),
             );
             match self

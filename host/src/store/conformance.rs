@@ -2,7 +2,7 @@
 //! unchanged on the embedded store, Redis and DynamoDB.
 
 use super::{Condition, KvStore, NewMessage, Op, QueueStore, StoreError};
-use crate::clock::Clock;
+use crate::foundations::clock::Clock;
 
 fn put(key: &str, value: &[u8], condition: Condition) -> Op {
     Op::Put {

@@ -20,7 +20,7 @@ use super::embedded::EmbeddedStore;
 use super::redis::RedisStore;
 use super::routed::Routed;
 use super::{KvStore, QueueStore};
-use crate::clock::Clock;
+use crate::foundations::clock::Clock;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -125,7 +125,7 @@ impl KvStore for Routed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::Clock;
+    use crate::foundations::clock::Clock;
     use crate::store::Condition;
     use crate::store::embedded::EmbeddedStore;
 

@@ -30,9 +30,9 @@ mod secrets;
 pub use quotas::{Quotas, TenantQuotaError};
 pub use secrets::{Secrets, WebhookKeys};
 
-use crate::auth::{Auth, TenantAuth};
-use crate::metrics::TenantMetrics;
-use crate::policy::Policy;
+use crate::foundations::auth::{Auth, TenantAuth};
+use crate::foundations::metrics::TenantMetrics;
+use crate::foundations::policy::Policy;
 use rate::TenantBucket;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -83,8 +83,8 @@ impl Quotas {
             return Err(super::SpecError::ZeroQuota(name));
         }
         match self.deadline_ms {
-            Some(ms) if ms > crate::policy::MAX_DEADLINE_MS => Err(
-                super::SpecError::DeadlineTooLong(crate::policy::MAX_DEADLINE_MS),
+            Some(ms) if ms > crate::foundations::policy::MAX_DEADLINE_MS => Err(
+                super::SpecError::DeadlineTooLong(crate::foundations::policy::MAX_DEADLINE_MS),
             ),
             _ => Ok(()),
         }

@@ -5,7 +5,7 @@
 //! them still. The edge's per-IP and per-user limits are built from the same
 //! parts (`edge::limits`).
 
-use crate::clock::Clock;
+use crate::foundations::clock::Clock;
 use governor::clock::Reference;
 use governor::{Quota, RateLimiter};
 use std::fmt;

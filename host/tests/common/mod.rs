@@ -48,7 +48,7 @@ pub struct Client {
     pub url: String,
     pub http: Http,
     pub tenant: Option<String>,
-    clock: std::sync::Arc<tacos_host::clock::Clock>,
+    clock: std::sync::Arc<tacos_host::foundations::clock::Clock>,
 }
 
 pub fn options(dir: &std::path::Path) -> HostOptions {
@@ -69,7 +69,7 @@ pub const JWT_SECRET: &str = "tacos-test-secret-0123456789";
 
 /// `Bearer …` for `user`, signed with [`JWT_SECRET`], valid a day from `now_s`.
 pub fn bearer_at(now_s: u64, user: &str) -> String {
-    let token = tacos_host::auth::mint(JWT_SECRET, user, now_s, 86_400).unwrap();
+    let token = tacos_host::foundations::auth::mint(JWT_SECRET, user, now_s, 86_400).unwrap();
     format!("Bearer {token}")
 }
 
@@ -201,7 +201,7 @@ impl Client {
             url: url.to_string(),
             http: http(),
             tenant: None,
-            clock: std::sync::Arc::new(tacos_host::clock::Clock::system()),
+            clock: std::sync::Arc::new(tacos_host::foundations::clock::Clock::system()),
         }
     }
 
@@ -218,9 +218,14 @@ impl Client {
     /// for a day of the host's clock.
     pub fn bearer(&self, user: &str) -> String {
         let now_s = self.clock.now_ms() / 1000;
-        let token =
-            tacos_host::auth::mint_for(JWT_SECRET, self.tenant.as_deref(), user, now_s, 86_400)
-                .unwrap();
+        let token = tacos_host::foundations::auth::mint_for(
+            JWT_SECRET,
+            self.tenant.as_deref(),
+            user,
+            now_s,
+            86_400,
+        )
+        .unwrap();
         format!("Bearer {token}")
     }
 

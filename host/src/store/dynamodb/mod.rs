@@ -45,7 +45,7 @@ mod transact;
 use super::{
     Entry, KvStore, Op, QueueStore, StoreError, StoreResult, Usage, tenant_of, validate_ops,
 };
-use crate::clock::Clock;
+use crate::foundations::clock::Clock;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};

@@ -7,7 +7,7 @@
 //! then delete: a crash in between sends the message twice, never zero times.
 
 use super::{DynamoStore, Item, n, num, s, unavailable};
-use crate::clock::system_now_ms;
+use crate::foundations::clock::system_now_ms;
 use crate::store::{NewMessage, StoreError, StoreResult};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;

@@ -2,7 +2,7 @@
 //! the embedded store; plus the outbox relay.
 
 use super::{DynamoStore, create_table};
-use crate::clock::Clock;
+use crate::foundations::clock::Clock;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Condition, KvStore, NewMessage, Op, QueueStore, conformance};
 use std::sync::Arc;

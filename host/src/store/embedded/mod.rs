@@ -14,7 +14,7 @@ mod writer;
 
 use super::usage::UsageDelta;
 use super::{Entry, KvStore, Op, StoreError, StoreResult, Usage, validate_ops};
-use crate::clock::Clock;
+use crate::foundations::clock::Clock;
 use anyhow::Context;
 use async_trait::async_trait;
 use redb::{

@@ -1,7 +1,7 @@
 //! The conformance suite on the embedded store, plus what only it promises.
 
 use super::EmbeddedStore;
-use crate::clock::Clock;
+use crate::foundations::clock::Clock;
 use crate::store::{Condition, KvStore, Op, conformance};
 use std::sync::Arc;
 

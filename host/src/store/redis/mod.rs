@@ -33,7 +33,7 @@
 mod queue;
 
 use super::{Condition, Entry, KvStore, Op, StoreError, StoreResult, Usage, validate_ops};
-use crate::clock::Clock;
+use crate::foundations::clock::Clock;
 use ::redis::aio::ConnectionLike;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{AsyncCommands, RedisFuture, Script};

@@ -1,7 +1,7 @@
 //! The conformance suite on a real `redis-server`, plus what only Redis needs.
 
 use super::RedisStore;
-use crate::clock::Clock;
+use crate::foundations::clock::Clock;
 use crate::store::conformance;
 use std::sync::Arc;
 use tacos_testkit::{self as servers, Redis};
