@@ -5,7 +5,6 @@
 //!
 //! Shared, like `sim.rs`, by every build of the simulator.
 
-use crate::sim::status_of;
 use tacos_guest::proto::common::v1::ErrorCode;
 use tacos_guest::proto::gateway::v1::{
     PaymentWebhookData, PaymentWebhookRequest, PaymentWebhookStatus, PaymentWebhookType,
@@ -82,4 +81,9 @@ pub(crate) fn announce(p: &Payment, attempt: u32) -> Result<()> {
             format!("webhook not delivered: {e}"),
         )),
     }
+}
+
+/// The status a payment record holds.
+pub(crate) fn status_of(p: &Payment) -> PaymentStatus {
+    PaymentStatus::try_from(p.status).unwrap_or(PaymentStatus::Unspecified)
 }

@@ -13,6 +13,7 @@
 //! and sets [`Profile`] (the standard build adds nothing; `payment-sim-chaos`
 //! fails more and answers later).
 
+use crate::announce::status_of;
 use tacos_guest::idempotency::{self, Claim};
 use tacos_guest::kv::{self, Condition, Tx, TxError, Versioned};
 use tacos_guest::proto::common::v1::{ErrorCode, PageInfo};
@@ -88,11 +89,6 @@ fn check_reservation(reservation_id: &str, user_id: &str) -> Result<()> {
     )?;
     Ok(())
 }
-
-pub(crate) fn status_of(p: &Payment) -> PaymentStatus {
-    PaymentStatus::try_from(p.status).unwrap_or(PaymentStatus::Unspecified)
-}
-
 fn scenario_of(value: i32) -> PaymentScenario {
     match PaymentScenario::try_from(value).unwrap_or(PaymentScenario::Unspecified) {
         PaymentScenario::Unspecified => {

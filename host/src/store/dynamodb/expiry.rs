@@ -70,7 +70,7 @@ impl DynamoStore {
             .key("sk", s(sk))
             .condition_expression("ve = :ve")
             .expression_attribute_values(":ve", n(ve));
-        let shard = super::transact::usage_shard(&format!("{pk}/{rest}"));
+        let shard = super::usage_shard(&format!("{pk}/{rest}"));
         let usage = Update::builder()
             .table_name(&self.table)
             .key("pk", s(pk))

@@ -60,6 +60,11 @@ pub use table::create_table;
 /// tenant rarely write the same usage item.
 pub const USAGE_SHARDS: u64 = 16;
 
+/// The usage item a write to `key` counts in (any would do: usage is their sum).
+pub(super) fn usage_shard(key: &str) -> u64 {
+    key.bytes().fold(0u64, |h, c| h.wrapping_mul(31) ^ c as u64) % USAGE_SHARDS
+}
+
 type Item = HashMap<String, AttributeValue>;
 
 /// The DynamoDB kv store; sends go to `queue` through the outbox.

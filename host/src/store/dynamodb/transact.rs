@@ -27,11 +27,6 @@ fn as_read(read: Option<AttributeValue>, attr: &str) -> (String, Option<Item>) {
     }
 }
 
-/// The usage item a write to `key` counts in (any would do: usage is their sum).
-pub(super) fn usage_shard(key: &str) -> u64 {
-    key.bytes().fold(0u64, |h, c| h.wrapping_mul(31) ^ c as u64) % super::USAGE_SHARDS
-}
-
 /// The write adding `keys` and `bytes` to one of a tenant's usage items.
 fn usage_item(
     table: &str,
@@ -247,7 +242,7 @@ impl DynamoStore {
             items.push(item);
         }
         for d in usage.changed() {
-            let shard = usage_shard(&d.first_key);
+            let shard = super::usage_shard(&d.first_key);
             items.push(usage_item(&self.table, d.tenant, d.keys, d.bytes, shard)?);
         }
         if items.len() > 100 {
@@ -308,7 +303,7 @@ impl DynamoStore {
             let Some(d) = usage.changed().next() else {
                 return Ok(old.unwrap_or(0) + delta);
             };
-            let (tenant, keys, bytes, shard) = (d.tenant, d.keys, d.bytes, usage_shard(key));
+            let (tenant, keys, bytes, shard) = (d.tenant, d.keys, d.bytes, super::usage_shard(key));
             self.client
                 .update_item()
                 .table_name(&self.table)
