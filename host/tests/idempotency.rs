@@ -274,6 +274,17 @@ async fn one_key_one_answer_across_rest_and_grpc() {
         ErrorCode::IdempotencyConflict as i32,
         "{conflict:?}"
     );
+    // Another user's request under the same key is theirs: never a replay of
+    // hana's hold (gina's admission is spent, so hers is refused).
+    let mut other = grpc_hold("A-2", "grpc-1");
+    let gina = t.bearer("gina").parse().expect("ASCII");
+    other.metadata_mut().insert("authorization", gina);
+    let theirs = client
+        .create_reservation(other)
+        .await
+        .expect_err("not hana's answer");
+    assert_eq!(theirs.code(), tonic::Code::PermissionDenied, "{theirs:?}");
+    assert!(theirs.metadata().get("idempotent-replayed").is_none());
     let bad = client
         .create_reservation(grpc_hold("A-3", "has space"))
         .await

@@ -23,9 +23,7 @@
 
 use super::guards::{self, Guard};
 use super::pipeline::{Call, MAX_DEADLINE};
-use super::{
-    Edge, IDEMPOTENCY_KEY, MAX_BODY, SERVED_BY, errors, gateway, idempotency, trace_id_of,
-};
+use super::{Edge, MAX_BODY, SERVED_BY, errors, gateway, idempotency, trace_id_of};
 use crate::foundations::metrics::{Metrics, RouteMetrics};
 use bytes::{Buf, BufMut, Bytes};
 use hyper::body::Incoming;
@@ -235,8 +233,8 @@ impl Grpc {
             Guard::SignedWebhook => req.headers().clone(),
             _ => http::HeaderMap::new(),
         };
-        let idempotency_key = match idempotency_key(req.headers()) {
-            Ok(k) => k,
+        let idempotency_key = match idempotency::key_of(req.headers()) {
+            Ok(k) => k.map(str::to_string),
             Err(msg) => return fail(errors::error(ErrorCode::InvalidArgument, msg, &trace)),
         };
         let timeout = match grpc_timeout(req.headers()) {
@@ -352,16 +350,6 @@ fn add_served_by(
     {
         md.insert(SERVED_BY, v);
     }
-}
-
-/// The `idempotency-key` metadata, checked, if sent.
-fn idempotency_key(headers: &http::HeaderMap) -> Result<Option<String>, String> {
-    let Some(raw) = headers.get(IDEMPOTENCY_KEY) else {
-        return Ok(None);
-    };
-    let key = raw.to_str().map_err(|e| e.to_string())?;
-    idempotency::valid_key(key)?;
-    Ok(Some(key.to_string()))
 }
 
 /// `grpc-timeout` (`<up to 8 digits><H|M|S|m|u|n>`), if sent.

@@ -124,6 +124,17 @@ pub fn valid_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The `Idempotency-Key` header (gRPC: `idempotency-key` metadata), checked,
+/// if the request sends one.
+pub fn key_of(headers: &hyper::HeaderMap) -> Result<Option<&str>, String> {
+    let Some(raw) = headers.get(super::IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let key = raw.to_str().map_err(|e| format!("Idempotency-Key: {e}"))?;
+    valid_key(key)?;
+    Ok(Some(key))
+}
+
 /// The fingerprint of a request: what must match for a replay (the RPC and
 /// the encoded message, whichever protocol carried it).
 pub fn fingerprint(service: &str, method: &str, message: &[u8]) -> String {

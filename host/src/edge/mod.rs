@@ -336,22 +336,14 @@ impl Edge {
                 ));
             }
         };
-        let idempotency_key = match headers.get(IDEMPOTENCY_KEY) {
-            Some(_) if parts.method != Method::POST => {
-                return Err(err(
-                    ErrorCode::InvalidArgument,
-                    "Idempotency-Key is for POST routes".into(),
-                ));
-            }
-            Some(v) => {
-                let key = v
-                    .to_str()
-                    .map_err(|e| err(ErrorCode::InvalidArgument, e.to_string()))?;
-                idempotency::valid_key(key).map_err(|m| err(ErrorCode::InvalidArgument, m))?;
-                Some(key)
-            }
-            None => None,
-        };
+        let idempotency_key =
+            idempotency::key_of(headers).map_err(|m| err(ErrorCode::InvalidArgument, m))?;
+        if idempotency_key.is_some() && parts.method != Method::POST {
+            return Err(err(
+                ErrorCode::InvalidArgument,
+                "Idempotency-Key is for POST routes".into(),
+            ));
+        }
         let codec = &self.shared.runtime.codec;
         let message = codec
             .from_json(input, &body, &fields)

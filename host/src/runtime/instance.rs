@@ -58,8 +58,6 @@ impl Runtime {
         // caller has left if that is less.
         let started = Instant::now();
         let budget = limit.min(ctx.deadline.saturating_duration_since(started));
-        ctx.deadline = ctx.deadline.min(call::later(limit));
-        let deadline = ctx.deadline;
         if budget.is_zero() {
             // The caller has given up already (a gRPC client's `grpc-timeout`).
             return Err(CallError::Timeout {
@@ -68,6 +66,9 @@ impl Runtime {
                 ms: 0,
             });
         }
+        // Never past the caller's deadline, so this cannot overflow.
+        ctx.deadline = started + budget;
+        let deadline = ctx.deadline;
         let tenant = ctx.tenant.clone();
         let trace = ctx.trace_id.clone();
         let mut store = call::new_store(self, version, ctx);
