@@ -193,6 +193,7 @@ impl Host {
         let (admin_token, admin_summary) =
             admin_token(opts.admin_token.clone(), addr, &opts.data_dir)?;
         let dispatcher = Dispatcher::start(runtime.clone());
+        let (live, live_task) = crate::live::Live::start(runtime.clone());
         let sync = match stores.shared() {
             true => Some(Arc::new(Sync::start(stores.kv.clone()).await?)),
             false => None,
@@ -206,6 +207,7 @@ impl Host {
             trusted_proxies: opts.trusted_proxies.clone(),
             runtime: runtime.clone(),
             dispatcher,
+            live,
             stores: stores.clone(),
             admin_token,
             admin_summary,
@@ -217,6 +219,7 @@ impl Host {
             Edge::new(shared.clone()).await?.serve(listener, stop),
         )];
         tasks.push(tokio::spawn(stores.maintain()));
+        tasks.push(live_task);
         if let Some(sync) = sync {
             tasks.push(tokio::spawn(crate::edge::sync::run(shared.clone(), sync)));
         }

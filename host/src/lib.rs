@@ -11,7 +11,7 @@
 //! JSON, policy, metrics, user auth); [`store`] keeps state and messages;
 //! [`tenancy`] says who a tenant is and what it may use; [`bundle`] what
 //! runs; [`capabilities`] what a component may do; [`runtime`] runs calls,
-//! swaps and tenants; [`queue`] delivers messages; [`edge`] speaks REST and
+//! swaps and tenants; [`queue`] delivers messages; [`live`] pushes places in the waiting room and seat maps as they change; [`edge`] speaks REST and
 //! gRPC; [`host`] assembles a running host; [`cli`] is the `tacos` command.
 
 // floor 1: clock, trace ids, signatures, JSON, policy, metrics, user auth
@@ -33,7 +33,8 @@ pub mod capabilities;
 // floor 6: calls, swaps, tenants served
 pub mod runtime;
 
-// floor 7: message delivery
+// floor 7: message delivery, live updates
+pub mod live;
 pub mod queue;
 
 // floor 8: REST, gRPC, admin

@@ -1,5 +1,5 @@
 //! Events: CreateEvent writes an event, its seats and their free-seat index;
-//! GetInventoryStatus lists them.
+//! GetInventoryStatus counts their seats; ListEvents lists them.
 
 use super::*;
 
@@ -151,52 +151,111 @@ pub(crate) fn status(req: GetInventoryStatusRequest) -> Result<GetInventoryStatu
     let event = load_event(&req.event_id)?;
     let mut sections: Vec<SectionInventory> = Vec::new();
     let mut stats = InventoryStats::default();
-    let prefix = seat_prefix(&req.event_id);
-    let mut after: Option<String> = None;
-    loop {
-        let page = kv::scan::<SeatRecord>(&prefix, after.as_deref(), 1000)?;
-        let Some((last, _)) = page.last() else { break };
-        after = Some(last.clone());
-        for (_, rec) in page {
-            let Some(seat) = rec.value.seat else { continue };
-            if !req.section.is_empty() && seat.section != req.section {
-                continue;
-            }
-            let idx = match sections.iter().position(|s| s.section == seat.section) {
-                Some(i) => i,
-                None => {
-                    sections.push(SectionInventory {
-                        section: seat.section.clone(),
-                        ..Default::default()
-                    });
-                    sections.len() - 1
-                }
-            };
-            let s = &mut sections[idx];
-            s.total_seats += 1;
-            stats.total_seats += 1;
-            match SeatStatus::try_from(seat.status).unwrap_or(SeatStatus::Unspecified) {
-                SeatStatus::Available => {
-                    s.available_seats += 1;
-                    stats.available_seats += 1;
-                }
-                SeatStatus::Reserved => {
-                    s.reserved_seats += 1;
-                    stats.reserved_seats += 1;
-                }
-                SeatStatus::Sold => {
-                    s.sold_seats += 1;
-                    stats.sold_seats += 1;
-                }
-                _ => stats.blocked_seats += 1,
-            }
-            s.seats.push(seat);
+    for seat in event_seats(&req.event_id)? {
+        if !req.section.is_empty() && seat.section != req.section {
+            continue;
         }
+        let idx = match sections.iter().position(|s| s.section == seat.section) {
+            Some(i) => i,
+            None => {
+                sections.push(SectionInventory {
+                    section: seat.section.clone(),
+                    ..Default::default()
+                });
+                sections.len() - 1
+            }
+        };
+        let s = &mut sections[idx];
+        s.total_seats += 1;
+        stats.total_seats += 1;
+        match SeatStatus::try_from(seat.status).unwrap_or(SeatStatus::Unspecified) {
+            SeatStatus::Available => {
+                s.available_seats += 1;
+                stats.available_seats += 1;
+            }
+            SeatStatus::Reserved => {
+                s.reserved_seats += 1;
+                stats.reserved_seats += 1;
+            }
+            SeatStatus::Sold => {
+                s.sold_seats += 1;
+                stats.sold_seats += 1;
+            }
+            _ => stats.blocked_seats += 1,
+        }
+        s.seats.push(seat);
     }
     Ok(GetInventoryStatusResponse {
         event: Some(event_view(&event.value)?),
         sections,
         stats: Some(stats),
+        error: None,
+    })
+}
+
+/// Every seat of an event, in number order.
+pub(crate) fn event_seats(event_id: &str) -> Result<Vec<Seat>> {
+    let prefix = seat_prefix(event_id);
+    let mut seats = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = kv::scan::<SeatRecord>(&prefix, after.as_deref(), 1000)?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        seats.extend(page.into_iter().filter_map(|(_, rec)| rec.value.seat));
+    }
+    Ok(seats)
+}
+
+/// The tenant's events in id order, a page at a time (the cursor is the last
+/// id of the page before). Events still being created are left out.
+pub(crate) fn list_events(req: ListEventsRequest) -> Result<ListEventsResponse> {
+    let page = req.pagination.unwrap_or_default();
+    let size = match page.page_size {
+        0 => 50,
+        n if (1..=200).contains(&n) => n as usize,
+        _ => {
+            return Err(ServiceError::invalid_field(
+                "pagination.page_size",
+                "must be between 1 and 200",
+            ));
+        }
+    };
+    if !page.cursor.is_empty() {
+        valid_id("pagination.cursor", &page.cursor)?;
+    }
+    let prefix = event_key("");
+    let mut after = (!page.cursor.is_empty()).then(|| event_key(&page.cursor));
+    let mut events = Vec::with_capacity(size);
+    let mut has_next_page = false;
+    'pages: loop {
+        let batch = kv::scan::<EventRecord>(&prefix, after.as_deref(), 100)?;
+        let Some((last, _)) = batch.last() else { break };
+        after = Some(last.clone());
+        for (_, rec) in batch {
+            if !rec.value.ready {
+                continue;
+            }
+            if events.len() == size {
+                has_next_page = true;
+                break 'pages;
+            }
+            events.push(event_view(&rec.value)?);
+        }
+    }
+    let next_cursor = match has_next_page {
+        true => events.last().map(|e| e.id.clone()).unwrap_or_default(),
+        false => String::new(),
+    };
+    Ok(ListEventsResponse {
+        page_info: Some(PageInfo {
+            total_count: events.len() as i32,
+            has_next_page,
+            has_previous_page: !page.cursor.is_empty(),
+            next_cursor,
+            previous_cursor: String::new(),
+        }),
+        events,
         error: None,
     })
 }

@@ -79,6 +79,7 @@ pub(crate) fn reserve(req: ReserveSeatRequest) -> Result<ReserveSeatResponse> {
             Condition::Absent,
         );
         tx.add(&remaining_key(&req.event_id), -(seat_ids.len() as i64));
+        tx.add(&changes_key(&req.event_id), seat_ids.len() as i64);
         // The hold and its expiry commit together: no hold can outlive its time.
         tx.send(
             EXPIRY_TOPIC,
@@ -186,6 +187,7 @@ pub(crate) fn commit(req: CommitReservationRequest) -> Result<CommitReservationR
             Condition::Version(rec.version),
         );
     }
+    tx.add(&changes_key(&hold.value.event_id), sold.len() as i64);
     match tx.commit() {
         Ok(_) => Ok(CommitReservationResponse {
             order_id,
@@ -258,6 +260,7 @@ pub(crate) fn release(req: ReleaseHoldRequest) -> Result<ReleaseHoldResponse> {
         released.push((*id).clone());
     }
     tx.add(&remaining_key(&hold.value.event_id), held.len() as i64);
+    tx.add(&changes_key(&hold.value.event_id), held.len() as i64);
     match tx.commit() {
         Ok(_) => {
             tacos_guest::info(

@@ -13,7 +13,7 @@
 //! take with `use super::*`.
 
 use tacos_guest::kv::{self, Condition, Tx, TxError, Versioned};
-use tacos_guest::proto::common::v1::{ErrorCode, Event, Money, Seat, SeatStatus};
+use tacos_guest::proto::common::v1::{ErrorCode, Event, Money, PageInfo, Seat, SeatStatus};
 use tacos_guest::proto::internal::v1::{
     ConfigureEventRequest, ConfigureEventResponse, CreateEventRequest, CreateEventResponse,
     EventRecord, HoldRecord, Marker, SeatRecord,
@@ -24,9 +24,10 @@ use tacos_guest::{Reply, Result, ServiceError, config_or, handle, now_ms, reply,
 
 mod events;
 mod holds;
+mod live;
 mod seats;
 
-use events::{create_event, status};
+use events::{create_event, list_events, status};
 use holds::{commit, release, reserve};
 use seats::check;
 
@@ -43,6 +44,8 @@ impl bindings::exports::tacos::platform::handler::Guest for Inventory {
             "reservation.v1.Inventory/CommitReservation" => handle(&request, commit),
             "reservation.v1.Inventory/ReleaseHold" => handle(&request, release),
             "reservation.v1.Inventory/GetInventoryStatus" => handle(&request, status),
+            "reservation.v1.Inventory/ListEvents" => handle(&request, list_events),
+            "tacos.internal.v1.InventoryLive/SeatMap" => handle(&request, live::seat_map),
             "tacos.internal.v1.EventAdmin/CreateEvent" => handle(&request, create_event),
             other => Err(ServiceError::invalid(format!("unknown method {other}")).encode()),
         }
@@ -86,6 +89,11 @@ fn seat_key(event_id: &str, seat_id: &str) -> String {
 }
 fn remaining_key(event_id: &str) -> String {
     format!("remaining:{event_id}")
+}
+/// Grows by one for every seat whose status changes, so a live feed can
+/// tell in one read whether the seat map moved.
+fn changes_key(event_id: &str) -> String {
+    format!("changes:{event_id}")
 }
 fn hold_key(reservation_id: &str) -> String {
     format!("hold:{reservation_id}")

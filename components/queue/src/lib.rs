@@ -16,6 +16,8 @@ use tacos_guest::proto::internal::v1::{
     AdmissionAnchor, AdmissionGrant, ConfigureEventRequest, ConfigureEventResponse, Marker,
     QueueEventConfig, WaitingTicket,
 };
+
+mod live;
 use tacos_guest::proto::{common::v1::ErrorCode, timestamp_ms};
 use tacos_guest::{Reply, Result, ServiceError, config_or, handle, now_ms, reply, require, token};
 
@@ -33,6 +35,8 @@ impl bindings::exports::tacos::platform::handler::Guest for Queue {
             "gateway.v1.QueueService/LeaveQueue" => handle(&request, leave),
             "gateway.v1.QueueService/GetQueueStats" => handle(&request, stats),
             "tacos.internal.v1.QueueAdmin/ConfigureEvent" => handle(&request, configure),
+            "tacos.internal.v1.QueueLive/Watch" => handle(&request, live::watch),
+            "tacos.internal.v1.QueueLive/Standings" => handle(&request, live::standings),
             other => Err(ServiceError::invalid(format!("unknown method {other}")).encode()),
         }
     }
@@ -149,7 +153,7 @@ fn join(req: JoinQueueRequest) -> Result<JoinQueueResponse> {
 
     if let Some(existing) = kv::get::<WaitingTicket>(&user_key)? {
         let t = existing.value;
-        if t.expires_at_ms > now && kv::get::<Marker>(&format!("left:{}", t.id))?.is_none() {
+        if t.expires_at_ms > now && kv::get::<Marker>(&left_key(&t.id))?.is_none() {
             return Ok(join_response(&t, token::sign(WAITING, &t), rate, now));
         }
     }
@@ -195,6 +199,10 @@ fn join_response(
     }
 }
 
+fn left_key(ticket_id: &str) -> String {
+    format!("left:{ticket_id}")
+}
+
 fn ticket_of(waiting_token: &str) -> Result<WaitingTicket> {
     require("waiting_token", waiting_token)?;
     token::verify(WAITING, waiting_token)
@@ -203,17 +211,19 @@ fn ticket_of(waiting_token: &str) -> Result<WaitingTicket> {
 
 /// Where a ticket stands now: (status, position, eta seconds). One kv read.
 fn standing(t: &WaitingTicket, now: i64) -> Result<(QueueStatus, i32, i32)> {
+    let left = kv::get::<Marker>(&left_key(&t.id))?.is_some();
+    Ok(standing_of(t, left, now))
+}
+
+/// Where a ticket stands at `now`, knowing whether its holder left.
+fn standing_of(t: &WaitingTicket, left: bool, now: i64) -> (QueueStatus, i32, i32) {
     if now >= t.expires_at_ms {
-        return Ok((QueueStatus::Expired, 0, 0));
+        return (QueueStatus::Expired, 0, 0);
     }
-    if kv::get::<Marker>(&format!("left:{}", t.id))?.is_some() {
-        return Ok((QueueStatus::Left, 0, 0));
+    if left {
+        return (QueueStatus::Left, 0, 0);
     }
-    Ok(waiting_view(
-        t,
-        i64::from(t.admission_per_second.max(1)),
-        now,
-    ))
+    waiting_view(t, i64::from(t.admission_per_second.max(1)), now)
 }
 
 fn status(req: GetQueueStatusRequest) -> Result<GetQueueStatusResponse> {
@@ -301,7 +311,7 @@ fn leave(req: LeaveQueueRequest) -> Result<LeaveQueueResponse> {
     let now = now_ms();
     let ttl = (t.expires_at_ms - now).max(1) as u64;
     let mut tx = Tx::new();
-    tx.put_ttl(&format!("left:{}", t.id), &Marker {}, Condition::None, ttl);
+    tx.put_ttl(&left_key(&t.id), &Marker {}, Condition::None, ttl);
     tx.commit()?;
     Ok(LeaveQueueResponse {
         success: true,

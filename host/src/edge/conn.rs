@@ -10,7 +10,9 @@
 //!   `keepalive` that must be answered within it, header lists capped, reset
 //!   floods capped (hyper's defaults);
 //! - a body must arrive within `body_read` once its head has (see the REST
-//!   and gRPC handlers).
+//!   and gRPC handlers);
+//! - a connection upgraded to a WebSocket keeps its place among the open
+//!   ones until the socket closes ([`ConnPlace`]).
 
 use super::Edge;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -45,6 +47,12 @@ impl Default for ConnLimits {
         }
     }
 }
+
+/// A connection's place among the open ones, shared by its requests: a
+/// request that upgrades the connection takes it along, so the socket keeps
+/// the place after hyper lets go of the connection.
+#[derive(Clone)]
+pub struct ConnPlace(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
 
 /// The largest HTTP/1 request head, and HTTP/2 header list.
 const MAX_HEAD: usize = 64 * 1024;
@@ -85,10 +93,11 @@ impl Edge {
             let _ = stream.set_nodelay(true);
             let edge = self.clone();
             tokio::spawn(async move {
-                let _permit = permit;
+                let place = ConnPlace(Arc::new(permit));
                 let limits = edge.conn.clone();
-                let service = hyper::service::service_fn(move |req| {
+                let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
                     let edge = edge.clone();
+                    req.extensions_mut().insert(place.clone());
                     async move {
                         Ok::<_, std::convert::Infallible>(edge.serve_one(req, peer.ip()).await)
                     }
@@ -110,7 +119,7 @@ impl Edge {
                     .max_concurrent_streams(limits.max_streams)
                     .max_header_list_size(MAX_HEAD as u32);
                 if let Err(e) = builder
-                    .serve_connection(TokioIo::new(stream), service)
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .await
                 {
                     tracing::debug!(error = %e, "connection ended with an error");

@@ -39,8 +39,12 @@ const TABLE: &[(&str, Guard)] = &[
     ("gateway.v1.QueueService/RequestAdmission", MaybeUser),
     ("gateway.v1.QueueService/LeaveQueue", Open),
     ("gateway.v1.QueueService/GetQueueStats", Open),
+    // Served by the host's live feed (WebSocket and gRPC streams).
+    ("gateway.v1.QueueService/StreamQueueUpdates", Open),
     ("reservation.v1.Inventory/CheckAvailability", Open),
     ("reservation.v1.Inventory/GetInventoryStatus", Open),
+    ("reservation.v1.Inventory/ListEvents", Open),
+    ("reservation.v1.Inventory/StreamSeatUpdates", Open),
     ("reservation.v1.Inventory/ReserveSeat", Internal),
     ("reservation.v1.Inventory/CommitReservation", Internal),
     ("reservation.v1.Inventory/ReleaseHold", Internal),
@@ -70,6 +74,10 @@ const TABLE: &[(&str, Guard)] = &[
     ("gateway.v1.GatewayService/ValidateToken", Open),
     ("tacos.internal.v1.EventAdmin/CreateEvent", Admin),
     ("tacos.internal.v1.QueueAdmin/ConfigureEvent", Internal),
+    // The host's live feeds call these; no client does.
+    ("tacos.internal.v1.QueueLive/Watch", Internal),
+    ("tacos.internal.v1.QueueLive/Standings", Internal),
+    ("tacos.internal.v1.InventoryLive/SeatMap", Internal),
     (
         "tacos.internal.v1.ReservationLifecycle/ExpireReservation",
         Internal,

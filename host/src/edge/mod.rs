@@ -16,6 +16,8 @@
 //! authenticated user and idempotency key bound into the request, a replay
 //! of an earlier answer ([`idempotency`]), the call.
 //!
+//! WebSocket routes (`/ws/…`: the live waiting room and seat map) go to
+//! [`live`], which admits them like any request.
 //! Operator routes go straight to the module that serves them: `deploy`
 //! (swaps, rollbacks), `tenants` (and their secrets), `admin` (health,
 //! readiness, metrics, the clock, dead letters). API paths are matched by
@@ -31,6 +33,7 @@ pub mod grpc;
 pub mod guards;
 pub mod idempotency;
 pub mod limits;
+mod live;
 mod pipeline;
 pub mod routes;
 mod secrets;
@@ -70,6 +73,7 @@ pub struct Edge {
     routes: routes::Router<Resolved>,
     idempotency: Arc<idempotency::Idempotency>,
     limiter: Arc<limits::Limiter>,
+    ws_routes: routes::Router<live::WsRoute>,
     pub grpc: grpc::Grpc,
 }
 
@@ -166,6 +170,7 @@ impl Edge {
             routes,
             idempotency,
             limiter,
+            ws_routes: live::ws_routes()?,
             grpc,
         }))
     }
@@ -214,6 +219,12 @@ impl Edge {
         // The operator's own routes, each to the one module that serves it;
         // then the API routes of the contracts.
         let path = req.uri().path();
+        if path.starts_with(live::PREFIX) {
+            return match self.websocket(req, peer, &trace).await {
+                Ok(resp) => resp,
+                Err(e) => self.failure(&e),
+            };
+        }
         if let Some(rest) = path.strip_prefix(deploy::PREFIX) {
             let rest = rest.to_string();
             return deploy::handle(self, req, &rest, &trace).await;

@@ -39,6 +39,7 @@ pub fn table() -> Vec<Route> {
         route!(POST "/api/v1/queue/enter" => "gateway.v1.QueueService" / "RequestAdmission" ("gateway.v1.RequestAdmissionRequest" -> "gateway.v1.RequestAdmissionResponse")),
         route!(POST "/api/v1/queue/leave" => "gateway.v1.QueueService" / "LeaveQueue" ("gateway.v1.LeaveQueueRequest" -> "gateway.v1.LeaveQueueResponse")),
         route!(GET "/api/v1/queue/stats" => "gateway.v1.QueueService" / "GetQueueStats" ("gateway.v1.GetQueueStatsRequest" -> "gateway.v1.GetQueueStatsResponse") query [("event_id", "event_id")]),
+        route!(GET "/api/v1/events" => "reservation.v1.Inventory" / "ListEvents" ("reservation.v1.ListEventsRequest" -> "reservation.v1.ListEventsResponse") query [("cursor", "pagination.cursor"), ("page_size", "pagination.page_size")]),
         route!(GET "/api/v1/events/{event_id}/seats" => "reservation.v1.Inventory" / "GetInventoryStatus" ("reservation.v1.GetInventoryStatusRequest" -> "reservation.v1.GetInventoryStatusResponse") query [("section", "section")]),
         route!(POST "/api/v1/reservations" => "reservation.v1.ReservationService" / "CreateReservation" ("reservation.v1.CreateReservationRequest" -> "reservation.v1.CreateReservationResponse")),
         route!(GET "/api/v1/reservations" => "reservation.v1.ReservationService" / "ListReservations" ("reservation.v1.ListReservationsRequest" -> "reservation.v1.ListReservationsResponse") query [("user_id", "user_id"), ("event_id", "event_id")]),

@@ -1,10 +1,11 @@
-//! What the edge's routes share ([`Shared`]): the runtime, the dispatcher,
+//! What the edge's routes share ([`Shared`]): the runtime, the dispatcher, the live feeds,
 //! the stores, the admin and user auth settings, the limits and the fleet's
 //! change log. The composition root (`host`) fills it; the edge only reads it.
 
 use super::conn::ConnLimits;
 use super::limits::RateLimits;
 use crate::foundations::auth::Auth;
+use crate::live::Live;
 use crate::queue::Dispatcher;
 use crate::runtime::Runtime;
 use crate::store::open::Stores;
@@ -17,6 +18,8 @@ use std::time::Duration;
 pub struct Shared {
     pub runtime: Arc<Runtime>,
     pub dispatcher: Arc<Dispatcher>,
+    /// The live feeds (WebSocket and gRPC streams).
+    pub live: Arc<Live>,
     pub stores: Stores,
     pub admin_token: Option<String>,
     /// Whether and where an admin token is required, for the banner.

@@ -72,11 +72,7 @@ impl Codec {
             msg
         };
         for (field, value) in extra {
-            let f = desc
-                .get_field_by_name(field)
-                .ok_or_else(|| format!("{} has no field {field}", desc.full_name()))?;
-            msg.try_set_field(&f, Value::String(value.clone()))
-                .map_err(|e| format!("{field}: {e}"))?;
+            set_path(&mut msg, field, value).map_err(|e| format!("{field}: {e}"))?;
         }
         Ok(msg.encode_to_vec())
     }
@@ -134,6 +130,39 @@ impl Codec {
             .with_context(|| format!("rendering {} as JSON", desc.full_name()))?;
         Ok(out)
     }
+}
+
+/// Set the field at `path` (`a` or `a.b` into a message field) from the
+/// text of a path or query parameter: strings as they are, integers and
+/// booleans parsed.
+fn set_path(msg: &mut DynamicMessage, path: &str, text: &str) -> Result<(), String> {
+    let (name, rest) = match path.split_once('.') {
+        Some((name, rest)) => (name, Some(rest)),
+        None => (path, None),
+    };
+    let desc = prost_reflect::ReflectMessage::descriptor(msg);
+    let f = desc
+        .get_field_by_name(name)
+        .ok_or_else(|| format!("{} has no field {name}", desc.full_name()))?;
+    if let Some(rest) = rest {
+        return match msg.get_field_mut(&f) {
+            Value::Message(inner) => set_path(inner, rest, text),
+            _ => Err(format!("{name} is not a message")),
+        };
+    }
+    let bad = || format!("`{text}` is not a {:?}", f.kind());
+    let value = match f.kind() {
+        prost_reflect::Kind::String => Value::String(text.to_string()),
+        prost_reflect::Kind::Int32
+        | prost_reflect::Kind::Sint32
+        | prost_reflect::Kind::Sfixed32 => Value::I32(text.parse().map_err(|_| bad())?),
+        prost_reflect::Kind::Int64
+        | prost_reflect::Kind::Sint64
+        | prost_reflect::Kind::Sfixed64 => Value::I64(text.parse().map_err(|_| bad())?),
+        prost_reflect::Kind::Bool => Value::Bool(text.parse().map_err(|_| bad())?),
+        other => return Err(format!("cannot be set from a URL ({other:?})")),
+    };
+    msg.try_set_field(&f, value).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
