@@ -15,6 +15,7 @@ use tacos_host::host::{Host, HostOptions};
 pub mod cluster;
 pub mod swaps;
 pub mod tenants;
+pub mod ws;
 
 pub type Http = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
 
