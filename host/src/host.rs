@@ -83,6 +83,9 @@ pub struct HostOptions {
     /// Proxies whose `x-forwarded-for` names the client (none: the TCP peer
     /// is the client).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Serve the demo sign-in (`POST /api/v1/demo/sign-in`): `None` means
+    /// only on a loopback listener with no trusted proxy in front.
+    pub demo_sign_in: Option<bool>,
 }
 
 impl HostOptions {
@@ -102,6 +105,7 @@ impl HostOptions {
             rate_limits: RateLimits::default(),
             connections: ConnLimits::default(),
             trusted_proxies: Vec::new(),
+            demo_sign_in: None,
         }
     }
 }
@@ -212,6 +216,9 @@ impl Host {
             admin_token,
             admin_summary,
             seed_events: opts.seed_events,
+            demo_sign_in: opts
+                .demo_sign_in
+                .unwrap_or(addr.ip().is_loopback() && opts.trusted_proxies.is_empty()),
             sync: sync.clone(),
         });
         let (shutdown, stop) = tokio::sync::watch::channel(false);

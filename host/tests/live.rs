@@ -380,7 +380,10 @@ async fn a_reference_client_reads_the_same_stream() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(line);
         }
     });
@@ -392,13 +395,19 @@ async fn a_reference_client_reads_the_same_stream() {
         serde_json::from_str(&l).expect("a JSON line")
     };
     let first = line().await;
-    assert_eq!(first["type"], "QUEUE_EVENT_TYPE_POSITION_CHANGED", "{first}");
+    assert_eq!(
+        first["type"], "QUEUE_EVENT_TYPE_POSITION_CHANGED",
+        "{first}"
+    );
     assert_eq!(first["queue_update"]["position"], 1);
     t.advance(1.0).await;
     assert_eq!(line().await["type"], "QUEUE_EVENT_TYPE_ADMISSION_READY");
     t.advance(3_700.0).await;
     assert_eq!(line().await["type"], "QUEUE_EVENT_TYPE_TOKEN_EXPIRED");
     let closed = line().await;
-    assert_eq!(closed, json!({"closed": 1000, "reason": "waiting token expired"}));
+    assert_eq!(
+        closed,
+        json!({"closed": 1000, "reason": "waiting token expired"})
+    );
     let _ = child.wait();
 }

@@ -72,6 +72,9 @@ fn is_default<T: Default + PartialEq>(v: &T) -> bool {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantManifest {
+    /// What buyers see (the web app's title); the id when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Host names that pick the tenant, besides `ID.…`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
@@ -358,6 +361,7 @@ fn tenant_spec(
     }
     Ok(TenantSpec {
         id: id.to_string(),
+        name: t.name,
         hosts: t.hosts,
         quotas: t.quotas,
         policy,

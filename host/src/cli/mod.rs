@@ -128,6 +128,11 @@ struct UpArgs {
     /// Do not create the bundle's demo events.
     #[arg(long)]
     no_demo: bool,
+    /// Let anyone get a user token by naming a user (`POST /api/v1/demo/sign-in`,
+    /// the web app's sign-in): `auto` = only on a loopback listener with no
+    /// trusted proxy.
+    #[arg(long, value_name = "auto|on|off", default_value = "auto", value_parser = ["auto", "on", "off"])]
+    demo_sign_in: String,
     /// Swap a service when its component file changes on disk (same checks as `tacos swap`).
     #[arg(long)]
     watch: bool,
@@ -271,6 +276,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     opts.cache_dir = args.cache_dir;
     opts.admin_token = args.admin_token;
     opts.seed_events = !args.no_demo;
+    opts.demo_sign_in = match args.demo_sign_in.as_str() {
+        "on" => Some(true),
+        "off" => Some(false),
+        _ => None,
+    };
     opts.watch = args.watch;
     opts.idempotency_window = std::time::Duration::from_secs(args.idempotency_window);
     for proxy in &args.trusted_proxies {

@@ -101,6 +101,12 @@ pub(super) async fn handle(
                 trace,
             )),
         },
+        (&Method::GET, "/admin/v1/pulse") => {
+            if let Err(e) = authorize(edge, req.headers(), trace) {
+                return Ok(fail(e));
+            }
+            ok(pulse(edge).await, trace)
+        }
         (&Method::GET, "/metrics") => {
             if let Err(e) = authorize(edge, req.headers(), trace) {
                 return Ok(fail(e));
@@ -225,4 +231,34 @@ async fn advance(edge: &Edge, req: Request<Incoming>, trace: &str) -> Response<B
     };
     let settled = shared.dispatcher.settle(SETTLE_TIMEOUT).await;
     ok(j!({"now_ms": now, "settled": settled}), trace)
+}
+
+/// What the console charts, read twice a second apart: every tenant's
+/// pulse and their sum (cumulative counts, latency buckets), messages
+/// waiting for delivery, and live watchers.
+async fn pulse(edge: &Edge) -> serde_json::Value {
+    use crate::foundations::metrics::pulse::{LATENCY_BUCKETS_MS, PulseView};
+    let runtime = &edge.shared.runtime;
+    let mut all = PulseView::default();
+    let mut tenants = serde_json::Map::new();
+    for t in runtime.tenants().all() {
+        let view = t.metrics.pulse.view();
+        all.add(&view);
+        let pending = runtime.queue.pending(&t.id).await.ok();
+        let mut v = serde_json::to_value(&view).unwrap_or_default();
+        v["queue_pending"] = j!(pending);
+        v["name"] = j!(t.name);
+        tenants.insert(t.id.clone(), v);
+    }
+    let depth = runtime.queue.depth().await.ok();
+    let (places, seat_maps) = edge.shared.live.watchers();
+    j!({
+        "now_ms": crate::foundations::clock::system_now_ms(),
+        "latency_buckets_ms": LATENCY_BUCKETS_MS,
+        "all": all,
+        "queue_pending": depth.as_ref().map(|d| d.pending),
+        "dead_letters": depth.as_ref().map(|d| d.dead),
+        "watchers": {"places": places, "seat_maps": seat_maps},
+        "tenants": tenants,
+    })
 }

@@ -74,10 +74,14 @@ impl From<ProtoError> for Answer {
 impl Edge {
     /// Run `call` through the pipeline.
     pub(super) async fn run(&self, call: Call<'_>) -> Answer {
-        match self.run_steps(call).await {
+        let started = std::time::Instant::now();
+        let admitted = call.admitted;
+        let answer = match self.run_steps(call).await {
             Ok(answer) => answer,
             Err(e) => e.into(),
-        }
+        };
+        admitted.tenant.metrics.pulse.request(started.elapsed());
+        answer
     }
 
     async fn run_steps(&self, call: Call<'_>) -> Result<Answer, ProtoError> {

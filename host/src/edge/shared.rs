@@ -33,6 +33,9 @@ pub struct Shared {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Seed a tenant's demo events when it is added.
     pub seed_events: bool,
+    /// Whether anyone may get a user token by naming a user (a developer's
+    /// host: loopback, or turned on by the operator).
+    pub demo_sign_in: bool,
     /// The log of runtime changes, when other hosts share the store.
     pub sync: Option<Arc<Sync>>,
 }

@@ -34,6 +34,7 @@ const MAX_TENANT_BODY: usize = 128 << 20;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TenantBody {
+    name: Option<String>,
     #[serde(default)]
     hosts: Vec<String>,
     #[serde(default)]
@@ -60,6 +61,7 @@ struct ServiceBody {
 #[derive(Serialize)]
 struct TenantView {
     id: String,
+    name: String,
     hosts: Vec<String>,
     quotas: Quotas,
     services: Vec<ServiceView>,
@@ -266,6 +268,7 @@ async fn view(edge: &Edge, t: &Arc<Served>) -> Result<TenantView, crate::store::
     let (guest_seconds, throttled_seconds) = t.metrics.guest_totals();
     Ok(TenantView {
         id: t.id.clone(),
+        name: t.name.clone(),
         hosts: t.hosts.clone(),
         quotas: t.quotas,
         services: t
@@ -314,6 +317,7 @@ pub(super) fn spec(id: &str, body: &[u8]) -> Result<TenantSpec, String> {
     }
     Ok(TenantSpec {
         id: id.to_string(),
+        name: b.name,
         hosts: b.hosts,
         quotas: b.quotas,
         policy,

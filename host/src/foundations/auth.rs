@@ -91,6 +91,8 @@ pub struct Claims {
 /// Verifies bearer tokens.
 pub struct Auth {
     hs256: Option<DecodingKey>,
+    /// The HS256 secret, kept to sign demo sign-ins ([`Auth::mint`]).
+    secret: Option<String>,
     /// `kid` → key and its algorithm; the `""` entry is a JWKS's only key.
     jwks: HashMap<String, (DecodingKey, Algorithm)>,
     issuer: Option<String>,
@@ -110,6 +112,7 @@ impl Auth {
     pub fn new(opts: &AuthOptions, data_dir: &Path) -> anyhow::Result<(Auth, String)> {
         let mut auth = Auth {
             hs256: None,
+            secret: None,
             jwks: HashMap::new(),
             issuer: opts.issuer.clone(),
             audience: opts.audience.clone(),
@@ -125,11 +128,13 @@ impl Auth {
             }
             Some(secret) => {
                 auth.hs256 = Some(DecodingKey::from_secret(secret.as_bytes()));
+                auth.secret = Some(secret.clone());
                 said.push("HS256 with the configured secret".into());
             }
             None if opts.jwks.is_none() => {
                 let secret = dev_secret(data_dir)?;
                 auth.hs256 = Some(DecodingKey::from_secret(secret.as_bytes()));
+                auth.secret = Some(secret.clone());
                 said.push(format!(
                     "HS256, secret in {}",
                     data_dir.join(SECRET_FILE).display()
@@ -140,10 +145,31 @@ impl Auth {
         Ok((auth, said.join(" + ")))
     }
 
+    /// A token these keys accept, for `user` of `tenant`, signed with the
+    /// HS256 secret (the demo sign-in); an error saying why when they have
+    /// none or require claims such a token would not carry.
+    pub fn mint(
+        &self,
+        tenant: Option<&str>,
+        user: &str,
+        now_s: u64,
+        ttl_s: u64,
+    ) -> Result<String, String> {
+        let Some(secret) = &self.secret else {
+            return Err("the host signs no tokens of its own (it checks JWKS keys)".into());
+        };
+        if self.issuer.is_some() || self.audience.is_some() {
+            return Err("the host checks tokens of an issuer; sign in there".into());
+        }
+        mint_for(secret, tenant, user, now_s, ttl_s).map_err(|e| format!("{e:#}"))
+    }
+
     /// A tenant's own verifier.
     pub fn for_tenant(t: &TenantAuth) -> anyhow::Result<Auth> {
         let mut auth = Auth {
             hs256: None,
+            // A tenant's users sign in with the tenant, never here.
+            secret: None,
             jwks: HashMap::new(),
             issuer: t.issuer.clone(),
             audience: t.audience.clone(),

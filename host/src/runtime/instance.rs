@@ -93,7 +93,12 @@ impl Runtime {
         if let Some(m) = metrics {
             m.observe(&self.metrics, outcome, started.elapsed());
         }
-        tenant.metrics.observe(outcome, started.elapsed());
+        let took = started.elapsed();
+        tenant.metrics.observe(outcome, took);
+        if let Invoke::Call { method, .. } = &what {
+            let contained = matches!(&result, Err(e) if !matches!(e, CallError::App(_)));
+            tenant.metrics.pulse.call(method, result.is_ok(), contained);
+        }
         result
     }
 }

@@ -27,6 +27,7 @@ use tacos_proto::internal::v1::CreateEventRequest;
 pub(super) fn system_tenant() -> Served {
     let tenant = Tenant::new(TenantParts {
         id: "@host".into(),
+        name: None,
         secrets: Secrets::ephemeral(),
         auth: None,
         hosts: Vec::new(),
@@ -92,6 +93,9 @@ impl Runtime {
     ) -> Result<(Arc<Served>, bool), TenantError> {
         let _one_at_a_time = self.tenants_lock.lock().await;
         tenancy::check_id(&spec.id)?;
+        if let Some(name) = &spec.name {
+            tenancy::check_name(name)?;
+        }
         spec.quotas.check()?;
         if let Some(name) = spec.services.keys().find(|n| self.slot(n).is_none()) {
             let known: Vec<&str> = self.slots.iter().map(|s| s.name.as_str()).collect();
@@ -150,6 +154,7 @@ impl Runtime {
         };
         let tenant = Tenant::new(TenantParts {
             id: spec.id.clone(),
+            name: spec.name,
             secrets,
             auth,
             hosts: spec.hosts,

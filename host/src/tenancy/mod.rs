@@ -57,6 +57,17 @@ pub enum SpecError {
     ZeroQuota(&'static str),
     #[error("quota deadline_ms must be at most {0}")]
     DeadlineTooLong(u64),
+    #[error("a tenant's name must be 1 to 100 characters with no control characters")]
+    BadName,
+}
+
+/// Whether `name` may be shown as a tenant's name.
+pub fn check_name(name: &str) -> Result<(), SpecError> {
+    let chars = name.chars().count();
+    match (1..=100).contains(&chars) && !name.chars().any(char::is_control) {
+        true => Ok(()),
+        false => Err(SpecError::BadName),
+    }
 }
 
 /// Whether `id` may name a tenant: a DNS label (1 to 63 lowercase letters,
@@ -135,6 +146,8 @@ fn hundred() -> i32 {
 #[derive(Debug, Clone)]
 pub struct TenantSpec {
     pub id: String,
+    /// What buyers see (the web app's title); the id when `None`.
+    pub name: Option<String>,
     /// Host names that pick this tenant, besides `{id}.…`.
     pub hosts: Vec<String>,
     /// Over the bundle's default quotas, field by field.
@@ -154,6 +167,7 @@ impl TenantSpec {
     pub fn plain(id: &str) -> TenantSpec {
         TenantSpec {
             id: id.to_string(),
+            name: None,
             hosts: Vec::new(),
             quotas: Quotas::default(),
             policy: None,
@@ -169,6 +183,8 @@ impl TenantSpec {
 /// tenant changes; calls in flight finish on the one they started with.
 pub struct Tenant {
     pub id: String,
+    /// What buyers see; the id unless the spec names it.
+    pub name: String,
     /// Signs waiting and reservation tokens (the `token` capability); never enters a component.
     pub token_key: Vec<u8>,
     /// Standard Webhooks keys (`whsec_…` decoded); never enter a component.
@@ -189,6 +205,7 @@ pub struct Tenant {
 /// How a [`Tenant`] is put together (see `Runtime::apply_tenant`).
 pub struct TenantParts {
     pub id: String,
+    pub name: Option<String>,
     pub secrets: Secrets,
     pub auth: Option<Arc<Auth>>,
     pub hosts: Vec<String>,
@@ -201,6 +218,7 @@ pub struct TenantParts {
 impl Tenant {
     pub fn new(p: TenantParts) -> Tenant {
         Tenant {
+            name: p.name.unwrap_or_else(|| p.id.clone()),
             id: p.id,
             token_key: p.secrets.token_key,
             webhook: arc_swap::ArcSwap::from_pointee(p.secrets.webhook),

@@ -86,6 +86,8 @@ pub struct TenantMetrics {
     /// Totals of this tenant object (not exported; the families are).
     pub(super) failed: Counter,
     pub(super) refused: Counter,
+    /// What the operator's console charts.
+    pub pulse: std::sync::Arc<super::pulse::Pulse>,
 }
 
 impl TenantMetrics {

@@ -31,6 +31,7 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
 mod handles;
+pub mod pulse;
 
 pub use handles::{ComponentMetrics, RouteMetrics, TenantMetrics};
 
@@ -375,6 +376,7 @@ impl Metrics {
             quota_hits: self.tenant_quota_hits.clone(),
             failed: Counter::default(),
             refused: Counter::default(),
+            pulse: Default::default(),
             tenant,
         }
     }
