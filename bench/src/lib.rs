@@ -4,6 +4,7 @@
 //! reproduce them are in `docs/BENCHMARKS.md`.
 
 pub mod flash_sale;
+pub mod live;
 pub mod protocols;
 pub mod route;
 pub mod stores;

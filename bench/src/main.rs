@@ -6,7 +6,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use tacos_bench::{flash_sale, protocols, route, stores, swap, tenants};
+use tacos_bench::{flash_sale, live, protocols, route, stores, swap, tenants};
 
 #[derive(Debug, Parser)]
 #[command(name = "tacos-bench", version, about = "Measure a tacos host")]
@@ -29,6 +29,8 @@ enum Bench {
     Tenants(tenants::TenantsArgs),
     /// Holds/s, p99 and store requests per hold on embedded, Redis, Redis + DynamoDB, and 3 hosts on Redis.
     Stores(stores::StoresArgs),
+    /// 10,000 waiting-room sockets on one host: memory per socket, admission-to-push delay, host CPU against polling.
+    Live(live::LiveArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
             Bench::Protocols(args) => protocols::protocols(args).await,
             Bench::Tenants(args) => tenants::tenants(args).await,
             Bench::Stores(args) => stores::stores(args).await,
+            Bench::Live(args) => live::live(args).await,
         }
     })
 }

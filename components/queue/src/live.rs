@@ -14,8 +14,10 @@ use tacos_guest::proto::internal::v1::{
     StandingsRequest, StandingsResponse, WatchPlaceRequest, WatchPlaceResponse,
 };
 
-/// The most tickets one `Standings` call takes (the host sends batches).
-const MAX_TICKETS: usize = 5_000;
+/// The most tickets one `Standings` call takes (the host sends batches): one
+/// batch read of their "left" markers (the kv capability reads at most
+/// 1,000 keys at once).
+const MAX_TICKETS: usize = 1_000;
 
 pub(crate) fn watch(req: WatchPlaceRequest) -> Result<WatchPlaceResponse> {
     let t = ticket_of(&req.waiting_token)?;

@@ -19,8 +19,9 @@ use tacos_proto::internal::v1::{
 use tokio::sync::watch;
 
 const SERVICE: &str = "tacos.internal.v1.QueueLive";
-/// Tickets per `Standings` call (the component takes at most 5,000).
-const BATCH: usize = 2_000;
+/// Tickets per `Standings` call (the component takes at most 1,000: one
+/// batch read).
+const BATCH: usize = 1_000;
 
 #[derive(Default)]
 pub(super) struct Places {
@@ -215,7 +216,7 @@ pub(super) async fn tick(live: &Live, due: Due) {
                 "queue standings: answer does not match the tickets"
             ),
             // A busy tenant or a failing version: try again next tick.
-            Err(e) => tracing::debug!(trace = %trace, error = %e.message, "queue standings"),
+            Err(e) => tracing::warn!(trace = %trace, error = %e.message, "queue standings failed"),
         }
     }
 }

@@ -222,7 +222,7 @@ pub(super) async fn tick(live: &Live, (key, version): (FeedKey, i64)) {
         Err(e) if e.code == ErrorCode::NotFound as i32 => return end(live, &key, e),
         Err(e) => {
             // A busy tenant or a failing version: try again next tick.
-            tracing::debug!(trace = %trace, error = %e.message, "seat map");
+            tracing::warn!(trace = %trace, error = %e.message, "seat map failed");
             return;
         }
     };
