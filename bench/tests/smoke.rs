@@ -194,3 +194,25 @@ fn stores_bench_runs_on_every_backend() {
         "{stdout}"
     );
 }
+
+#[test]
+fn live_bench_holds_sockets_and_times_pushes() {
+    let stdout = bench(&[
+        "live",
+        "--sockets",
+        "300",
+        "--admit",
+        "100",
+        "--steps",
+        "2",
+    ]);
+    let per_socket = figure(&stdout, "memory per socket", "KiB");
+    // The host may give memory back as sockets open: a sign, not a size.
+    assert!(per_socket < 1024.0, "{per_socket} KiB per socket");
+    // Every admitted socket got its push, each within the run's bound.
+    assert!(stdout.contains("(n = 200;"), "{stdout}");
+    let p99 = figure(&stdout, "admission → push", "ms");
+    assert!(p99 > 0.0 && p99 < 30_000.0, "p50 {p99} ms");
+    let ratio = figure(&stdout, "sockets ÷ polling", "×");
+    assert!(ratio > 0.0, "{ratio}");
+}
