@@ -197,15 +197,7 @@ fn stores_bench_runs_on_every_backend() {
 
 #[test]
 fn live_bench_holds_sockets_and_times_pushes() {
-    let stdout = bench(&[
-        "live",
-        "--sockets",
-        "300",
-        "--admit",
-        "100",
-        "--steps",
-        "2",
-    ]);
+    let stdout = bench(&["live", "--sockets", "300", "--admit", "100", "--steps", "2"]);
     let per_socket = figure(&stdout, "memory per socket", "KiB");
     // The host may give memory back as sockets open: a sign, not a size.
     assert!(per_socket < 1024.0, "{per_socket} KiB per socket");

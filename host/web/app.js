@@ -5,7 +5,7 @@
 "use strict";
 
 (() => {
-  const { api, ApiError, el, show, money, newId, wsUrl } = tacos;
+  const { api, ApiError, el, show, money, newId } = tacos;
   const main = document.getElementById("main");
   const notice = document.getElementById("notice");
   const who = document.getElementById("who");
@@ -189,7 +189,7 @@
       el("p", { class: "muted" }, "Keep this page open. Your place updates by itself."),
     );
     let start = Math.max(firstPosition, 1);
-    state.socket = live(`/ws/queue/${encodeURIComponent(state.waitingToken)}?session_id=${encodeURIComponent(state.session)}`, {
+    state.socket = tacos.live(`/ws/queue/${encodeURIComponent(state.waitingToken)}?session_id=${encodeURIComponent(state.session)}`, {
       message: (m) => {
         const u = m.queue_update || {};
         if (m.error) return status.replaceChildren(new ApiError(0, m.error).sentence);
@@ -234,47 +234,6 @@
       el("p", {}, "You were away too long after your turn came."),
       el("button", { type: "button", class: "primary", onclick: () => joinQueue(state.event) }, "Join again"),
     );
-  }
-
-  /**
-   * A live route: reconnects with backoff (1, 2, 4, 8, 16 s) and resumes
-   * (every connection starts from the state now); a close with a reason
-   * (1000, 4xxx) is final.
-   */
-  function live(path, { message, closed, status }) {
-    let ws = null;
-    let attempt = 0;
-    let stopped = false;
-    let timer = null;
-    const connect = () => {
-      ws = new WebSocket(wsUrl(path));
-      ws.onopen = () => {
-        attempt = 0;
-      };
-      ws.onmessage = (ev) => {
-        try {
-          message(JSON.parse(ev.data));
-        } catch (e) {
-          say(String(e));
-        }
-      };
-      ws.onclose = (ev) => {
-        if (stopped) return;
-        if (ev.code === 1000 || ev.code >= 4000) return closed(ev.code, ev.reason);
-        if (attempt >= 5) return status("Connection lost. Reload the page to try again.");
-        const delay = 1000 * 2 ** attempt++;
-        status(`Reconnecting in ${delay / 1000} s…`);
-        timer = setTimeout(connect, delay);
-      };
-    };
-    connect();
-    return {
-      stop() {
-        stopped = true;
-        clearTimeout(timer);
-        if (ws) ws.close(1000, "done");
-      },
-    };
   }
 
   // ---- seats ------------------------------------------------------------
@@ -339,7 +298,7 @@
       summary,
       hold,
     );
-    state.socket = live(`/ws/events/${encodeURIComponent(event.id)}/seats`, {
+    state.socket = tacos.live(`/ws/events/${encodeURIComponent(event.id)}/seats`, {
       message: (m) => {
         if (m.error) return say(new ApiError(0, m.error).sentence);
         for (const seat of m.seats || []) paint(seat);

@@ -120,5 +120,46 @@ const tacos = (() => {
     return `${scheme}//${location.host}${path}`;
   }
 
-  return { api, ApiError, el, show, money, newId, wsUrl };
+  /**
+   * A live route: reconnects with backoff (1, 2, 4, 8, 16 s) and resumes
+   * (every connection starts from the state now); a close with a reason
+   * (1000, 4xxx) is final.
+   */
+  function live(path, { message, closed, status }) {
+    let ws = null;
+    let attempt = 0;
+    let stopped = false;
+    let timer = null;
+    const connect = () => {
+      ws = new WebSocket(wsUrl(path));
+      ws.onopen = () => {
+        attempt = 0;
+      };
+      ws.onmessage = (ev) => {
+        try {
+          message(JSON.parse(ev.data));
+        } catch (e) {
+          status(String(e));
+        }
+      };
+      ws.onclose = (ev) => {
+        if (stopped) return;
+        if (ev.code === 1000 || ev.code >= 4000) return closed(ev.code, ev.reason);
+        if (attempt >= 5) return status("Connection lost. Reload the page to try again.");
+        const delay = 1000 * 2 ** attempt++;
+        status(`Reconnecting in ${delay / 1000} s…`);
+        timer = setTimeout(connect, delay);
+      };
+    };
+    connect();
+    return {
+      stop() {
+        stopped = true;
+        clearTimeout(timer);
+        if (ws) ws.close(1000, "done");
+      },
+    };
+  }
+
+  return { api, ApiError, el, show, money, newId, wsUrl, live };
 })();

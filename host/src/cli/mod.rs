@@ -383,6 +383,14 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             );
         }
     }
+    println!(
+        "  web        {url}/ (buyers; demo sign-in {}), {url}/console (operators)",
+        if host.shared.demo_sign_in {
+            "on"
+        } else {
+            "off"
+        }
+    );
     println!("ready; Ctrl-C to stop");
     tokio::signal::ctrl_c().await?;
     println!("stopping");

@@ -21,26 +21,21 @@
 //! `gateway.v1.GatewayService` is served from [`gateway`]: aliases of the
 //! owning services' RPCs, and two RPCs the host answers. Server streams
 //! (`StreamQueueUpdates`, `StreamSeatUpdates`) are admitted the same way and
-//! served from the live feeds ([`super::live`]).
+//! served from the live feeds ([`super::live::grpc_stream`]).
 
 use super::guards::{self, Guard};
-use super::live::Wanted;
 use super::pipeline::{Call, MAX_DEADLINE};
 use super::{Edge, MAX_BODY, SERVED_BY, errors, gateway, idempotency, trace_id_of};
 use crate::foundations::metrics::{Metrics, RouteMetrics};
-use crate::live::{Closing, Next};
 use bytes::{Buf, BufMut, Bytes};
 use hyper::body::Incoming;
 use hyper::http;
-use prost::Message as _;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
-use tacos_proto::gateway::v1::StreamQueueUpdatesRequest;
-use tacos_proto::reservation::v1::StreamSeatUpdatesRequest;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
@@ -71,7 +66,7 @@ struct Rpc {
     metrics: RouteMetrics,
     /// Answered by the host instead (GatewayService's own RPCs).
     native: Option<gateway::Native>,
-    /// A server stream, served from the live feeds ([`super::live`]).
+    /// A server stream, served from the live feeds ([`super::live::grpc_stream`]).
     streams: bool,
 }
 
@@ -240,7 +235,7 @@ impl Grpc {
             Err(e) => return fail(e),
         };
         if rpc.streams {
-            return self.stream(edge, rpc, req, admitted, trace, status).await;
+            return super::live::grpc_stream(edge, &rpc.method, req, admitted, trace, status).await;
         }
         // A signed webhook's signature covers the message bytes; keep the headers for it.
         let signed = match rpc.guard {
@@ -320,94 +315,6 @@ impl Grpc {
     }
 }
 
-impl Grpc {
-    /// A server stream: the request names what to watch; each push is one
-    /// message, and the stream ends with OK once the place is done or with
-    /// the error that ended it.
-    async fn stream(
-        &self,
-        edge: &Edge,
-        rpc: &Rpc,
-        req: http::Request<Incoming>,
-        admitted: super::admission::Admitted,
-        trace: String,
-        status: impl Fn(&ProtoError) -> Status,
-    ) -> Response {
-        let open = tower::service_fn(|request: tonic::Request<Bytes>| {
-            let (trace, status, admitted) = (&trace, &status, &admitted);
-            async move {
-                let bad = |e: prost::DecodeError| {
-                    status(&errors::error(
-                        ErrorCode::InvalidArgument,
-                        e.to_string(),
-                        trace,
-                    ))
-                };
-                let bytes = request.get_ref().as_ref();
-                let wanted = match rpc.method.as_str() {
-                    "StreamQueueUpdates" => {
-                        let r = StreamQueueUpdatesRequest::decode(bytes).map_err(bad)?;
-                        Wanted::Place {
-                            waiting_token: r.waiting_token,
-                            session_id: r.session_id,
-                            event_id: r.event_id,
-                        }
-                    }
-                    _ => {
-                        let r = StreamSeatUpdatesRequest::decode(bytes).map_err(bad)?;
-                        Wanted::Seats {
-                            event_id: r.event_id,
-                        }
-                    }
-                };
-                let watch = edge
-                    .open_watch(admitted, wanted, trace)
-                    .await
-                    .map_err(|e| status(&e))?;
-                let pushes = futures_util::stream::unfold(Some(watch), |watch| async move {
-                    let mut watch = watch?;
-                    let push = match watch.next().await {
-                        Next::Push(push) => push,
-                        Next::End(closing) => return ended(&closing).map(|s| (Err(s), None)),
-                    };
-                    let item = Ok(push.proto.to_vec());
-                    // After the last message: OK, or the error that ended it.
-                    let rest = match &push.last {
-                        None => Some(watch),
-                        Some(_) => None,
-                    };
-                    Some((item, rest))
-                });
-                let mut response = tonic::Response::new(pushes);
-                add_trace(response.metadata_mut(), trace);
-                Ok::<_, Status>(response)
-            }
-        });
-        let mut grpc = tonic::server::Grpc::new(Raw).max_decoding_message_size(MAX_BODY);
-        let opening = grpc.server_streaming(open, req);
-        match tokio::time::timeout(edge.conn.body_read + MAX_DEADLINE, opening).await {
-            Ok(resp) => resp,
-            Err(_) => status(&errors::error(
-                ErrorCode::Timeout,
-                "the stream did not open in time",
-                &trace,
-            ))
-            .into_http(),
-        }
-    }
-}
-
-/// How a stream that ends without a last message ends: a watcher that fell
-/// behind or a stopping host is told to come back.
-fn ended(closing: &Closing) -> Option<Status> {
-    match closing {
-        Closing::Done(_) => None,
-        Closing::Failed(e) => Some(status(e)),
-        Closing::Behind => Some(Status::unavailable("fell behind the updates; reconnect")),
-        Closing::Stopping => Some(Status::unavailable("the host is stopping")),
-    }
-}
-
 /// A `tonic::Status` for a contract error: the matching gRPC code, the
 /// message, and the error itself as a `google.rpc.Status` detail.
 pub fn status(e: &ProtoError) -> Status {
@@ -437,7 +344,7 @@ fn with_details(code: Code, e: &mut ProtoError) -> Status {
     s
 }
 
-fn add_trace(md: &mut tonic::metadata::MetadataMap, trace: &str) {
+pub(super) fn add_trace(md: &mut tonic::metadata::MetadataMap, trace: &str) {
     if let Ok(v) = MetadataValue::try_from(trace) {
         md.insert("x-trace-id", v);
     }

@@ -5,8 +5,8 @@
 //!
 //! Both protocols admit a watcher through the one admission path (the
 //! stream RPC's guard from the one table, the client's and tenant's limits)
-//! and open the same [`Watch`] ([`Edge::open_watch`]); this module is the
-//! WebSocket side, `grpc` the other.
+//! and open the same [`Watch`] ([`Edge::open_watch`]), then put its
+//! messages on the wire: WebSocket below, gRPC streams in [`grpc_stream`].
 //!
 //! WebSocket: `GET /ws/queue/{waiting_token}?session_id=…` (the original
 //! front end's path) and `GET /ws/events/{event_id}/seats`, HTTP/1.1
@@ -24,22 +24,28 @@
 //! among the host's open connections until it closes.
 
 use super::admission::Admitted;
-use super::{Body, Edge, errors, guards, routes};
+use super::pipeline::MAX_DEADLINE;
+use super::{Body, Edge, MAX_BODY, errors, grpc, guards, routes};
 use crate::live::{Closing, Live, Next, Watch};
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use hyper::body::Incoming;
 use hyper::header::{CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use prost::Message as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
+use tacos_proto::gateway::v1::StreamQueueUpdatesRequest;
+use tacos_proto::reservation::v1::StreamSeatUpdatesRequest;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tonic::Status;
 
 /// Where the WebSocket routes start.
 pub(super) const PREFIX: &str = "/ws/";
@@ -318,4 +324,89 @@ fn close(closing: &Closing) -> Message {
         code: CloseCode::from(code),
         reason: reason[..end].to_string().into(),
     }))
+}
+
+/// A server stream: the request names what to watch; each push is one
+/// message, and the stream ends with OK once the place is done or with
+/// the error that ended it.
+pub(super) async fn grpc_stream(
+    edge: &Edge,
+    method: &str,
+    req: hyper::Request<Incoming>,
+    admitted: Admitted,
+    trace: String,
+    status: impl Fn(&ProtoError) -> Status,
+) -> hyper::Response<tonic::body::Body> {
+    let open = tower::service_fn(|request: tonic::Request<Bytes>| {
+        let (trace, status, admitted) = (&trace, &status, &admitted);
+        async move {
+            let bad = |e: prost::DecodeError| {
+                status(&errors::error(
+                    ErrorCode::InvalidArgument,
+                    e.to_string(),
+                    trace,
+                ))
+            };
+            let bytes = request.get_ref().as_ref();
+            let wanted = match method {
+                "StreamQueueUpdates" => {
+                    let r = StreamQueueUpdatesRequest::decode(bytes).map_err(bad)?;
+                    Wanted::Place {
+                        waiting_token: r.waiting_token,
+                        session_id: r.session_id,
+                        event_id: r.event_id,
+                    }
+                }
+                _ => {
+                    let r = StreamSeatUpdatesRequest::decode(bytes).map_err(bad)?;
+                    Wanted::Seats {
+                        event_id: r.event_id,
+                    }
+                }
+            };
+            let watch = edge
+                .open_watch(admitted, wanted, trace)
+                .await
+                .map_err(|e| status(&e))?;
+            let pushes = futures_util::stream::unfold(Some(watch), |watch| async move {
+                let mut watch = watch?;
+                let push = match watch.next().await {
+                    Next::Push(push) => push,
+                    Next::End(closing) => return ended(&closing).map(|s| (Err(s), None)),
+                };
+                let item = Ok(push.proto.to_vec());
+                // After the last message: OK, or the error that ended it.
+                let rest = match &push.last {
+                    None => Some(watch),
+                    Some(_) => None,
+                };
+                Some((item, rest))
+            });
+            let mut response = tonic::Response::new(pushes);
+            grpc::add_trace(response.metadata_mut(), trace);
+            Ok::<_, Status>(response)
+        }
+    });
+    let mut server = tonic::server::Grpc::new(grpc::Raw).max_decoding_message_size(MAX_BODY);
+    let opening = server.server_streaming(open, req);
+    match tokio::time::timeout(edge.conn.body_read + MAX_DEADLINE, opening).await {
+        Ok(resp) => resp,
+        Err(_) => status(&errors::error(
+            ErrorCode::Timeout,
+            "the stream did not open in time",
+            &trace,
+        ))
+        .into_http(),
+    }
+}
+
+/// How a stream that ends without a last message ends: a watcher that fell
+/// behind or a stopping host is told to come back.
+fn ended(closing: &Closing) -> Option<Status> {
+    match closing {
+        Closing::Done(_) => None,
+        Closing::Failed(e) => Some(grpc::status(e)),
+        Closing::Behind => Some(Status::unavailable("fell behind the updates; reconnect")),
+        Closing::Stopping => Some(Status::unavailable("the host is stopping")),
+    }
 }

@@ -54,6 +54,7 @@ struct FeedKey {
 
 /// One message for a watcher: the encoded contract message, its JSON made
 /// once however many watchers share it, and whether the stream ends after it.
+#[derive(Debug)]
 pub struct Push {
     pub proto: Bytes,
     json: OnceLock<Bytes>,

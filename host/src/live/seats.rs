@@ -256,3 +256,65 @@ fn end(live: &Live, key: &FeedKey, error: ProtoError) {
             .send(Push::new(&event, Some(Closing::Failed(error))));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seat(id: &str, status: i32) -> Seat {
+        Seat {
+            id: id.into(),
+            status,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_newer_read_yields_only_what_changed() {
+        let mut feed = Feed::new(SeatMapResponse {
+            version: 1,
+            changed: true,
+            seats: vec![seat("A-1", 1), seat("A-2", 1)],
+            remaining_seats: 2,
+        });
+        let changed = feed.apply(SeatMapResponse {
+            version: 3,
+            changed: true,
+            seats: vec![seat("A-1", 1), seat("A-2", 2), seat("A-3", 1)],
+            remaining_seats: 2,
+        });
+        let ids: Vec<&str> = changed.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["A-2", "A-3"]);
+        assert_eq!((feed.version, feed.seats.len()), (3, 3));
+    }
+
+    #[tokio::test]
+    async fn a_watcher_that_falls_a_ring_behind_is_told_to_reconnect() {
+        let seats = Arc::new(Seats::default());
+        let key = FeedKey {
+            tenant: "t".into(),
+            event: "e".into(),
+        };
+        let feed = Feed::new(SeatMapResponse::default());
+        let rx = feed.tx.subscribe();
+        let tx = feed.tx.clone();
+        seats.feeds.lock().unwrap().insert(key.clone(), feed);
+        let mut watch = SeatWatch {
+            snapshot: None,
+            rx,
+            _unwatch: Unwatch {
+                seats: Arc::downgrade(&seats),
+                key: key.clone(),
+            },
+        };
+        for _ in 0..=RING {
+            tx.send(Push::new(&SeatUpdateEvent::default(), None))
+                .unwrap();
+        }
+        assert!(matches!(watch.next().await, Next::End(Closing::Behind)));
+        // Its going ends the feed, which no one else watches.
+        drop(watch);
+        drop(tx);
+        assert!(seats.feeds.lock().unwrap().is_empty());
+    }
+}
