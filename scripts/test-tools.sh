@@ -33,42 +33,31 @@ grpcurl() {
   "$bin/grpcurl" -version
 }
 
-standardwebhooks_verify() {
-  [ -x "$bin/standardwebhooks-verify" ] && return
+# A tool that runs scripts/NAME.py with the PyPI packages given, installed
+# under target/tools/python.
+python_tool() { # python_tool NAME SPEC...
+  local name="$1"
+  shift
+  [ -x "$bin/$name" ] && return
   local lib="$root/target/tools/python"
-  python3 -m pip install --quiet --target "$lib" 'standardwebhooks==1.1.0'
-  cat >"$bin/standardwebhooks-verify" <<EOF
+  python3 -m pip install --quiet --target "$lib" "$@"
+  cat >"$bin/$name" <<EOF
 #!/bin/sh
-PYTHONPATH="$lib" exec python3 "$root/scripts/standardwebhooks-verify.py" "\$@"
+PYTHONPATH="$lib" exec python3 "$root/scripts/$name.py" "\$@"
 EOF
-  chmod 0755 "$bin/standardwebhooks-verify"
+  chmod 0755 "$bin/$name"
 }
 
-ws_watch() {
-  [ -x "$bin/ws-watch" ] && return
-  local lib="$root/target/tools/python"
-  python3 -m pip install --quiet --target "$lib" 'websockets==15.0.1'
-  cat >"$bin/ws-watch" <<EOF
-#!/bin/sh
-PYTHONPATH="$lib" exec python3 "$root/scripts/ws-watch.py" "\$@"
-EOF
-  chmod 0755 "$bin/ws-watch"
-}
+standardwebhooks_verify() { python_tool standardwebhooks-verify 'standardwebhooks==1.1.0'; }
+
+ws_watch() { python_tool ws-watch 'websockets==15.0.1'; }
 
 browser_check() {
   if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
     apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 ||
       { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }
   fi
-  [ -x "$bin/browser-check" ] && return
-  local lib="$root/target/tools/python"
-  python3 -m pip install --quiet --target "$lib" 'selenium==4.38.0'
-  cat >"$bin/browser-check" <<EOF
-#!/bin/sh
-PYTHONPATH="$lib" exec python3 "$root/scripts/browser-check.py" "\$@"
-EOF
-  chmod 0755 "$bin/browser-check"
-  chromium --version
+  python_tool browser-check 'selenium==4.38.0'
 }
 
 tools=("$@")
