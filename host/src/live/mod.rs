@@ -116,6 +116,12 @@ impl Watch {
     }
 }
 
+/// A feed table's lock; a panic elsewhere while holding it leaves nothing
+/// half-written that a reader could trip on, so a poisoned lock is taken.
+fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Live {
     /// The feeds of `runtime`, and the task that ticks them.
     pub fn start(runtime: Arc<Runtime>) -> (Arc<Live>, JoinHandle<()>) {

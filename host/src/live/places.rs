@@ -60,7 +60,7 @@ impl Drop for Unwatch {
         let Some(places) = self.places.upgrade() else {
             return;
         };
-        let mut feeds = places.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        let mut feeds = super::locked(&places.feeds);
         if let Some(watchers) = feeds.get_mut(&self.key) {
             watchers.remove(&self.id);
             if watchers.is_empty() {
@@ -81,12 +81,12 @@ impl PlaceWatch {
 
 impl Places {
     pub(super) fn watchers(&self) -> usize {
-        let feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        let feeds = super::locked(&self.feeds);
         feeds.values().map(HashMap::len).sum()
     }
 
     pub(super) fn due(&self) -> Vec<Due> {
-        let feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        let feeds = super::locked(&self.feeds);
         feeds
             .iter()
             .map(|(key, watchers)| Due {
@@ -101,7 +101,7 @@ impl Places {
 
     /// Push `update` to watcher `id` if its standing changed.
     fn offer(&self, key: &FeedKey, id: u64, update: QueueUpdateEvent, live: &Live) {
-        let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        let mut feeds = super::locked(&self.feeds);
         let Some(w) = feeds.get_mut(key).and_then(|f| f.get_mut(&id)) else {
             return; // gone meanwhile
         };
@@ -114,7 +114,7 @@ impl Places {
 
     /// End every watcher of `key` with `error`.
     fn end_all(&self, key: &FeedKey, error: ProtoError, live: &Live) {
-        let feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        let feeds = super::locked(&self.feeds);
         for w in feeds.get(key).into_iter().flat_map(HashMap::values) {
             let update = QueueUpdateEvent {
                 error: Some(error.clone()),
@@ -166,10 +166,7 @@ pub(super) async fn watch(
         last: update,
         tx,
     };
-    places
-        .feeds
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+    super::locked(&places.feeds)
         .entry(key.clone())
         .or_default()
         .insert(id, watcher);

@@ -92,7 +92,7 @@ impl Drop for Unwatch {
         let Some(seats) = self.seats.upgrade() else {
             return;
         };
-        let mut feeds = seats.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        let mut feeds = super::locked(&seats.feeds);
         // This watcher's receiver is gone already: the feed ends with its last.
         if feeds
             .get(&self.key)
@@ -118,13 +118,13 @@ impl SeatWatch {
 
 impl Seats {
     pub(super) fn watchers(&self) -> usize {
-        let feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        let feeds = super::locked(&self.feeds);
         feeds.values().map(|f| f.tx.receiver_count()).sum()
     }
 
     /// Every feed and the version it has.
     pub(super) fn due(&self) -> Vec<(FeedKey, i64)> {
-        let feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        let feeds = super::locked(&self.feeds);
         feeds.iter().map(|(k, f)| (k.clone(), f.version)).collect()
     }
 }
@@ -162,7 +162,7 @@ pub(super) async fn watch(
     let mut read: Option<SeatMapResponse> = None;
     loop {
         {
-            let mut feeds = live.seats.feeds.lock().unwrap_or_else(|p| p.into_inner());
+            let mut feeds = super::locked(&live.seats.feeds);
             if let Some(map) = read.take() {
                 match feeds.get_mut(&key) {
                     Some(feed) if map.version > feed.version => {
@@ -226,7 +226,7 @@ pub(super) async fn tick(live: &Live, (key, version): (FeedKey, i64)) {
             return;
         }
     };
-    let mut feeds = live.seats.feeds.lock().unwrap_or_else(|p| p.into_inner());
+    let mut feeds = super::locked(&live.seats.feeds);
     let Some(feed) = feeds.get_mut(&key) else {
         return; // nobody watches any more
     };
@@ -244,7 +244,7 @@ pub(super) async fn tick(live: &Live, (key, version): (FeedKey, i64)) {
 
 /// End every watcher of `key`'s seat map with `error`.
 fn end(live: &Live, key: &FeedKey, error: ProtoError) {
-    let feeds = live.seats.feeds.lock().unwrap_or_else(|p| p.into_inner());
+    let feeds = super::locked(&live.seats.feeds);
     if let Some(feed) = feeds.get(key) {
         let event = SeatUpdateEvent {
             event_id: key.event.clone(),
