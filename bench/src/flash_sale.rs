@@ -12,7 +12,8 @@
 //! RSS. The virtual clock lets a 60-second world run as fast as the machine.
 
 use crate::{
-    Http, bearer, client, enter_phase, join_phase, peak_rss_mib, phase, send, send_as, spawn_host,
+    Http, Phase, bearer, budget, client, cpu, enter_phase, join_phase, peak_rss_mib, phase, send,
+    send_as, spawn_host,
 };
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -59,6 +60,19 @@ fn fsync_baseline() -> anyhow::Result<f64> {
         n += 1;
     }
     Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Print `phase` and its budget by stage since `before`; the counters now.
+async fn print_with_budget(
+    phase: &Phase,
+    http: &Http,
+    url: &str,
+    before: budget::Counters,
+) -> anyhow::Result<budget::Counters> {
+    let after = budget::read(http, url).await?;
+    phase.print();
+    budget::Budget::between(&before, &after, phase.requests, &phase.cpu).print(phase.name);
+    Ok(after)
 }
 
 /// The store's (commits, writes) so far, from `/readyz`.
@@ -134,11 +148,29 @@ pub async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<()> {
     };
 
     let ctx = Arc::new((http.clone(), url.clone(), event.clone(), secret));
+    let before = budget::read(&http, &url).await?;
     let (joins, waiting) = join_phase(&http, &url, &event, args.users, args.concurrency).await?;
-    joins.print();
+    print_with_budget(&joins, &http, &url, before).await?;
     advance(1.0).await?;
+    let before = budget::read(&http, &url).await?;
+    let waiting = Arc::new(waiting);
+    let (c, w) = (ctx.clone(), waiting.clone());
+    let (statuses, _) = phase("status", args.users, args.concurrency, move |i| {
+        let (c, w) = (c.clone(), w.clone());
+        async move {
+            let url = format!("{}/api/v1/queue/status?token={}", c.1, w[i]);
+            let (s, b) = send(&c.0, "GET", &url, None).await?;
+            if s != 200 || b["admission_ready"] != true {
+                bail!("queue status: {s} {b}");
+            }
+            Ok(())
+        }
+    })
+    .await?;
+    let before = print_with_budget(&statuses, &http, &url, before).await?;
+    let waiting = Arc::try_unwrap(waiting).unwrap_or_else(|w| (*w).clone());
     let (enters, tokens) = enter_phase(&http, &url, waiting, args.concurrency).await?;
-    enters.print();
+    let before_holds = print_with_budget(&enters, &http, &url, before).await?;
 
     let tokens = Arc::new(tokens);
     let hold = |offset: usize| {
@@ -163,7 +195,7 @@ pub async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<()> {
     };
     let before = store_stats(&http, &url).await;
     let (holds, first) = phase("hold", args.seats, args.concurrency, hold(0)).await?;
-    holds.print();
+    print_with_budget(&holds, &http, &url, before_holds).await?;
     if let (Some(a), Some(b)) = (before, store_stats(&http, &url).await) {
         let (commits, writes) = (b.0 - a.0, b.1 - a.1);
         let secs = holds.elapsed.as_secs_f64();
@@ -221,13 +253,15 @@ pub async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<()> {
     })
     .await?;
     intents.print();
+    let cpu = cpu::Sample::now();
     let confirm_time = advance(5.0).await?;
     println!(
-        "  {:<10} {:>8} confirmations in {:.2} s: {:.0} /s (payment completion, signed webhook, worker, confirm)",
+        "  {:<10} {:>8} confirmations in {:.2} s: {:.0} /s (payment completion, signed webhook, worker, confirm)   {}",
         "confirm",
         held.len(),
         confirm_time.as_secs_f64(),
-        held.len() as f64 / confirm_time.as_secs_f64()
+        held.len() as f64 / confirm_time.as_secs_f64(),
+        cpu::Sample::now().since(&cpu).describe(held.len())
     );
 
     // The oversell check: every seat sold once, every reservation confirmed.

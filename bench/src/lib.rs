@@ -3,6 +3,8 @@
 //! (machines here are noisy; absolute numbers drift). Results and how to
 //! reproduce them are in `docs/BENCHMARKS.md`.
 
+pub mod budget;
+pub mod cpu;
 pub mod flash_sale;
 pub mod live;
 pub mod protocols;
@@ -60,6 +62,7 @@ pub fn bearer_for(secret: &str, tenant: Option<&str>, user: &str) -> anyhow::Res
 
 impl Drop for Spawned {
     fn drop(&mut self) {
+        cpu::unwatch(self.child.id());
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -130,6 +133,7 @@ pub fn spawn_host_env(
     let url = tacos_host::cli::banner_url(&banner)
         .with_context(|| format!("no url in the banner: {banner}"))?;
     std::thread::spawn(move || for _ in lines {});
+    cpu::watch(child.id());
     // "… (123 ms to start)"
     let start_ms = banner
         .rsplit_once('(')
@@ -208,6 +212,8 @@ pub struct Phase {
     pub requests: usize,
     pub elapsed: Duration,
     pub latencies: Vec<Duration>,
+    /// The CPU the hosts and the load used meanwhile.
+    pub cpu: cpu::CpuUse,
 }
 
 impl Phase {
@@ -226,12 +232,13 @@ impl Phase {
 
     pub fn print(&self) {
         println!(
-            "  {:<10} {:>8} requests {:>9.0} /s   p50 {:>7.2} ms   p99 {:>7.2} ms",
+            "  {:<10} {:>8} requests {:>9.0} /s   p50 {:>7.2} ms   p99 {:>7.2} ms   {}",
             self.name,
             self.requests,
             self.rate(),
             self.percentile(0.50).as_secs_f64() * 1e3,
-            self.percentile(0.99).as_secs_f64() * 1e3
+            self.percentile(0.99).as_secs_f64() * 1e3,
+            self.cpu.describe(self.requests)
         );
     }
 }
@@ -250,6 +257,7 @@ where
 {
     let work = Arc::new(work);
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu = cpu::Sample::now();
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency.max(1) {
@@ -272,6 +280,7 @@ where
         all.extend(w.await??);
     }
     let elapsed = started.elapsed();
+    let cpu = cpu::Sample::now().since(&cpu);
     all.sort_by_key(|(i, _, _)| *i);
     let latencies = all.iter().map(|(_, l, _)| *l).collect();
     let values = all.into_iter().map(|(_, _, v)| v).collect();
@@ -281,6 +290,7 @@ where
             requests: n,
             elapsed,
             latencies,
+            cpu,
         },
         values,
     ))
@@ -300,6 +310,7 @@ where
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     let work = Arc::new(work);
+    let cpu = cpu::Sample::now();
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(n);
     for i in 0..n {
@@ -319,6 +330,7 @@ where
         requests: n,
         elapsed: started.elapsed(),
         latencies,
+        cpu: cpu::Sample::now().since(&cpu),
     })
 }
 

@@ -39,16 +39,6 @@ pub struct LiveArgs {
 /// How long one step may take before the run fails.
 const STEP_LIMIT: Duration = Duration::from_secs(30);
 
-/// Host CPU seconds so far (user + system, all threads; Linux).
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command's closing parenthesis; utime and stime are 14 and 15.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0) // USER_HZ is 100 on Linux
-}
-
 /// Resident memory now, in KiB (Linux).
 fn rss_kib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -142,7 +132,7 @@ pub async fn live(args: LiveArgs) -> anyhow::Result<()> {
 
     // Step the clock; each step admits `admit` places.
     let mut delays = Vec::new();
-    let cpu_start = cpu_seconds(pid).context("host CPU")?;
+    let cpu_start = crate::cpu::seconds(pid).context("host CPU")?;
     let stepping = Instant::now();
     let steps = args.steps.min(n.div_ceil(args.admit.max(1)));
     for step in 0..steps {
@@ -172,7 +162,7 @@ pub async fn live(args: LiveArgs) -> anyhow::Result<()> {
         }
     }
     let socket_wall = stepping.elapsed();
-    let socket_cpu = cpu_seconds(pid).context("host CPU")? - cpu_start;
+    let socket_cpu = crate::cpu::seconds(pid).context("host CPU")? - cpu_start;
     let pushed = messages.load(Ordering::Relaxed);
     delays.sort();
 
@@ -197,7 +187,7 @@ pub async fn live(args: LiveArgs) -> anyhow::Result<()> {
     .context("the host still counts the sockets")?;
     let polls = (n as f64 * socket_wall.as_secs_f64()).ceil() as usize;
     let tokens = Arc::new(tokens);
-    let cpu_start = cpu_seconds(pid).context("host CPU")?;
+    let cpu_start = crate::cpu::seconds(pid).context("host CPU")?;
     let (http2, status_url) = (client(64), format!("{url}/api/v1/queue/status"));
     let (polling, _) = crate::phase("poll status", polls, 64, move |i| {
         let (http, url, tokens) = (http2.clone(), status_url.clone(), tokens.clone());
@@ -209,7 +199,7 @@ pub async fn live(args: LiveArgs) -> anyhow::Result<()> {
         }
     })
     .await?;
-    let poll_cpu = cpu_seconds(pid).context("host CPU")? - cpu_start;
+    let poll_cpu = crate::cpu::seconds(pid).context("host CPU")? - cpu_start;
     // What polling once a second costs: the host CPU of one status request
     // (measured flat out) times N a second.
     let per_poll = poll_cpu / polls as f64;

@@ -5,8 +5,10 @@
 //! running a hello-world `wasi:http` component, and a plain hyper hello world.
 //!
 //! The load tool is `wrk` (Debian package `wrk`); the baseline host is the
-//! wasmtime CLI (`cargo install wasmtime-cli --version 48.0.8 --locked`).
-//! Rounds are interleaved and the median is reported.
+//! wasmtime CLI (`cargo install wasmtime-cli --version 48.0.8 --locked`;
+//! without it that baseline is skipped, loudly). Rounds are interleaved and
+//! the median is reported, with each server's CPU per request (read from
+//! `/proc`) and wrk's share of the machine.
 
 use crate::{client, send, spawn_host};
 use anyhow::{Context, bail};
@@ -45,6 +47,10 @@ struct Run {
     p50_ms: f64,
     p99_ms: f64,
     errors: u64,
+    /// The server's CPU per request, µs.
+    server_us: f64,
+    /// wrk's share of the machine, 0–1.
+    wrk_share: f64,
 }
 
 fn version(cmd: &mut Command, missing: &str) -> anyhow::Result<String> {
@@ -95,7 +101,14 @@ fn parse_wrk(out: &str) -> anyhow::Result<Run> {
     Ok(run)
 }
 
-async fn wrk(args: &RouteArgs, url: &str) -> anyhow::Result<Run> {
+/// Load `url` with wrk; `server` is the serving process (`None`: this one).
+async fn wrk(args: &RouteArgs, url: &str, server: Option<u32>) -> anyhow::Result<Run> {
+    let server_cpu = || match server {
+        Some(pid) => crate::cpu::seconds(pid).context("server CPU"),
+        None => Ok(crate::cpu::this_process().0),
+    };
+    let (before, (_, wrk_before)) = (server_cpu()?, crate::cpu::this_process());
+    let started = Instant::now();
     let out = tokio::process::Command::new("wrk")
         .args([
             "--latency",
@@ -109,7 +122,15 @@ async fn wrk(args: &RouteArgs, url: &str) -> anyhow::Result<Run> {
         .output()
         .await
         .context("running wrk")?;
-    parse_wrk(&String::from_utf8_lossy(&out.stdout))
+    let elapsed = started.elapsed().as_secs_f64();
+    let (server_cpu, wrk_cpu) = (
+        server_cpu()? - before,
+        crate::cpu::this_process().1 - wrk_before,
+    );
+    let mut run = parse_wrk(&String::from_utf8_lossy(&out.stdout))?;
+    run.server_us = server_cpu * 1e6 / (run.rps * elapsed).max(1.0);
+    run.wrk_share = wrk_cpu / (elapsed * crate::cpu::cores());
+    Ok(run)
 }
 
 /// The plain hyper hello world: the floor of any HTTP server here.
@@ -182,10 +203,14 @@ pub async fn route(args: RouteArgs) -> anyhow::Result<()> {
         Command::new("wrk").arg("-v"),
         "wrk is missing: apt-get install wrk",
     )?;
-    let wasmtime_version = version(
-        Command::new(&args.wasmtime).arg("--version"),
-        "the wasmtime CLI is missing: cargo install wasmtime-cli --version 48.0.8 --locked (or pass --wasmtime PATH)",
-    )?;
+    // Without the wasmtime CLI the run goes on against hyper alone, and says so.
+    let wasmtime_version = version(Command::new(&args.wasmtime).arg("--version"), "");
+    if wasmtime_version.is_err() {
+        eprintln!(
+            "route: no wasmtime CLI at {}: the `wasmtime serve` baseline is skipped (cargo install wasmtime-cli --version 48.0.8 --locked, or pass --wasmtime PATH)",
+            args.wasmtime.display()
+        );
+    }
 
     // tacos: the queue status of a waiting user.
     let (host, base) = spawn_host()?;
@@ -216,39 +241,69 @@ pub async fn route(args: RouteArgs) -> anyhow::Result<()> {
         bail!("queue status: {s} {b}");
     }
 
-    let (_serve, serve_url) = wasmtime_serve(&args).await?;
+    let serve = match wasmtime_version {
+        Ok(_) => Some(wasmtime_serve(&args).await?),
+        Err(_) => None,
+    };
     let hello = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let hello_url = format!("http://{}/", hello.local_addr()?);
     let hello_task = tokio::spawn(serve_hello(hello));
 
     println!(
-        "route: wrk {} threads, {} connections, {} s x {} rounds; {wrk_version}; {wasmtime_version}",
-        args.threads, args.connections, args.duration, args.rounds
+        "route: wrk {} threads, {} connections, {} s x {} rounds; {wrk_version}; {}",
+        args.threads,
+        args.connections,
+        args.duration,
+        args.rounds,
+        wasmtime_version.as_deref().unwrap_or("no wasmtime CLI")
     );
-    let targets = [
-        ("tacos queue status", tacos_url.as_str()),
-        ("wasmtime serve hello", serve_url.as_str()),
-        ("hyper hello", hello_url.as_str()),
+    // The hello server runs in this process.
+    let mut targets = vec![
+        (
+            "tacos queue status",
+            tacos_url.as_str(),
+            Some(host.child.id()),
+        ),
+        ("hyper hello", hello_url.as_str(), None),
     ];
+    if let Some((child, url)) = &serve {
+        targets.push(("wasmtime serve hello", url.as_str(), Some(child.0.id())));
+    }
     let mut results: Vec<Vec<Run>> = vec![Vec::new(); targets.len()];
     for _ in 0..args.rounds.max(1) {
-        for (i, (_, url)) in targets.iter().enumerate() {
-            results[i].push(wrk(&args, url).await?);
+        for (i, (_, url, server)) in targets.iter().enumerate() {
+            results[i].push(wrk(&args, url, *server).await?);
         }
     }
     hello_task.abort();
     let medians: Vec<Run> = results.into_iter().map(median).collect();
-    for ((name, _), r) in targets.iter().zip(&medians) {
+    for ((name, _, _), r) in targets.iter().zip(&medians) {
+        let flag = if r.wrk_share > 1.0 / 3.0 {
+            " (wrk takes over a third of the machine)"
+        } else {
+            ""
+        };
         println!(
-            "  {name:<22} {:>9.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   errors {}",
-            r.rps, r.p50_ms, r.p99_ms, r.errors
+            "  {name:<22} {:>9.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   errors {}   server {:>5.1} µs/req   wrk {:.0} % of the machine{flag}",
+            r.rps,
+            r.p50_ms,
+            r.p99_ms,
+            r.errors,
+            r.server_us,
+            r.wrk_share * 100.0
         );
     }
-    println!(
-        "  tacos / wasmtime serve = {:.2}x   tacos / hyper hello = {:.2}x",
-        medians[0].rps / medians[1].rps,
-        medians[0].rps / medians[2].rps
+    print!(
+        "  tacos / hyper hello = {:.2}x",
+        medians[0].rps / medians[1].rps
     );
+    match medians.get(2) {
+        Some(serve) => println!(
+            "   tacos / wasmtime serve = {:.2}x",
+            medians[0].rps / serve.rps
+        ),
+        None => println!(),
+    }
     drop(host);
     Ok(())
 }

@@ -95,6 +95,7 @@ async fn load(
 ) -> anyhow::Result<(Phase, usize)> {
     let stop = Arc::new(AtomicBool::new(false));
     let failed = Arc::new(AtomicUsize::new(0));
+    let cpu = crate::cpu::Sample::now();
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..connections {
@@ -126,6 +127,7 @@ async fn load(
             requests: latencies.len(),
             elapsed: started.elapsed(),
             latencies,
+            cpu: crate::cpu::Sample::now().since(&cpu),
         },
         failed.load(Ordering::Relaxed),
     ))

@@ -16,8 +16,10 @@
 use super::Has;
 use super::bindings::platform::kv::{self, Condition, Entry, Error, Op};
 use super::queue::{QueueCtx, QueueError};
+use crate::foundations::metrics::{Stage, Stages};
 use crate::store::{self, KvStore, MAX_TRANSACT_OPS, StoreError};
 use std::sync::Arc;
+use std::time::Instant;
 use wasmtime::component::Linker;
 
 const MAX_USER_KEY: usize = 512;
@@ -44,17 +46,20 @@ fn condition(c: Condition) -> store::Condition {
 /// queue capability's state for the messages a transaction sends.
 pub struct KvCtx {
     store: Arc<dyn KvStore>,
+    /// Store reads and commit waits are counted as stages.
+    stages: Stages,
     /// `{tenant}/{component}/`: prefixed to every key.
     scope: String,
     outbox: QueueCtx,
 }
 
 impl KvCtx {
-    pub fn new(store: Arc<dyn KvStore>, outbox: QueueCtx) -> KvCtx {
+    pub fn new(store: Arc<dyn KvStore>, outbox: QueueCtx, stages: Stages) -> KvCtx {
         let caller = outbox.caller();
         let scope = format!("{}/{}/", caller.tenant.id, caller.component);
         KvCtx {
             store,
+            stages,
             scope,
             outbox,
         }
@@ -80,7 +85,10 @@ impl KvCtx {
 
     async fn kv_get(&mut self, key: &str) -> Result<Option<Entry>, Error> {
         let key = self.scoped(key)?;
-        let found = self.store.get(&key).await.map_err(to_guest)?;
+        let started = Instant::now();
+        let found = self.store.get(&key).await;
+        self.stages.lap(Stage::StoreRead, started);
+        let found = found.map_err(to_guest)?;
         Ok(found.map(|e| self.unscoped(e)))
     }
 
@@ -94,7 +102,10 @@ impl KvCtx {
             .iter()
             .map(|k| self.scoped(k))
             .collect::<Result<Vec<_>, _>>()?;
-        let found = self.store.get_many(&scoped).await.map_err(to_guest)?;
+        let started = Instant::now();
+        let found = self.store.get_many(&scoped).await;
+        self.stages.lap(Stage::StoreRead, started);
+        let found = found.map_err(to_guest)?;
         Ok(found
             .into_iter()
             .map(|e| e.map(|e| self.unscoped(e)))
@@ -116,11 +127,10 @@ impl KvCtx {
         let prefix = format!("{scope}{prefix}");
         let after = start_after.map(|a| format!("{scope}{a}"));
         let limit = (limit as usize).clamp(1, MAX_KEYS_PER_READ);
-        let found = self
-            .store
-            .scan(&prefix, after.as_deref(), limit)
-            .await
-            .map_err(to_guest)?;
+        let started = Instant::now();
+        let found = self.store.scan(&prefix, after.as_deref(), limit).await;
+        self.stages.lap(Stage::StoreRead, started);
+        let found = found.map_err(to_guest)?;
         Ok(found.into_iter().map(|e| self.unscoped(e)).collect())
     }
 
@@ -160,7 +170,7 @@ impl KvCtx {
             .collect::<Result<Vec<_>, Error>>()?;
         self.check_quotas(&ops).await?;
         let sends = ops.iter().any(|op| matches!(op, store::Op::Send(_)));
-        let out = self.store.transact(ops).await.map_err(to_guest)?;
+        let out = self.commit(ops).await?;
         if sends {
             self.outbox.wake();
         }
@@ -173,13 +183,24 @@ impl KvCtx {
             delta,
         }];
         self.check_quotas(&ops).await?;
-        let out = self.store.transact(ops).await.map_err(to_guest)?;
+        let out = self.commit(ops).await?;
         Ok(out.first().copied().unwrap_or(0) as i64)
+    }
+
+    /// Commit `ops`, counting the wait.
+    async fn commit(&self, ops: Vec<store::Op>) -> Result<Vec<u64>, Error> {
+        let started = Instant::now();
+        let out = self.store.transact(ops).await;
+        self.stages.lap(Stage::CommitWait, started);
+        out.map_err(to_guest)
     }
 
     async fn kv_counter(&mut self, key: &str) -> Result<i64, Error> {
         let key = self.scoped(key)?;
-        self.store.counter(&key).await.map_err(to_guest)
+        let started = Instant::now();
+        let found = self.store.counter(&key).await;
+        self.stages.lap(Stage::StoreRead, started);
+        found.map_err(to_guest)
     }
 
     /// Refuse a write that would take the tenant past a storage or queue quota.

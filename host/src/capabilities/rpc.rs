@@ -7,10 +7,12 @@
 
 use super::bindings::platform::rpc;
 use super::{Caller, Has};
+use crate::foundations::metrics::{Stage, Stages};
 use prost::Message;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
 use wasmtime::component::Linker;
 
@@ -30,11 +32,17 @@ pub trait Rpc: Send + Sync {
 pub struct RpcCtx {
     caller: Arc<Caller>,
     rpc: Box<dyn Rpc>,
+    /// A nested call's whole time is counted as a stage.
+    stages: Stages,
 }
 
 impl RpcCtx {
-    pub fn new(caller: Arc<Caller>, rpc: Box<dyn Rpc>) -> RpcCtx {
-        RpcCtx { caller, rpc }
+    pub fn new(caller: Arc<Caller>, rpc: Box<dyn Rpc>, stages: Stages) -> RpcCtx {
+        RpcCtx {
+            caller,
+            rpc,
+            stages,
+        }
     }
 
     fn denied(&self, message: String) -> Vec<u8> {
@@ -67,7 +75,9 @@ impl rpc::Host for RpcCtx {
                 request.len()
             ))));
         }
+        let started = Instant::now();
         let answer = self.rpc.call(&service, &method, &request).await;
+        self.stages.lap(Stage::Rpc, started);
         Ok(answer.map_err(|e| e.encode_to_vec()))
     }
 }

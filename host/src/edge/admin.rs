@@ -80,15 +80,8 @@ pub(super) async fn handle(
                     .map(|(b, n)| (b.name().to_string(), n.into()))
                     .collect::<serde_json::Map<_, _>>()
                     .into();
-                if let Some(stats) = stores.embedded.as_ref().map(|e| e.stats()) {
-                    store["commits"] = stats
-                        .commits
-                        .load(std::sync::atomic::Ordering::Relaxed)
-                        .into();
-                    store["writes"] = stats
-                        .writes
-                        .load(std::sync::atomic::Ordering::Relaxed)
-                        .into();
+                if let (Some(embedded), Some(fields)) = (&stores.embedded, store.as_object_mut()) {
+                    fields.extend(embedded.stats().to_json());
                 }
                 ok(
                     j!({"status": "ready", "queue": depth, "store": store}),

@@ -19,12 +19,14 @@ use super::guards::Guard;
 use super::{Edge, admin, errors, limits};
 use crate::foundations::auth;
 use crate::foundations::json::BindError;
+use crate::foundations::metrics::Stage;
 use crate::runtime::Served;
 use crate::tenancy::{DEFAULT_TENANT, Tenant};
 use hyper::header::AUTHORIZATION;
 use prost_reflect::MessageDescriptor;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 use tacos_proto::common::v1::{Error as ProtoError, ErrorCode, ErrorDetail};
 
 /// The client's address: the TCP peer, unless the peer is a trusted proxy;
@@ -65,6 +67,25 @@ pub(crate) struct Admitted {
 impl Edge {
     /// Admit a request to a method of `service` behind `guard`.
     pub(crate) fn admit(
+        &self,
+        guard: Guard,
+        service: &str,
+        headers: &hyper::HeaderMap,
+        uri: &hyper::Uri,
+        peer: IpAddr,
+        trace: &str,
+    ) -> Result<Admitted, ProtoError> {
+        let started = Instant::now();
+        let admitted = self.admit_steps(guard, service, headers, uri, peer, trace);
+        self.shared
+            .runtime
+            .metrics
+            .stages
+            .lap(Stage::Admission, started);
+        admitted
+    }
+
+    fn admit_steps(
         &self,
         guard: Guard,
         service: &str,
@@ -130,10 +151,13 @@ impl Edge {
         tenant: &Tenant,
         authorization: Option<&str>,
     ) -> Result<auth::Claims, String> {
+        let started = Instant::now();
         let now_s = self.shared.runtime.clock.now_ms() / 1000;
         let real_s = crate::foundations::clock::system_now_ms() / 1000;
         let keys = tenant.auth.as_deref().unwrap_or(&self.shared.auth);
-        let claims = keys.verify(authorization, now_s, real_s)?;
+        let claims = keys.verify(authorization, now_s, real_s);
+        self.shared.runtime.metrics.stages.lap(Stage::Auth, started);
+        let claims = claims?;
         let for_tenant = claims.tenant.as_deref().unwrap_or(DEFAULT_TENANT);
         if for_tenant != tenant.id {
             return Err(format!(

@@ -45,7 +45,7 @@ mod web;
 
 pub use shared::Shared;
 
-use crate::foundations::metrics::RouteMetrics;
+use crate::foundations::metrics::{RouteMetrics, Stage};
 use bytes::Bytes;
 use guards::Guard;
 use http_body_util::{BodyExt, Either, Full, Limited};
@@ -56,6 +56,7 @@ use prost_reflect::MessageDescriptor;
 use routes::Route;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
 
 /// The largest request body accepted.
@@ -367,9 +368,11 @@ impl Edge {
             ));
         }
         let codec = &self.shared.runtime.codec;
-        let message = codec
-            .from_json(input, &body, &fields)
-            .map_err(|m| err(ErrorCode::InvalidArgument, m))?;
+        let stages = &self.shared.runtime.metrics.stages;
+        let started = Instant::now();
+        let message = codec.from_json(input, &body, &fields);
+        stages.lap(Stage::Decode, started);
+        let message = message.map_err(|m| err(ErrorCode::InvalidArgument, m))?;
         let answer = self
             .run(pipeline::Call {
                 admitted: &admitted,
@@ -385,11 +388,13 @@ impl Edge {
                 timeout: pipeline::MAX_DEADLINE,
             })
             .await;
+        let started = Instant::now();
         let rendered = answer.result.and_then(|bytes| {
             codec
                 .to_json(output, &bytes)
                 .map_err(|e| err(ErrorCode::Internal, format!("{e:#}")))
         });
+        stages.lap(Stage::Encode, started);
         let mut resp = match rendered {
             Ok(rendered) => json(StatusCode::OK, rendered, trace),
             Err(e) => self.failure(&e),

@@ -22,11 +22,12 @@ use super::admission::Admitted;
 use super::guards::Guard;
 use super::idempotency::{self, Begin};
 use super::{Edge, errors};
+use crate::foundations::metrics::Stage;
 use crate::runtime::ComponentVersion;
 use hyper::HeaderMap;
 use prost_reflect::MessageDescriptor;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
 
 /// The longest a call may run: the REST deadline, and the most a gRPC
@@ -74,7 +75,7 @@ impl From<ProtoError> for Answer {
 impl Edge {
     /// Run `call` through the pipeline.
     pub(super) async fn run(&self, call: Call<'_>) -> Answer {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let admitted = call.admitted;
         let answer = match self.run_steps(call).await {
             Ok(answer) => answer,
@@ -90,13 +91,17 @@ impl Edge {
         if call.guard == Guard::SignedWebhook {
             self.verify_webhook(tenant, call.headers, call.signed, trace)?;
         }
+        let stages = &self.shared.runtime.metrics.stages;
+        let started = Instant::now();
         let message = self.bind(
             call.input,
             call.message,
             user.as_deref(),
             call.idempotency_key,
             trace,
-        )?;
+        );
+        let started = stages.lap(Stage::Decode, started);
+        let message = message?;
         let runtime = &self.shared.runtime;
         let ticket = match call.idempotency_key {
             None => None,
@@ -104,7 +109,9 @@ impl Edge {
                 let fingerprint = idempotency::fingerprint(call.service, call.method, &message);
                 let caller = user.as_deref().unwrap_or("");
                 let begin = self.idempotency.begin(&tenant.id, caller, key, fingerprint);
-                match begin.await {
+                let begin = begin.await;
+                stages.lap(Stage::Idempotency, started);
+                match begin {
                     Ok(Begin::Run(ticket)) => Some(ticket),
                     Ok(Begin::Replay(result)) => {
                         runtime.metrics.idempotent_replays.inc();
@@ -149,7 +156,9 @@ impl Edge {
             }
         };
         if let Some(ticket) = ticket {
+            let started = Instant::now();
             ticket.finish(&result).await;
+            stages.lap(Stage::Idempotency, started);
         }
         Ok(Answer {
             result,

@@ -5,6 +5,7 @@
 
 use super::state::CallState;
 use super::{ComponentVersion, Runtime, Served};
+use crate::foundations::metrics::Stage;
 use crate::tenancy::TenantQuotaError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -130,10 +131,27 @@ pub(super) fn new_store(
     store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
     store.call_hook(|mut store, hook| {
         let now = Instant::now();
-        let guest = &mut store.data_mut().guest;
+        let state = store.data_mut();
         match hook {
-            CallHook::CallingWasm | CallHook::ReturningFromHost => guest.enter(now),
-            CallHook::CallingHost | CallHook::ReturningFromWasm => guest.leave(now),
+            CallHook::CallingWasm => state.guest.enter(now),
+            CallHook::ReturningFromWasm => state.guest.leave(now),
+            // Host calls nest (a host function lowering its result calls the
+            // guest's allocator, which may grow memory, a libcall): count the
+            // outermost span.
+            CallHook::CallingHost => {
+                state.guest.leave(now);
+                if state.host_calls.0 == 0 {
+                    state.host_calls.1 = now;
+                }
+                state.host_calls.0 += 1;
+            }
+            CallHook::ReturningFromHost => {
+                state.guest.enter(now);
+                state.host_calls.0 = state.host_calls.0.saturating_sub(1);
+                if state.host_calls.0 == 0 {
+                    state.stages.add(Stage::HostCalls, now - state.host_calls.1);
+                }
+            }
         }
         Ok(())
     });
@@ -148,6 +166,7 @@ pub(super) fn new_store(
         }
         let state = store.data_mut();
         let ran = state.guest.take(now);
+        state.stages.add(Stage::Guest, ran);
         let tenant = &state.ctx.tenant;
         if let Some(debt) = tenant.charge_guest_time(ran, now) {
             let sleep = debt.min(deadline - now);
@@ -165,12 +184,16 @@ pub(super) fn new_store(
 }
 
 /// Charge a finished call's tenant the guest time no epoch check charged;
-/// the instance goes back to the pool.
+/// the instance goes back to the pool (its teardown is counted).
 pub(super) fn settle(mut store: Store<CallState>) {
     let now = Instant::now();
     let state = store.data_mut();
     let ran = state.guest.take(now);
+    state.stages.add(Stage::Guest, ran);
     state.ctx.tenant.charge_guest_time(ran, now);
+    let stages = state.stages.clone();
+    drop(store);
+    stages.lap(Stage::Teardown, now);
 }
 
 /// `now + by`, saturating at a year from now (an operator's huge

@@ -9,6 +9,7 @@ use super::call::{self, CallContext, CallError};
 use super::component::{ComponentVersion, Prepared};
 use super::state::CallState;
 use super::{Runtime, bindings};
+use crate::foundations::metrics::Stage;
 use bindings::consumer::exports::tacos::platform::message_handler::Delivery;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -76,7 +77,7 @@ impl Runtime {
         if let Some(m) = metrics {
             m.instantiations.inc();
         }
-        let outcome = run(&mut store, &version.prepared, &what).await;
+        let outcome = run(&mut store, &version.prepared, &what, started).await;
         version.calls.fetch_add(1, Ordering::Relaxed);
         let result = match outcome {
             Ok(Ok(bytes)) => Ok(bytes),
@@ -105,26 +106,34 @@ impl Runtime {
 
 /// Instantiate and run the export: a trap is the outer error, the
 /// component's own error the inner one.
+/// The store and instance are counted as instantiation from `started`.
 async fn run(
     store: &mut Store<CallState>,
     prepared: &Prepared,
     what: &Invoke<'_>,
+    started: Instant,
 ) -> wasmtime::Result<Result<Vec<u8>, ProtoError>> {
+    let instantiated = |store: &Store<CallState>| {
+        store.data().stages.lap(Stage::Instantiate, started);
+    };
     match (prepared, what) {
         (Prepared::Service(pre), Invoke::Call { method, request }) => {
             let instance = pre.instantiate_async(&mut *store).await?;
+            instantiated(store);
             let handler = instance.tacos_platform_handler();
             let answer = handler.call_call(&mut *store, method, request).await?;
             Ok(answer.map_err(|e| app_error(&e, what)))
         }
         (Prepared::Consumer(pre), Invoke::Call { method, request }) => {
             let instance = pre.instantiate_async(&mut *store).await?;
+            instantiated(store);
             let handler = instance.tacos_platform_handler();
             let answer = handler.call_call(&mut *store, method, request).await?;
             Ok(answer.map_err(|e| app_error(&e, what)))
         }
         (Prepared::Consumer(pre), Invoke::Deliver { delivery, .. }) => {
             let instance = pre.instantiate_async(&mut *store).await?;
+            instantiated(store);
             let handler = instance.tacos_platform_message_handler();
             let handled = handler.call_handle(&mut *store, delivery).await?;
             // A consumer's error is a message for the retry log, not a contract error.

@@ -16,6 +16,7 @@ use crate::capabilities::rpc::{Answer, Rpc, RpcCtx};
 use crate::capabilities::token::TokenCtx;
 use crate::capabilities::webhook::WebhookCtx;
 use crate::capabilities::{self, Caller};
+use crate::foundations::metrics::Stages;
 use crate::tenancy::cpu::GuestClock;
 use std::sync::Arc;
 use wasmtime::component::{Linker, ResourceTable};
@@ -39,6 +40,10 @@ pub struct CallState {
     pub memory_exceeded: bool,
     /// How long the guest's own code has run.
     pub guest: GuestClock,
+    /// Where host time goes (guest, host calls), and the host calls under
+    /// way: how deep they nest, and when the outermost began.
+    pub stages: Stages,
+    pub host_calls: (u32, std::time::Instant),
 }
 
 impl CallState {
@@ -77,10 +82,14 @@ impl CallState {
         CallState {
             clock: ClockCtx::new(runtime.clock.clone()),
             config: ConfigCtx::new(version.config.clone(), runtime.public_url.clone()),
-            kv: KvCtx::new(runtime.kv.clone(), queue()),
+            kv: KvCtx::new(runtime.kv.clone(), queue(), runtime.metrics.stages.clone()),
             log: LogCtx::new(caller.clone(), runtime.metrics.clone()),
             queue: queue(),
-            rpc: RpcCtx::new(caller.clone(), Box::new(nested)),
+            rpc: RpcCtx::new(
+                caller.clone(),
+                Box::new(nested),
+                runtime.metrics.stages.clone(),
+            ),
             token: TokenCtx::new(caller.clone()),
             webhook: WebhookCtx::new(
                 caller,
@@ -95,6 +104,8 @@ impl CallState {
             memory_limit,
             memory_exceeded: false,
             guest: GuestClock::new(),
+            stages: runtime.metrics.stages.clone(),
+            host_calls: (0, std::time::Instant::now()),
         }
     }
 

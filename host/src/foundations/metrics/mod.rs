@@ -10,6 +10,8 @@
 //! - rate-limit refusals and idempotent replays;
 //! - tenants: calls by outcome, latency, quota refusals, guest time run and
 //!   throttled, and at scrape time storage and queued messages;
+//! - stages: host time by stage of the request path ([`stages`]), for the
+//!   per-request budgets of the benchmarks;
 //! - domain events: every info-level log line a component writes counts
 //!   under its message ("reservation held", "reservation confirmed",
 //!   "reservation expired", …). At most [`MAX_EVENTS_PER_COMPONENT`] distinct
@@ -32,8 +34,10 @@ use std::sync::atomic::AtomicU64;
 
 mod handles;
 pub mod pulse;
+pub mod stages;
 
 pub use handles::{ComponentMetrics, RouteMetrics, TenantMetrics};
+pub use stages::{Stage, Stages};
 
 pub type Label = Cow<'static, str>;
 
@@ -137,6 +141,8 @@ pub struct Metrics {
     pub tenant_queue_pending: Family<TenantLabels, Gauge>,
     pub tenant_guest_seconds: Family<TenantLabels, Seconds>,
     pub tenant_throttled_seconds: Family<TenantLabels, Seconds>,
+    /// Host time by stage of the request path.
+    pub stages: Stages,
     events: Family<EventLabels, Counter>,
     event_names: Mutex<HashMap<String, HashSet<String>>>,
 }
@@ -270,6 +276,12 @@ impl Metrics {
             "Time a tenant's calls slept for its cpu_ms_per_second quota",
             tenant_throttled_seconds.clone(),
         );
+        let stage_seconds = Family::default();
+        registry.register(
+            "stage_seconds",
+            "Host time by stage of the request path (spans nest: see the stages module)",
+            stage_seconds.clone(),
+        );
         let events = Family::default();
         registry.register(
             "component_events",
@@ -298,6 +310,7 @@ impl Metrics {
             tenant_queue_pending,
             tenant_guest_seconds,
             tenant_throttled_seconds,
+            stages: Stages::new(&stage_seconds),
             events,
             event_names: Mutex::default(),
         }

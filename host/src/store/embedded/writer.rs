@@ -17,6 +17,7 @@ use super::super::{StoreError, StoreResult};
 use redb::{Database, WriteTransaction};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
+use std::time::Instant;
 use tokio::sync::oneshot;
 
 /// The most writes one commit takes.
@@ -27,6 +28,27 @@ const MAX_BATCH: usize = 1024;
 pub struct WriterStats {
     pub commits: AtomicU64,
     pub writes: AtomicU64,
+    /// Nanoseconds the writer spent applying writes to its transactions
+    /// (CPU), and committing them (page writes and the fsync).
+    pub apply_ns: AtomicU64,
+    pub commit_ns: AtomicU64,
+}
+
+impl WriterStats {
+    /// The counts as JSON fields, for `/readyz`.
+    pub fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let seconds = |a: &AtomicU64| n(a) as f64 / 1e9;
+        [
+            ("commits", n(&self.commits).into()),
+            ("writes", n(&self.writes).into()),
+            ("apply_seconds", seconds(&self.apply_ns).into()),
+            ("commit_seconds", seconds(&self.commit_ns).into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
 }
 
 trait Job: Send {
@@ -111,7 +133,7 @@ fn run(db: &Database, rx: &mpsc::Receiver<Box<dyn Job>>, stats: &WriterStats) {
                 Err(_) => break,
             }
         }
-        let committed = commit(db, &mut batch).map_err(|e| {
+        let committed = commit(db, &mut batch, stats).map_err(|e| {
             tracing::error!(error = %e, writes = batch.len(), "store commit failed");
             StoreError::Unavailable(e.to_string())
         });
@@ -125,11 +147,24 @@ fn run(db: &Database, rx: &mpsc::Receiver<Box<dyn Job>>, stats: &WriterStats) {
     }
 }
 
-fn commit(db: &Database, batch: &mut [Box<dyn Job>]) -> Result<(), redb::Error> {
+fn commit(
+    db: &Database,
+    batch: &mut [Box<dyn Job>],
+    stats: &WriterStats,
+) -> Result<(), redb::Error> {
+    let started = Instant::now();
     let txn = db.begin_write()?;
     for job in batch.iter_mut() {
         job.apply(&txn)?;
     }
+    let applied = Instant::now();
     txn.commit()?;
+    let ns = |d: std::time::Duration| d.as_nanos() as u64;
+    stats
+        .apply_ns
+        .fetch_add(ns(applied - started), Ordering::Relaxed);
+    stats
+        .commit_ns
+        .fetch_add(ns(applied.elapsed()), Ordering::Relaxed);
     Ok(())
 }
