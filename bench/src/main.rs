@@ -6,7 +6,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use tacos_bench::{flash_sale, live, protocols, route, stores, swap, tenants};
+use tacos_bench::{flash_sale, floor, live, protocols, route, stores, swap, tenants};
 
 #[derive(Debug, Parser)]
 #[command(name = "tacos-bench", version, about = "Measure a tacos host")]
@@ -19,6 +19,8 @@ struct Cli {
 enum Bench {
     /// The whole ticket flow: joins/s, holds/s, confirms/s, latency, RSS, oversell check.
     FlashSale(flash_sale::FlashSaleArgs),
+    /// A hold's reads and writes straight into the embedded store (no component, no HTTP): the floor of a hold.
+    Floor(floor::FloorArgs),
     /// Requests/s of a trivial route through a component vs. `wasmtime serve` and hyper.
     Route(route::RouteArgs),
     /// Swap latency (cold and warm cache) and the load's p99 during swaps vs. without.
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
     tacos_host::cli::run(async {
         match cli.bench {
             Bench::FlashSale(args) => flash_sale::flash_sale(args).await,
+            Bench::Floor(args) => floor::floor(args).await,
             Bench::Route(args) => route::route(args).await,
             Bench::Swap(args) => swap::swap(args).await,
             Bench::Protocols(args) => protocols::protocols(args).await,
