@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Default)]
 pub struct Counters {
     stages: BTreeMap<String, f64>,
+    entered: BTreeMap<String, f64>,
     writer_apply: f64,
     writer_commit: f64,
 }
@@ -24,18 +25,22 @@ pub struct Counters {
 /// Read the counters of the host at `url`.
 pub async fn read(http: &Http, url: &str) -> anyhow::Result<Counters> {
     let text = metrics_text(http, &format!("{url}/metrics")).await?;
-    let stages = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("tacos_stage_seconds_total{stage=\""))
-        .filter_map(|l| {
-            let (name, rest) = l.split_once("\"}")?;
-            Some((name.to_string(), rest.trim().parse().ok()?))
-        })
-        .collect();
+    let family = |prefix: &str| {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .filter_map(|l| {
+                let (name, rest) = l.split_once("\"}")?;
+                Some((name.to_string(), rest.trim().parse().ok()?))
+            })
+            .collect()
+    };
+    let stages = family("tacos_stage_seconds_total{stage=\"");
+    let entered = family("tacos_stage_entered_total{stage=\"");
     let (_, ready) = send(http, "GET", &format!("{url}/readyz"), None).await?;
     let store = &ready["store"];
     Ok(Counters {
         stages,
+        entered,
         writer_apply: store["apply_seconds"].as_f64().unwrap_or(0.0),
         writer_commit: store["commit_seconds"].as_f64().unwrap_or(0.0),
     })
@@ -58,6 +63,8 @@ pub struct Budget {
     /// Waiting for group commits, ms per request (latency, not CPU).
     pub commit_wait_ms: f64,
     pub host_us: Option<f64>,
+    /// How often per request: (what, times).
+    pub counts: Vec<(&'static str, f64)>,
 }
 
 impl Budget {
@@ -67,6 +74,18 @@ impl Budget {
             per(after.stages.get(name).copied().unwrap_or(0.0)
                 - before.stages.get(name).copied().unwrap_or(0.0))
         };
+        let entered = |name: &str| {
+            (after.entered.get(name).copied().unwrap_or(0.0)
+                - before.entered.get(name).copied().unwrap_or(0.0))
+                / ops.max(1) as f64
+        };
+        let counts = vec![
+            ("instances", entered("instantiate")),
+            ("host calls", entered("host_calls")),
+            ("store reads", entered("store_read")),
+            ("commits", entered("commit_wait")),
+            ("rpcs", entered("rpc")),
+        ];
         let host_calls =
             stage("host_calls") - stage("store_read") - stage("commit_wait") - stage("rpc");
         let mut lines = vec![
@@ -101,6 +120,7 @@ impl Budget {
             writer_commit_us: per(after.writer_commit - before.writer_commit),
             commit_wait_ms: stage("commit_wait") / 1000.0,
             host_us,
+            counts,
         }
     }
 
@@ -122,5 +142,11 @@ impl Budget {
             "    {:<40} {:>8.2} ms (latency, not CPU)",
             "a request waiting for group commits", self.commit_wait_ms
         );
+        let counts: Vec<String> = self
+            .counts
+            .iter()
+            .map(|(what, n)| format!("{n:.1} {what}"))
+            .collect();
+        println!("    per request: {}", counts.join(", "));
     }
 }

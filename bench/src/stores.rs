@@ -49,6 +49,8 @@ struct Figures {
     holds: Phase,
     /// Store requests per hold, background polling taken off.
     trips: Option<f64>,
+    /// Redis's own CPU per hold, µs (from `/proc`; background included).
+    redis_us: Option<f64>,
 }
 
 fn bundle(dir: &std::path::Path, store: &str) -> anyhow::Result<std::path::PathBuf> {
@@ -133,7 +135,12 @@ async fn advance(http: &Http, urls: &[String], seconds: f64) -> anyhow::Result<(
 
 /// Users join and enter, round robin over the hosts, then each holds its
 /// own seat on the next host: the hold phase is what is measured.
-async fn measure(setup: &Setup, holds: usize, concurrency: usize) -> anyhow::Result<Figures> {
+async fn measure(
+    setup: &Setup,
+    holds: usize,
+    concurrency: usize,
+    redis: Option<u32>,
+) -> anyhow::Result<Figures> {
     let http = client(concurrency);
     let urls = &setup.urls;
     let event = format!("bench-{:08x}", rand::random::<u32>());
@@ -178,6 +185,7 @@ async fn measure(setup: &Setup, holds: usize, concurrency: usize) -> anyhow::Res
         _ => None,
     };
     let before = round_trips(&http, urls).await?;
+    let redis_before = redis.and_then(crate::cpu::seconds);
     let ctx = Arc::new((
         http.clone(),
         urls.clone(),
@@ -205,6 +213,10 @@ async fn measure(setup: &Setup, holds: usize, concurrency: usize) -> anyhow::Res
     })
     .await?;
     let after = round_trips(&http, urls).await?;
+    let redis_us = match (redis_before, redis.and_then(crate::cpu::seconds)) {
+        (Some(a), Some(b)) => Some((b - a) * 1e6 / holds as f64),
+        _ => None,
+    };
     let trips = match (before, after, idle) {
         (Some(a), Some(b), Some(idle)) => {
             let background = idle * held.elapsed.as_secs_f64();
@@ -218,6 +230,7 @@ async fn measure(setup: &Setup, holds: usize, concurrency: usize) -> anyhow::Res
         concurrency,
         holds: held,
         trips,
+        redis_us,
     })
 }
 
@@ -230,8 +243,13 @@ fn print(f: &Figures, baseline: Option<&Figures>) {
         .trips
         .map(|t| format!("{t:>5.1}"))
         .unwrap_or_else(|| "    —".into());
+    let cpu = match (f.holds.cpu.host_us_per(f.holds.requests), f.redis_us) {
+        (Some(h), Some(r)) => format!("   host {h:.0} µs/hold, redis-server {r:.0} µs/hold"),
+        (Some(h), None) => format!("   host {h:.0} µs/hold"),
+        _ => String::new(),
+    };
     println!(
-        "  {:<24} {} host{} {connections:>7}  {:>7.0} holds/s   p50 {:>7.2} ms   p99 {:>7.2} ms   {trips} store requests/hold{ratio}",
+        "  {:<24} {} host{} {connections:>7}  {:>7.0} holds/s   p50 {:>7.2} ms   p99 {:>7.2} ms   {trips} store requests/hold{cpu}{ratio}",
         f.name,
         f.hosts,
         if f.hosts == 1 { " " } else { "s" },
@@ -284,7 +302,8 @@ pub async fn stores(args: StoresArgs) -> anyhow::Result<()> {
         let run_dir = dir.path().join(i.to_string());
         std::fs::create_dir_all(&run_dir)?;
         let setup = start(name, hosts, store, &run_dir, &cache)?;
-        let figures = measure(&setup, holds, concurrency).await?;
+        let redis_pid = if i == 0 { None } else { redis.pid() };
+        let figures = measure(&setup, holds, concurrency, redis_pid).await?;
         let baseline = match i {
             0 => None,
             2 => all.get(1),

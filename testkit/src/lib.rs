@@ -145,6 +145,11 @@ impl Redis {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// The server's process id, while it runs (to read its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.child.as_ref().map(|c| c.id())
+    }
+
     /// Shut the server down the way an operator would (SIGTERM: it writes
     /// its append-only file out and exits).
     pub fn stop(&mut self) {

@@ -282,6 +282,12 @@ impl Metrics {
             "Host time by stage of the request path (spans nest: see the stages module)",
             stage_seconds.clone(),
         );
+        let stage_entered = Family::default();
+        registry.register(
+            "stage_entered",
+            "Times a stage of the request path was entered (instances, host calls, store reads, commits)",
+            stage_entered.clone(),
+        );
         let events = Family::default();
         registry.register(
             "component_events",
@@ -310,7 +316,7 @@ impl Metrics {
             tenant_queue_pending,
             tenant_guest_seconds,
             tenant_throttled_seconds,
-            stages: Stages::new(&stage_seconds),
+            stages: Stages::new(&stage_seconds, &stage_entered),
             events,
             event_names: Mutex::default(),
         }

@@ -1,7 +1,8 @@
 //! Where a request's host time goes, stage by stage (issue #17): the
-//! counters `tacos_stage_seconds_total{stage}` that a benchmark reads before
-//! and after a phase and divides by its requests to print a budget per
-//! request.
+//! counters `tacos_stage_seconds_total{stage}` and `tacos_stage_entered_total{stage}`
+//! (how often: instances, host calls, store reads, commits) that a
+//! benchmark reads before and after a phase and divides by its requests to
+//! print a budget per request.
 //!
 //! Each stage is a span the code around it already has to cross, timed with
 //! the clock reads it mostly makes anyway ([`Stages::lap`]). Spans nest the
@@ -15,6 +16,7 @@
 
 use super::Seconds;
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -88,24 +90,33 @@ impl Stage {
     }
 }
 
-/// The stage counters, one pre-made handle each (an add is one atomic
-/// update). Cloning shares them.
+/// The stage counters, pre-made handles of time and of times entered (an
+/// add is two atomic updates). Cloning shares them.
 #[derive(Clone)]
 pub struct Stages {
-    seconds: Arc<[Seconds; Stage::ALL.len()]>,
+    counters: Arc<[(Seconds, Counter); Stage::ALL.len()]>,
 }
 
 impl Stages {
-    pub fn new(family: &Family<StageLabels, Seconds>) -> Stages {
+    pub fn new(
+        seconds: &Family<StageLabels, Seconds>,
+        entered: &Family<StageLabels, Counter>,
+    ) -> Stages {
         Stages {
-            seconds: Arc::new(
-                Stage::ALL.map(|s| family.get_or_create_owned(&StageLabels { stage: s.name() })),
-            ),
+            counters: Arc::new(Stage::ALL.map(|s| {
+                let labels = StageLabels { stage: s.name() };
+                (
+                    seconds.get_or_create_owned(&labels),
+                    entered.get_or_create_owned(&labels),
+                )
+            })),
         }
     }
 
     pub fn add(&self, stage: Stage, took: Duration) {
-        self.seconds[stage as usize].inc_by(took.as_secs_f64());
+        let (seconds, entered) = &self.counters[stage as usize];
+        seconds.inc_by(took.as_secs_f64());
+        entered.inc();
     }
 
     /// Count the time since `since` under `stage`; returns now, the start of
@@ -123,8 +134,8 @@ mod tests {
 
     #[test]
     fn stages_add_up_under_their_names() {
-        let family = Family::default();
-        let stages = Stages::new(&family);
+        let (family, entered) = (Family::default(), Family::<_, Counter>::default());
+        let stages = Stages::new(&family, &entered);
         stages.add(Stage::Guest, Duration::from_millis(3));
         stages.clone().add(Stage::Guest, Duration::from_millis(2));
         let start = Instant::now() - Duration::from_millis(1);
@@ -134,6 +145,10 @@ mod tests {
         assert!((guest - 0.005).abs() < 1e-9, "{guest}");
         let encode = family.get_or_create(&StageLabels { stage: "encode" }).get();
         assert!(encode >= 0.001, "{encode}");
+        assert_eq!(
+            entered.get_or_create(&StageLabels { stage: "guest" }).get(),
+            2
+        );
         assert_eq!(
             Stage::ALL.iter().position(|s| *s == Stage::Encode),
             Some(Stage::Encode as usize)
