@@ -1,5 +1,7 @@
 //! The benchmarks themselves work: a small flash sale through the real binary
-//! sells every seat exactly once, the protocols bench runs REST and gRPC, the
+//! sells every seat exactly once and prints the host's CPU and its budget by
+//! stage (whose counts are checked), the floor commits a hold's writes, the
+//! protocols bench runs REST and gRPC, the
 //! tenants bench runs its start-up, spread and noisy-neighbour parts, and the
 //! stores bench runs on every backend. Each check reads a printed figure and
 //! asks that it be a number in a range no working bench can miss (a rate
@@ -69,9 +71,41 @@ fn small_flash_sale_sells_every_seat_once() {
         "--concurrency",
         "8",
     ]);
-    for phase in ["join", "enter", "hold", "sold out", "pay"] {
+    for phase in ["join", "status", "enter", "hold", "sold out", "pay"] {
         sane_rate(&stdout, phase);
+        let host = figure(&stdout, phase, "µs/req");
+        assert!(host > 0.0 && host < 1_000_000.0, "{phase}: {host} µs/req");
     }
+    // The budget's counts come from the host's own stage counters: a status
+    // reads once in one instance and writes nothing; a join commits its
+    // place and its ticket; a hold runs reservation and inventory (one rpc)
+    // and commits three times (retries of a contended seat may add some).
+    let counts = |phase: &str| -> Vec<f64> {
+        let start = stdout
+            .find(&format!("{phase} budget"))
+            .unwrap_or_else(|| panic!("no {phase} budget: {stdout}"));
+        let line = stdout[start..]
+            .lines()
+            .find(|l| l.trim_start().starts_with("per request:"))
+            .unwrap_or_else(|| panic!("no counts for {phase}: {stdout}"));
+        line.split(|c: char| c == ':' || c == ',')
+            .skip(1)
+            .map(|part| part.split_whitespace().next().unwrap().parse().unwrap())
+            .collect()
+    };
+    // instances, host calls, store reads, commits, rpcs
+    let status = counts("status");
+    assert_eq!(
+        (status[0], status[3], status[4]),
+        (1.0, 0.0, 0.0),
+        "{stdout}"
+    );
+    assert!(status[1] >= 1.0 && status[2] >= 1.0, "{stdout}");
+    let join = counts("join");
+    assert_eq!((join[0], join[3]), (1.0, 2.0), "{stdout}");
+    let hold = counts("hold");
+    assert!((2.0..3.0).contains(&hold[0]), "{stdout}");
+    assert!((3.0..4.5).contains(&hold[3]) && hold[4] >= 1.0, "{stdout}");
     assert_eq!(figure(&stdout, "join", "requests"), 400.0, "{stdout}");
     assert_eq!(figure(&stdout, "hold", "requests"), 40.0, "{stdout}");
     assert_eq!(
@@ -85,6 +119,18 @@ fn small_flash_sale_sells_every_seat_once() {
         stdout.contains("40 sold, 0 reserved, 0 available") && stdout.contains("oversold: 0"),
         "{stdout}"
     );
+}
+
+#[test]
+fn floor_commits_a_holds_writes_in_three_commits_and_in_one() {
+    let stdout = bench(&["floor", "--holds", "200", "--concurrency", "8"]);
+    for (line, writes) in [("three commits", 600.0), ("one commit", 200.0)] {
+        let rate = figure(&stdout, line, "holds/s");
+        assert!(rate > 0.0 && rate < 10_000_000.0, "{line}: {rate}");
+        let cpu = figure(&stdout, line, "µs");
+        assert!(cpu > 0.0 && cpu < 1_000_000.0, "{line}: {cpu} µs");
+        assert_eq!(figure(&stdout, line, "writes"), writes, "{stdout}");
+    }
 }
 
 #[test]
