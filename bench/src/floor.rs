@@ -19,11 +19,10 @@
 //! It prints holds/s, latency, this process's CPU per hold and the store
 //! writer's figures for both, each beside the other.
 
-use crate::cpu;
+use crate::Phase;
 use anyhow::Context;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 use tacos_host::foundations::clock::Clock;
 use tacos_host::store::embedded::EmbeddedStore;
 use tacos_host::store::{Condition, KvStore, NewMessage, Op};
@@ -204,10 +203,7 @@ async fn one_hold(
 }
 
 struct Run {
-    rate: f64,
-    p50: Duration,
-    p99: Duration,
-    cpu_us: f64,
+    phase: Phase,
     commits: u64,
     writes: u64,
 }
@@ -219,44 +215,30 @@ async fn run(
     single: bool,
 ) -> anyhow::Result<Run> {
     let stats = store.stats();
-    let (c0, w0) = (
-        stats.commits.load(Ordering::Relaxed),
-        stats.writes.load(Ordering::Relaxed),
-    );
+    let counts = || {
+        (
+            stats.commits.load(Ordering::Relaxed),
+            stats.writes.load(Ordering::Relaxed),
+        )
+    };
+    let (c0, w0) = counts();
     let seats = 2 * args.holds;
-    let cpu0 = cpu::this_process().0;
-    let started = Instant::now();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut workers = Vec::new();
-    for _ in 0..args.concurrency.max(1) {
-        let (store, next, n) = (store.clone(), next.clone(), args.holds);
-        workers.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    return Ok::<_, anyhow::Error>(lat);
-                }
-                let t = Instant::now();
-                one_hold(&store, offset + i, seats, single).await?;
-                lat.push(t.elapsed());
-            }
-        }));
-    }
-    let mut lat = Vec::new();
-    for w in workers {
-        lat.extend(w.await??);
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    lat.sort();
-    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    let name = if single {
+        "one commit"
+    } else {
+        "three commits"
+    };
+    let s = store.clone();
+    let (phase, _) = crate::phase(name, args.holds, args.concurrency, move |i| {
+        let s = s.clone();
+        async move { one_hold(&s, offset + i, seats, single).await }
+    })
+    .await?;
+    let (c1, w1) = counts();
     Ok(Run {
-        rate: args.holds as f64 / elapsed,
-        p50: pct(0.5),
-        p99: pct(0.99),
-        cpu_us: (cpu::this_process().0 - cpu0) * 1e6 / args.holds as f64,
-        commits: stats.commits.load(Ordering::Relaxed) - c0,
-        writes: stats.writes.load(Ordering::Relaxed) - w0,
+        phase,
+        commits: c1 - c0,
+        writes: w1 - w0,
     })
 }
 
@@ -276,12 +258,14 @@ pub async fn floor(args: FloorArgs) -> anyhow::Result<()> {
         ("three commits (today's writes)", &three),
         ("one commit (the same writes)", &one),
     ] {
+        let p = &r.phase;
+        // The store runs in this process: its CPU is the load's.
         println!(
             "  {name:<32} {:>7.0} holds/s   p50 {:>6.2} ms   p99 {:>6.2} ms   {:>5.1} µs CPU/hold   {} writes in {} commits ({:.1} per commit)",
-            r.rate,
-            r.p50.as_secs_f64() * 1e3,
-            r.p99.as_secs_f64() * 1e3,
-            r.cpu_us,
+            p.rate(),
+            p.percentile(0.50).as_secs_f64() * 1e3,
+            p.percentile(0.99).as_secs_f64() * 1e3,
+            p.cpu.load * 1e6 / p.requests.max(1) as f64,
             r.writes,
             r.commits,
             r.writes as f64 / r.commits.max(1) as f64
@@ -289,7 +273,7 @@ pub async fn floor(args: FloorArgs) -> anyhow::Result<()> {
     }
     println!(
         "  one commit / three commits = {:.2}x holds/s",
-        one.rate / three.rate
+        one.phase.rate() / three.phase.rate()
     );
     Ok(())
 }

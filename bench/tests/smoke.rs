@@ -88,7 +88,7 @@ fn small_flash_sale_sells_every_seat_once() {
             .lines()
             .find(|l| l.trim_start().starts_with("per request:"))
             .unwrap_or_else(|| panic!("no counts for {phase}: {stdout}"));
-        line.split(|c: char| c == ':' || c == ',')
+        line.split([':', ','])
             .skip(1)
             .map(|part| part.split_whitespace().next().unwrap().parse().unwrap())
             .collect()

@@ -18,8 +18,8 @@ use super::bindings::platform::kv::{self, Condition, Entry, Error, Op};
 use super::queue::{QueueCtx, QueueError};
 use crate::foundations::metrics::{Stage, Stages};
 use crate::store::{self, KvStore, MAX_TRANSACT_OPS, StoreError};
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
 use wasmtime::component::Linker;
 
 const MAX_USER_KEY: usize = 512;
@@ -85,10 +85,7 @@ impl KvCtx {
 
     async fn kv_get(&mut self, key: &str) -> Result<Option<Entry>, Error> {
         let key = self.scoped(key)?;
-        let started = Instant::now();
-        let found = self.store.get(&key).await;
-        self.stages.lap(Stage::StoreRead, started);
-        let found = found.map_err(to_guest)?;
+        let found = self.read(self.store.get(&key)).await?;
         Ok(found.map(|e| self.unscoped(e)))
     }
 
@@ -102,10 +99,7 @@ impl KvCtx {
             .iter()
             .map(|k| self.scoped(k))
             .collect::<Result<Vec<_>, _>>()?;
-        let started = Instant::now();
-        let found = self.store.get_many(&scoped).await;
-        self.stages.lap(Stage::StoreRead, started);
-        let found = found.map_err(to_guest)?;
+        let found = self.read(self.store.get_many(&scoped)).await?;
         Ok(found
             .into_iter()
             .map(|e| e.map(|e| self.unscoped(e)))
@@ -127,10 +121,9 @@ impl KvCtx {
         let prefix = format!("{scope}{prefix}");
         let after = start_after.map(|a| format!("{scope}{a}"));
         let limit = (limit as usize).clamp(1, MAX_KEYS_PER_READ);
-        let started = Instant::now();
-        let found = self.store.scan(&prefix, after.as_deref(), limit).await;
-        self.stages.lap(Stage::StoreRead, started);
-        let found = found.map_err(to_guest)?;
+        let found = self
+            .read(self.store.scan(&prefix, after.as_deref(), limit))
+            .await?;
         Ok(found.into_iter().map(|e| self.unscoped(e)).collect())
     }
 
@@ -189,18 +182,24 @@ impl KvCtx {
 
     /// Commit `ops`, counting the wait.
     async fn commit(&self, ops: Vec<store::Op>) -> Result<Vec<u64>, Error> {
-        let started = Instant::now();
-        let out = self.store.transact(ops).await;
-        self.stages.lap(Stage::CommitWait, started);
-        out.map_err(to_guest)
+        let commit = self.store.transact(ops);
+        self.stages
+            .time(Stage::CommitWait, commit)
+            .await
+            .map_err(to_guest)
+    }
+
+    /// A read from the store, counted.
+    async fn read<T>(&self, read: impl Future<Output = store::StoreResult<T>>) -> Result<T, Error> {
+        self.stages
+            .time(Stage::StoreRead, read)
+            .await
+            .map_err(to_guest)
     }
 
     async fn kv_counter(&mut self, key: &str) -> Result<i64, Error> {
         let key = self.scoped(key)?;
-        let started = Instant::now();
-        let found = self.store.counter(&key).await;
-        self.stages.lap(Stage::StoreRead, started);
-        found.map_err(to_guest)
+        self.read(self.store.counter(&key)).await
     }
 
     /// Refuse a write that would take the tenant past a storage or queue quota.

@@ -12,7 +12,6 @@ use prost::Message;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
 use tacos_proto::common::v1::{Error as ProtoError, ErrorCode};
 use wasmtime::component::Linker;
 
@@ -75,9 +74,8 @@ impl rpc::Host for RpcCtx {
                 request.len()
             ))));
         }
-        let started = Instant::now();
-        let answer = self.rpc.call(&service, &method, &request).await;
-        self.stages.lap(Stage::Rpc, started);
+        let call = self.rpc.call(&service, &method, &request);
+        let answer = self.stages.time(Stage::Rpc, call).await;
         Ok(answer.map_err(|e| e.encode_to_vec()))
     }
 }

@@ -76,70 +76,57 @@ impl Edge {
         trace: &str,
     ) -> Result<Admitted, ProtoError> {
         let started = Instant::now();
-        let admitted = self.admit_steps(guard, service, headers, uri, peer, trace);
-        self.shared
-            .runtime
-            .metrics
-            .stages
-            .lap(Stage::Admission, started);
+        let admitted = (|| {
+            let class = limits::RouteClass::of_service(service);
+            if let Some(class) = class {
+                let client = client_ip(peer, headers, &self.shared.trusted_proxies);
+                self.limiter
+                    .check_ip(class, client)
+                    .map_err(|l| self.limited(l, trace))?;
+            }
+            let bearer = headers.get(AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
+            let signs_in = match guard {
+                Guard::Admin => {
+                    admin::authorize(self, headers, trace)?;
+                    false
+                }
+                Guard::User => true,
+                Guard::MaybeUser => bearer.is_some(),
+                Guard::Open | Guard::SignedWebhook => false,
+                Guard::Internal => {
+                    return Err(errors::error(
+                        ErrorCode::NotFound,
+                        format!("{service} is not served here"),
+                        trace,
+                    ));
+                }
+            };
+            // A token's (yet unproven) tenant claim picks whose keys check it; no
+            // token, or none readable, claims nothing and fails its check below.
+            let claimed = bearer
+                .filter(|_| signs_in)
+                .and_then(auth::claimed_tenant)
+                .map(|t| t.unwrap_or_else(|| DEFAULT_TENANT.to_string()));
+            let tenant = self.tenant_of(headers, uri, claimed.as_deref(), trace)?;
+            let claims = match signs_in {
+                true => Some(
+                    self.verify_token(&tenant, bearer)
+                        .map_err(|m| errors::error(ErrorCode::Unauthenticated, m, trace))?,
+                ),
+                false => None,
+            };
+            tenant.admit_request().map_err(|q| q.to_proto(trace))?;
+            let user = claims.map(|c| c.sub);
+            if let (Some(class), Some(user)) = (class, &user) {
+                self.limiter
+                    .check_user(class, &tenant.id, user)
+                    .map_err(|l| self.limited(l, trace))?;
+            }
+            Ok(Admitted { tenant, user })
+        })();
+        let stages = &self.shared.runtime.metrics.stages;
+        stages.lap(Stage::Admission, started);
         admitted
-    }
-
-    fn admit_steps(
-        &self,
-        guard: Guard,
-        service: &str,
-        headers: &hyper::HeaderMap,
-        uri: &hyper::Uri,
-        peer: IpAddr,
-        trace: &str,
-    ) -> Result<Admitted, ProtoError> {
-        let class = limits::RouteClass::of_service(service);
-        if let Some(class) = class {
-            let client = client_ip(peer, headers, &self.shared.trusted_proxies);
-            self.limiter
-                .check_ip(class, client)
-                .map_err(|l| self.limited(l, trace))?;
-        }
-        let bearer = headers.get(AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
-        let signs_in = match guard {
-            Guard::Admin => {
-                admin::authorize(self, headers, trace)?;
-                false
-            }
-            Guard::User => true,
-            Guard::MaybeUser => bearer.is_some(),
-            Guard::Open | Guard::SignedWebhook => false,
-            Guard::Internal => {
-                return Err(errors::error(
-                    ErrorCode::NotFound,
-                    format!("{service} is not served here"),
-                    trace,
-                ));
-            }
-        };
-        // A token's (yet unproven) tenant claim picks whose keys check it; no
-        // token, or none readable, claims nothing and fails its check below.
-        let claimed = bearer
-            .filter(|_| signs_in)
-            .and_then(auth::claimed_tenant)
-            .map(|t| t.unwrap_or_else(|| DEFAULT_TENANT.to_string()));
-        let tenant = self.tenant_of(headers, uri, claimed.as_deref(), trace)?;
-        let claims = match signs_in {
-            true => Some(
-                self.verify_token(&tenant, bearer)
-                    .map_err(|m| errors::error(ErrorCode::Unauthenticated, m, trace))?,
-            ),
-            false => None,
-        };
-        tenant.admit_request().map_err(|q| q.to_proto(trace))?;
-        let user = claims.map(|c| c.sub);
-        if let (Some(class), Some(user)) = (class, &user) {
-            self.limiter
-                .check_user(class, &tenant.id, user)
-                .map_err(|l| self.limited(l, trace))?;
-        }
-        Ok(Admitted { tenant, user })
     }
 
     /// The claims of a user of `tenant` from an `authorization` header

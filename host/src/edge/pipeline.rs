@@ -100,7 +100,7 @@ impl Edge {
             call.idempotency_key,
             trace,
         );
-        let started = stages.lap(Stage::Decode, started);
+        stages.lap(Stage::Decode, started);
         let message = message?;
         let runtime = &self.shared.runtime;
         let ticket = match call.idempotency_key {
@@ -109,9 +109,7 @@ impl Edge {
                 let fingerprint = idempotency::fingerprint(call.service, call.method, &message);
                 let caller = user.as_deref().unwrap_or("");
                 let begin = self.idempotency.begin(&tenant.id, caller, key, fingerprint);
-                let begin = begin.await;
-                stages.lap(Stage::Idempotency, started);
-                match begin {
+                match stages.time(Stage::Idempotency, begin).await {
                     Ok(Begin::Run(ticket)) => Some(ticket),
                     Ok(Begin::Replay(result)) => {
                         runtime.metrics.idempotent_replays.inc();
@@ -156,9 +154,9 @@ impl Edge {
             }
         };
         if let Some(ticket) = ticket {
-            let started = Instant::now();
-            ticket.finish(&result).await;
-            stages.lap(Stage::Idempotency, started);
+            stages
+                .time(Stage::Idempotency, ticket.finish(&result))
+                .await;
         }
         Ok(Answer {
             result,

@@ -119,6 +119,14 @@ impl Stages {
         entered.inc();
     }
 
+    /// Await `work`, counting its time under `stage`.
+    pub async fn time<F: std::future::Future>(&self, stage: Stage, work: F) -> F::Output {
+        let started = Instant::now();
+        let out = work.await;
+        self.lap(stage, started);
+        out
+    }
+
     /// Count the time since `since` under `stage`; returns now, the start of
     /// whatever comes next.
     pub fn lap(&self, stage: Stage, since: Instant) -> Instant {

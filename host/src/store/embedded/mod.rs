@@ -25,6 +25,11 @@ use std::sync::Arc;
 use writer::Writer;
 pub use writer::WriterStats;
 
+/// The store's own page cache. redb's default (1 GiB) grows with the file
+/// and was most of the host's memory at 300,000 buyers (issue #17); the
+/// kernel's page cache keeps the rest of the file at hand.
+const CACHE_BYTES: usize = 64 << 20;
+
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 const COUNTERS: TableDefinition<&str, i64> = TableDefinition::new("counters");
 const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
@@ -93,8 +98,10 @@ impl EmbeddedStore {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating data dir {}", dir.display()))?;
         let path = dir.join("tacos.redb");
-        let db =
-            Database::create(&path).with_context(|| format!("opening store {}", path.display()))?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .with_context(|| format!("opening store {}", path.display()))?;
         let txn = db.begin_write()?;
         let existing: Vec<String> = txn.list_tables()?.map(|t| t.name().to_string()).collect();
         txn.open_table(KV)?;
