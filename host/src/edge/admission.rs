@@ -26,7 +26,6 @@ use hyper::header::AUTHORIZATION;
 use prost_reflect::MessageDescriptor;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
 use tacos_proto::common::v1::{Error as ProtoError, ErrorCode, ErrorDetail};
 
 /// The client's address: the TCP peer, unless the peer is a trusted proxy;
@@ -75,58 +74,53 @@ impl Edge {
         peer: IpAddr,
         trace: &str,
     ) -> Result<Admitted, ProtoError> {
-        let started = Instant::now();
-        let admitted = (|| {
-            let class = limits::RouteClass::of_service(service);
-            if let Some(class) = class {
-                let client = client_ip(peer, headers, &self.shared.trusted_proxies);
-                self.limiter
-                    .check_ip(class, client)
-                    .map_err(|l| self.limited(l, trace))?;
+        let _span = self.shared.runtime.metrics.stages.span(Stage::Admission);
+        let class = limits::RouteClass::of_service(service);
+        if let Some(class) = class {
+            let client = client_ip(peer, headers, &self.shared.trusted_proxies);
+            self.limiter
+                .check_ip(class, client)
+                .map_err(|l| self.limited(l, trace))?;
+        }
+        let bearer = headers.get(AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
+        let signs_in = match guard {
+            Guard::Admin => {
+                admin::authorize(self, headers, trace)?;
+                false
             }
-            let bearer = headers.get(AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
-            let signs_in = match guard {
-                Guard::Admin => {
-                    admin::authorize(self, headers, trace)?;
-                    false
-                }
-                Guard::User => true,
-                Guard::MaybeUser => bearer.is_some(),
-                Guard::Open | Guard::SignedWebhook => false,
-                Guard::Internal => {
-                    return Err(errors::error(
-                        ErrorCode::NotFound,
-                        format!("{service} is not served here"),
-                        trace,
-                    ));
-                }
-            };
-            // A token's (yet unproven) tenant claim picks whose keys check it; no
-            // token, or none readable, claims nothing and fails its check below.
-            let claimed = bearer
-                .filter(|_| signs_in)
-                .and_then(auth::claimed_tenant)
-                .map(|t| t.unwrap_or_else(|| DEFAULT_TENANT.to_string()));
-            let tenant = self.tenant_of(headers, uri, claimed.as_deref(), trace)?;
-            let claims = match signs_in {
-                true => Some(
-                    self.verify_token(&tenant, bearer)
-                        .map_err(|m| errors::error(ErrorCode::Unauthenticated, m, trace))?,
-                ),
-                false => None,
-            };
-            tenant.admit_request().map_err(|q| q.to_proto(trace))?;
-            let user = claims.map(|c| c.sub);
-            if let (Some(class), Some(user)) = (class, &user) {
-                self.limiter
-                    .check_user(class, &tenant.id, user)
-                    .map_err(|l| self.limited(l, trace))?;
+            Guard::User => true,
+            Guard::MaybeUser => bearer.is_some(),
+            Guard::Open | Guard::SignedWebhook => false,
+            Guard::Internal => {
+                return Err(errors::error(
+                    ErrorCode::NotFound,
+                    format!("{service} is not served here"),
+                    trace,
+                ));
             }
-            Ok(Admitted { tenant, user })
-        })();
-        let stages = &self.shared.runtime.metrics.stages;
-        stages.lap(Stage::Admission, started);
-        admitted
+        };
+        // A token's (yet unproven) tenant claim picks whose keys check it; no
+        // token, or none readable, claims nothing and fails its check below.
+        let claimed = bearer
+            .filter(|_| signs_in)
+            .and_then(auth::claimed_tenant)
+            .map(|t| t.unwrap_or_else(|| DEFAULT_TENANT.to_string()));
+        let tenant = self.tenant_of(headers, uri, claimed.as_deref(), trace)?;
+        let claims = match signs_in {
+            true => Some(
+                self.verify_token(&tenant, bearer)
+                    .map_err(|m| errors::error(ErrorCode::Unauthenticated, m, trace))?,
+            ),
+            false => None,
+        };
+        tenant.admit_request().map_err(|q| q.to_proto(trace))?;
+        let user = claims.map(|c| c.sub);
+        if let (Some(class), Some(user)) = (class, &user) {
+            self.limiter
+                .check_user(class, &tenant.id, user)
+                .map_err(|l| self.limited(l, trace))?;
+        }
+        Ok(Admitted { tenant, user })
     }
 
     /// The claims of a user of `tenant` from an `authorization` header
@@ -138,13 +132,11 @@ impl Edge {
         tenant: &Tenant,
         authorization: Option<&str>,
     ) -> Result<auth::Claims, String> {
-        let started = Instant::now();
+        let _span = self.shared.runtime.metrics.stages.span(Stage::Auth);
         let now_s = self.shared.runtime.clock.now_ms() / 1000;
         let real_s = crate::foundations::clock::system_now_ms() / 1000;
         let keys = tenant.auth.as_deref().unwrap_or(&self.shared.auth);
-        let claims = keys.verify(authorization, now_s, real_s);
-        self.shared.runtime.metrics.stages.lap(Stage::Auth, started);
-        let claims = claims?;
+        let claims = keys.verify(authorization, now_s, real_s)?;
         let for_tenant = claims.tenant.as_deref().unwrap_or(DEFAULT_TENANT);
         if for_tenant != tenant.id {
             return Err(format!(

@@ -127,12 +127,35 @@ impl Stages {
         out
     }
 
+    /// A span of `stage` that counts until it is dropped (however the
+    /// scope it lives in is left).
+    pub fn span(&self, stage: Stage) -> Span<'_> {
+        Span {
+            stages: self,
+            stage,
+            started: Instant::now(),
+        }
+    }
+
     /// Count the time since `since` under `stage`; returns now, the start of
     /// whatever comes next.
     pub fn lap(&self, stage: Stage, since: Instant) -> Instant {
         let now = Instant::now();
         self.add(stage, now.saturating_duration_since(since));
         now
+    }
+}
+
+/// See [`Stages::span`].
+pub struct Span<'a> {
+    stages: &'a Stages,
+    stage: Stage,
+    started: Instant,
+}
+
+impl Drop for Span<'_> {
+    fn drop(&mut self) {
+        self.stages.lap(self.stage, self.started);
     }
 }
 
@@ -157,6 +180,14 @@ mod tests {
             entered.get_or_create(&StageLabels { stage: "guest" }).get(),
             2
         );
+        // A span counts however its scope is left.
+        let early = || -> Result<(), ()> {
+            let _span = stages.span(Stage::Admission);
+            Err(())
+        };
+        assert!(early().is_err());
+        let admission = StageLabels { stage: "admission" };
+        assert_eq!(entered.get_or_create(&admission).get(), 1);
         assert_eq!(
             Stage::ALL.iter().position(|s| *s == Stage::Encode),
             Some(Stage::Encode as usize)
