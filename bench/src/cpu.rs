@@ -128,11 +128,20 @@ impl CpuUse {
             _ => String::new(),
         };
         let share = self.load_share();
-        let flag = if share > 1.0 / 3.0 {
-            " — the load generator takes over a third of the machine: the host is starved, this rate understates it"
-        } else {
-            ""
-        };
-        format!("{host}load {:.0} % of the machine{flag}", share * 100.0)
+        format!(
+            "{host}load {:.0} % of the machine{}",
+            share * 100.0,
+            starved(share)
+        )
+    }
+}
+
+/// What to say beside a figure whose load generator took `share` (0–1) of
+/// the machine: nothing, or that it took over a third and starved the host.
+pub fn starved(share: f64) -> &'static str {
+    if share > 1.0 / 3.0 {
+        " — the load generator takes over a third of the machine: the host is starved, this rate understates it"
+    } else {
+        ""
     }
 }

@@ -278,11 +278,7 @@ pub async fn route(args: RouteArgs) -> anyhow::Result<()> {
     hello_task.abort();
     let medians: Vec<Run> = results.into_iter().map(median).collect();
     for ((name, _, _), r) in targets.iter().zip(&medians) {
-        let flag = if r.wrk_share > 1.0 / 3.0 {
-            " (wrk takes over a third of the machine)"
-        } else {
-            ""
-        };
+        let flag = crate::cpu::starved(r.wrk_share);
         println!(
             "  {name:<22} {:>9.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   errors {}   server {:>5.1} µs/req   wrk {:.0} % of the machine{flag}",
             r.rps,

@@ -140,16 +140,16 @@ pub(super) fn new_store(
             // outermost span.
             CallHook::CallingHost => {
                 state.guest.leave(now);
-                if state.host_calls.0 == 0 {
-                    state.host_calls.1 = now;
+                if state.host_depth == 0 {
+                    state.host_since = now;
                 }
-                state.host_calls.0 += 1;
+                state.host_depth += 1;
             }
             CallHook::ReturningFromHost => {
                 state.guest.enter(now);
-                state.host_calls.0 = state.host_calls.0.saturating_sub(1);
-                if state.host_calls.0 == 0 {
-                    state.stages.add(Stage::HostCalls, now - state.host_calls.1);
+                state.host_depth = state.host_depth.saturating_sub(1);
+                if state.host_depth == 0 {
+                    state.stages.add(Stage::HostCalls, now - state.host_since);
                 }
             }
         }

@@ -105,8 +105,8 @@ impl Runtime {
 }
 
 /// Instantiate and run the export: a trap is the outer error, the
-/// component's own error the inner one.
-/// The store and instance are counted as instantiation from `started`.
+/// component's own error the inner one. The time from `started` (the
+/// store's making) to a ready instance counts as instantiation.
 async fn run(
     store: &mut Store<CallState>,
     prepared: &Prepared,

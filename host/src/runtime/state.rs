@@ -40,10 +40,12 @@ pub struct CallState {
     pub memory_exceeded: bool,
     /// How long the guest's own code has run.
     pub guest: GuestClock,
-    /// Where host time goes (guest, host calls), and the host calls under
-    /// way: how deep they nest, and when the outermost began.
+    /// Where host time goes (guest, host calls).
     pub stages: Stages,
-    pub host_calls: (u32, std::time::Instant),
+    /// The host calls under way: how deep they nest, and when the outermost
+    /// began.
+    pub host_depth: u32,
+    pub host_since: std::time::Instant,
 }
 
 impl CallState {
@@ -105,7 +107,8 @@ impl CallState {
             memory_exceeded: false,
             guest: GuestClock::new(),
             stages: runtime.metrics.stages.clone(),
-            host_calls: (0, std::time::Instant::now()),
+            host_depth: 0,
+            host_since: std::time::Instant::now(),
         }
     }
 
