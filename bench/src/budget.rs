@@ -20,6 +20,8 @@ pub struct Counters {
     entered: BTreeMap<String, f64>,
     writer_apply: f64,
     writer_commit: f64,
+    writer_commits: f64,
+    writer_durable_commits: f64,
 }
 
 /// Read the counters of the host at `url`.
@@ -43,6 +45,8 @@ pub async fn read(http: &Http, url: &str) -> anyhow::Result<Counters> {
         entered,
         writer_apply: store["apply_seconds"].as_f64().unwrap_or(0.0),
         writer_commit: store["commit_seconds"].as_f64().unwrap_or(0.0),
+        writer_commits: store["commits"].as_f64().unwrap_or(0.0),
+        writer_durable_commits: store["durable_commits"].as_f64().unwrap_or(0.0),
     })
 }
 
@@ -62,6 +66,8 @@ pub struct Budget {
     pub writer_commit_us: f64,
     /// Waiting for group commits, ms per request (latency, not CPU).
     pub commit_wait_ms: f64,
+    /// Waiting for them to be durable, ms per request.
+    pub durable_wait_ms: f64,
     pub host_us: Option<f64>,
     /// How often per request: (what, times).
     pub counts: Vec<(&'static str, f64)>,
@@ -85,6 +91,14 @@ impl Budget {
             ("store reads", entered("store_read")),
             ("commits", entered("commit_wait")),
             ("rpcs", entered("rpc")),
+            (
+                "writer commits",
+                (after.writer_commits - before.writer_commits) / ops.max(1) as f64,
+            ),
+            (
+                "of them durable",
+                (after.writer_durable_commits - before.writer_durable_commits) / ops.max(1) as f64,
+            ),
         ];
         let host_calls =
             stage("host_calls") - stage("store_read") - stage("commit_wait") - stage("rpc");
@@ -119,6 +133,7 @@ impl Budget {
             lines,
             writer_commit_us: per(after.writer_commit - before.writer_commit),
             commit_wait_ms: stage("commit_wait") / 1000.0,
+            durable_wait_ms: stage("durable") / 1000.0,
             host_us,
             counts,
         }
@@ -141,6 +156,10 @@ impl Budget {
         println!(
             "    {:<40} {:>8.2} ms (latency, not CPU)",
             "a request waiting for group commits", self.commit_wait_ms
+        );
+        println!(
+            "    {:<40} {:>8.2} ms (latency, not CPU)",
+            "a request waiting for durability", self.durable_wait_ms
         );
         let counts: Vec<String> = self
             .counts

@@ -160,3 +160,45 @@ async fn holds_reservations_and_delayed_messages_survive_a_kill() {
     assert_eq!(seats["stats"]["sold_seats"], 1);
     assert_eq!(seats["stats"]["available_seats"], 9);
 }
+
+/// Join the waiting room of event `e` as `user`, from session `s`: the
+/// waiting token.
+async fn join(http: Http, u: String, user: String) -> String {
+    let body = json!({"event_id": "e", "user_id": user, "session_id": "s"});
+    let (s, j) = call(&http, "POST", format!("{u}/api/v1/queue/join"), Some(body)).await;
+    assert_eq!(s, 200, "{j}");
+    j["waiting_token"]
+        .as_str()
+        .expect("a waiting token")
+        .to_string()
+}
+
+/// The store answers a component's writes before they are on disk (one
+/// fsync per call, not per write), so this is the promise to check: every
+/// answer a client got is durable. Many joins at once (two commits each),
+/// SIGKILL the moment the last answer arrives, and every place is still
+/// there: joining again from the same session gives the same ticket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answered_write_survives_a_kill_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = http();
+    let host = up(dir.path());
+    let u = host.url.clone();
+    let (s, _) = call(&http, "POST", format!("{u}/admin/v1/events"), Some(json!({"event_id": "e", "name": "E", "seat_count": 10, "price": {"amount": 500, "currency": "KRW"}, "admission_per_second": 1}))).await;
+    assert_eq!(s, 200);
+    let users: Vec<String> = (0..64).map(|i| format!("u{i}")).collect();
+    let joins = users
+        .iter()
+        .map(|user| join(http.clone(), u.clone(), user.clone()));
+    let first = futures_util::future::join_all(joins).await;
+    // SIGKILL the moment the last answer is in.
+    drop(host);
+
+    let host = up(dir.path());
+    let u = host.url.clone();
+    let joins = users
+        .iter()
+        .map(|user| join(http.clone(), u.clone(), user.clone()));
+    let again = futures_util::future::join_all(joins).await;
+    assert_eq!(first, again, "each answered join kept its place");
+}

@@ -180,21 +180,21 @@ impl KvCtx {
         Ok(out.first().copied().unwrap_or(0) as i64)
     }
 
-    /// Commit `ops`, counting the wait.
+    /// Commit `ops`, counting the wait. The commit is answered before it is
+    /// durable: the runtime waits for what the call has seen before it
+    /// answers (see [`store::Seen`]).
     async fn commit(&self, ops: Vec<store::Op>) -> Result<Vec<u64>, Error> {
-        let commit = self.store.transact(ops);
-        self.stages
-            .time(Stage::CommitWait, commit)
-            .await
-            .map_err(to_guest)
+        let commit = self.store.transact_early(ops);
+        let done = self.stages.time(Stage::CommitWait, commit).await;
+        self.outbox.caller().seen.saw();
+        done.map_err(to_guest)
     }
 
     /// A read from the store, counted.
     async fn read<T>(&self, read: impl Future<Output = store::StoreResult<T>>) -> Result<T, Error> {
-        self.stages
-            .time(Stage::StoreRead, read)
-            .await
-            .map_err(to_guest)
+        let found = self.stages.time(Stage::StoreRead, read).await;
+        self.outbox.caller().seen.saw();
+        found.map_err(to_guest)
     }
 
     async fn kv_counter(&mut self, key: &str) -> Result<i64, Error> {
@@ -230,7 +230,7 @@ impl KvCtx {
         if keys == 0 {
             return Ok(());
         }
-        let used = self.store.usage(&tenant.id).await.map_err(to_guest)?;
+        let used = self.read(self.store.usage(&tenant.id)).await?;
         let over = |quota: &'static str, used: u64, adding: u64, max: Option<u64>| {
             let max = max?;
             (used + adding > max).then(|| {

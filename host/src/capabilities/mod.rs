@@ -28,6 +28,7 @@ pub mod token;
 pub mod webhook;
 
 use crate::foundations::policy::ComponentPolicy;
+use crate::store::Seen;
 use crate::tenancy::Tenant;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub struct Caller {
     pub policy: Arc<ComponentPolicy>,
     pub trace_id: Arc<str>,
     pub deadline: Instant,
+    /// What the call has seen of the store, to be durable before it answers.
+    pub seen: Seen,
 }
 
 impl Caller {

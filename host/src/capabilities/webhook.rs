@@ -10,6 +10,7 @@
 //! Standard Webhooks way with the tenant's key (which the component never
 //! sees), and carries `x-tenant-id`, so a tacos host receiving it (the
 //! default `webhook_url`) knows whose key to verify with. The call is bounded by 5 seconds and by the caller's deadline.
+//! It leaves only once what the call has written or read is durable.
 //! Retrying is the caller's business: a consumer returns an error and the
 //! queue retries it with backoff.
 
@@ -189,6 +190,12 @@ impl WebhookCtx {
             .header(crate::tenancy::TENANT_HEADER, &self.caller.tenant.id)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| WebhookError::Invalid(e.to_string()))?;
+        // What the call wrote or read is durable before the world hears of it.
+        self.caller
+            .seen
+            .durable()
+            .await
+            .map_err(|e| WebhookError::Failed(format!("the store: {e}")))?;
         let budget = self.caller.remaining().min(TIMEOUT);
         match tokio::time::timeout(budget, self.http.request(req)).await {
             Ok(Ok(resp)) => Ok(resp.status().as_u16()),

@@ -6,6 +6,7 @@
 use super::state::CallState;
 use super::{ComponentVersion, Runtime, Served};
 use crate::foundations::metrics::Stage;
+use crate::store::Seen;
 use crate::tenancy::TenantQuotaError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,22 +17,30 @@ use wasmtime::{CallHook, Store, UpdateDeadline};
 /// every epoch tick, a millisecond).
 const SLICE: Duration = Duration::from_millis(1);
 
-/// Where a call stands: tenant, trace, deadline, depth.
+/// Where a call stands: tenant, trace, deadline, depth, and what it and the
+/// calls it made have seen of the store.
 #[derive(Clone)]
 pub struct CallContext {
     pub tenant: Arc<Served>,
     pub trace_id: Arc<str>,
     pub deadline: Instant,
     pub depth: u32,
+    pub seen: Seen,
 }
 
 impl CallContext {
-    pub fn new(tenant: Arc<Served>, trace_id: Arc<str>, timeout: Duration) -> CallContext {
+    pub fn new(
+        tenant: Arc<Served>,
+        trace_id: Arc<str>,
+        timeout: Duration,
+        seen: Seen,
+    ) -> CallContext {
         CallContext {
             tenant,
             trace_id,
             deadline: later(timeout),
             depth: 0,
+            seen,
         }
     }
 

@@ -72,6 +72,9 @@ impl Runtime {
         let deadline = ctx.deadline;
         let tenant = ctx.tenant.clone();
         let trace = ctx.trace_id.clone();
+        // A top-level call answers once what it (and the calls it made) wrote
+        // or read is durable; the store answered their writes before that.
+        let seen = (ctx.depth == 0).then(|| ctx.seen.clone());
         let mut store = call::new_store(self, version, ctx);
         let metrics = self.component_metrics.get(&version.name);
         if let Some(m) = metrics {
@@ -90,6 +93,20 @@ impl Runtime {
             }
         };
         call::settle(store);
+        let result = match seen {
+            Some(seen) => match self
+                .metrics
+                .stages
+                .time(Stage::Durable, seen.durable())
+                .await
+            {
+                Ok(()) => result,
+                Err(e) => Err(CallError::Internal(format!(
+                    "the store did not make the call's writes durable: {e}"
+                ))),
+            },
+            None => result,
+        };
         let outcome = result.as_ref().err().map(CallError::outcome);
         if let Some(m) = metrics {
             m.observe(&self.metrics, outcome, started.elapsed());

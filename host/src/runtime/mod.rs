@@ -33,7 +33,7 @@ use crate::capabilities::webhook::HttpClient;
 use crate::foundations::clock::Clock;
 use crate::foundations::json::Codec;
 use crate::foundations::metrics::{ComponentMetrics, Metrics};
-use crate::store::{KvStore, Leased, QueueStore};
+use crate::store::{KvStore, Leased, QueueStore, Seen};
 use crate::tenancy::Quotas;
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -217,7 +217,12 @@ impl Runtime {
         trace_id: Arc<str>,
         timeout: Duration,
     ) -> CallContext {
-        CallContext::new(tenant.clone(), trace_id, timeout)
+        CallContext::new(
+            tenant.clone(),
+            trace_id,
+            timeout,
+            Seen::new(self.kv.clone()),
+        )
     }
 
     /// Call `service`/`method` with an encoded request.

@@ -62,6 +62,7 @@ impl CallState {
             policy: version.policy.clone(),
             trace_id: ctx.trace_id.clone(),
             deadline: ctx.deadline,
+            seen: ctx.seen.clone(),
         });
         let queue = || {
             QueueCtx::new(

@@ -18,6 +18,8 @@ pub mod routed;
 pub(crate) mod usage;
 
 use async_trait::async_trait;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The most operations in one transaction, on every backend: DynamoDB's
 /// `TransactWriteItems` takes 100 items, and a transaction also writes its
@@ -178,6 +180,22 @@ pub trait KvStore: Send + Sync {
     /// (puts), the new counter value as u64 bits (adds), the message id
     /// (sends) or 0.
     async fn transact(&self, ops: Vec<Op>) -> StoreResult<Vec<u64>>;
+    /// [`KvStore::transact`], answered once the writes are visible to
+    /// readers, perhaps before they are durable: the caller waits for
+    /// [`KvStore::durable`] of [`KvStore::visible`] before anything it
+    /// learned leaves the host. Stores durable at every answer just transact.
+    async fn transact_early(&self, ops: Vec<Op>) -> StoreResult<Vec<u64>> {
+        self.transact(ops).await
+    }
+    /// A mark of every write a reader may see now (0 for stores durable at
+    /// every answer).
+    fn visible(&self) -> u64 {
+        0
+    }
+    /// Resolves once every write up to `mark` is durable.
+    async fn durable(&self, _mark: u64) -> StoreResult<()> {
+        Ok(())
+    }
     async fn counter(&self, key: &str) -> StoreResult<i64>;
     /// What a tenant stores: keys (values and counters) and their bytes, key
     /// lengths included. Kept with the writes, so it is exact after each commit.
@@ -188,6 +206,39 @@ pub trait KvStore: Send + Sync {
     /// Store `value` under `key` unless something is there already; returns
     /// what is stored, so hosts racing to create a secret agree on one.
     async fn meta_create(&self, key: &str, value: Vec<u8>) -> StoreResult<Vec<u8>>;
+}
+
+/// What one component call, and the calls it makes, have seen of the kv
+/// store: the newest mark of what they read or wrote, so that nothing they
+/// learned leaves the host before it is durable (see
+/// [`KvStore::transact_early`]). The runtime waits for it when a top-level
+/// call ends; the webhook capability before it posts.
+#[derive(Clone)]
+pub struct Seen {
+    store: Arc<dyn KvStore>,
+    mark: Arc<AtomicU64>,
+}
+
+impl Seen {
+    pub fn new(store: Arc<dyn KvStore>) -> Seen {
+        Seen {
+            store,
+            mark: Arc::default(),
+        }
+    }
+
+    /// After a read or a write: the call has seen what is visible now.
+    pub fn saw(&self) {
+        self.mark.fetch_max(self.store.visible(), Ordering::AcqRel);
+    }
+
+    /// Resolves once everything the call has seen is durable.
+    pub async fn durable(&self) -> StoreResult<()> {
+        match self.mark.load(Ordering::Acquire) {
+            0 => Ok(()),
+            mark => self.store.durable(mark).await,
+        }
+    }
 }
 
 /// A message to enqueue.

@@ -5,7 +5,7 @@
 use super::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tacos_host::runtime::{CallContext, CallError};
+use tacos_host::runtime::CallError;
 
 /// The default services and the looper fixture, with `tenants` (TOML) after.
 pub fn bundle(dir: &Path, tenants: &str) -> PathBuf {
@@ -58,8 +58,8 @@ pub async fn looper(
     req: &str,
 ) -> Result<Vec<u8>, CallError> {
     let rt = t.host.runtime();
-    let ctx = CallContext::new(
-        rt.tenant(tenant).expect("tenant exists"),
+    let ctx = rt.context(
+        &rt.tenant(tenant).expect("tenant exists"),
         "trace".into(),
         Duration::from_secs(10),
     );

@@ -9,8 +9,8 @@
 //! way calls do, so a budget subtracts: `host_calls` (every host function a
 //! guest called, from the call hooks) contains `store_read`, `commit_wait`
 //! and `rpc` (a nested component call, whose own stages are counted too);
-//! `admission` contains `auth`. `commit_wait` is time waited for a group
-//! commit, not CPU; the store writer's own work is in the store's figures
+//! `admission` contains `auth`. `commit_wait` (a group commit) and `durable`
+//! (its fsync, once per top-level call) are time waited, not CPU; the store writer's own work is in the store's figures
 //! (`/readyz`). What no stage covers (hyper's parsing and writing, the
 //! sockets, the scheduler) is the process's CPU less the stages.
 
@@ -45,8 +45,11 @@ pub enum Stage {
     HostCalls,
     /// Reads from the store (get, get-many, scan, counters).
     StoreRead,
-    /// Waiting for a transaction's group commit.
+    /// Waiting for a transaction's group commit (visible to readers).
     CommitWait,
+    /// Waiting, as a top-level call ends, for what it wrote or read to be
+    /// durable (the fsync its commits did not wait for).
+    Durable,
     /// A component's rpc to another, all of it (the callee's stages are
     /// counted in theirs as well).
     Rpc,
@@ -57,7 +60,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 12] = [
+    pub const ALL: [Stage; 13] = [
         Stage::Admission,
         Stage::Auth,
         Stage::Decode,
@@ -67,6 +70,7 @@ impl Stage {
         Stage::HostCalls,
         Stage::StoreRead,
         Stage::CommitWait,
+        Stage::Durable,
         Stage::Rpc,
         Stage::Teardown,
         Stage::Encode,
@@ -83,6 +87,7 @@ impl Stage {
             Stage::HostCalls => "host_calls",
             Stage::StoreRead => "store_read",
             Stage::CommitWait => "commit_wait",
+            Stage::Durable => "durable",
             Stage::Rpc => "rpc",
             Stage::Teardown => "teardown",
             Stage::Encode => "encode",

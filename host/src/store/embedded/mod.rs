@@ -341,6 +341,22 @@ impl KvStore for EmbeddedStore {
             .await
     }
 
+    async fn transact_early(&self, ops: Vec<Op>) -> StoreResult<Vec<u64>> {
+        validate_ops(&ops)?;
+        let now = self.clock.now_ms();
+        self.writer
+            .write_early(move |txn| apply_ops(txn, &ops, now))
+            .await
+    }
+
+    fn visible(&self) -> u64 {
+        self.writer.marks.visible()
+    }
+
+    async fn durable(&self, mark: u64) -> StoreResult<()> {
+        self.writer.durable(mark).await
+    }
+
     async fn counter(&self, key: &str) -> StoreResult<i64> {
         let table = self.read()?.open_table(COUNTERS).map_err(unavailable)?;
         Ok(table
