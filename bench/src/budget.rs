@@ -20,6 +20,7 @@ pub struct Counters {
     entered: BTreeMap<String, f64>,
     writer_apply: f64,
     writer_commit: f64,
+    writer_durable_commit: f64,
     writer_commits: f64,
     writer_durable_commits: f64,
 }
@@ -45,6 +46,7 @@ pub async fn read(http: &Http, url: &str) -> anyhow::Result<Counters> {
         entered,
         writer_apply: store["apply_seconds"].as_f64().unwrap_or(0.0),
         writer_commit: store["commit_seconds"].as_f64().unwrap_or(0.0),
+        writer_durable_commit: store["durable_commit_seconds"].as_f64().unwrap_or(0.0),
         writer_commits: store["commits"].as_f64().unwrap_or(0.0),
         writer_durable_commits: store["durable_commits"].as_f64().unwrap_or(0.0),
     })
@@ -64,6 +66,8 @@ pub struct Budget {
     /// The store writer committing (page writes and fsync), µs per request
     /// (wall time of the writer thread: CPU and waiting for the disk).
     pub writer_commit_us: f64,
+    /// Of it, the durable commits.
+    pub writer_durable_us: f64,
     /// Waiting for group commits, ms per request (latency, not CPU).
     pub commit_wait_ms: f64,
     /// Waiting for them to be durable, ms per request.
@@ -132,6 +136,7 @@ impl Budget {
         Budget {
             lines,
             writer_commit_us: per(after.writer_commit - before.writer_commit),
+            writer_durable_us: per(after.writer_durable_commit - before.writer_durable_commit),
             commit_wait_ms: stage("commit_wait") / 1000.0,
             durable_wait_ms: stage("durable") / 1000.0,
             host_us,
@@ -150,8 +155,8 @@ impl Budget {
             println!("    {line:<40} {us:>8.1}");
         }
         println!(
-            "    {:<40} {:>8.1} (writer thread, wall: CPU and disk)",
-            "store writer: committing", self.writer_commit_us
+            "    {:<40} {:>8.1} (writer thread, wall: CPU and disk; {:.1} of it durable)",
+            "store writer: committing", self.writer_commit_us, self.writer_durable_us
         );
         println!(
             "    {:<40} {:>8.2} ms (latency, not CPU)",

@@ -52,6 +52,8 @@ pub struct WriterStats {
     /// (CPU), and committing them (page writes and the fsync).
     pub apply_ns: AtomicU64,
     pub commit_ns: AtomicU64,
+    /// Of `commit_ns`, the durable commits'.
+    pub durable_commit_ns: AtomicU64,
 }
 
 impl WriterStats {
@@ -65,6 +67,10 @@ impl WriterStats {
             ("writes", n(&self.writes).into()),
             ("apply_seconds", seconds(&self.apply_ns).into()),
             ("commit_seconds", seconds(&self.commit_ns).into()),
+            (
+                "durable_commit_seconds",
+                seconds(&self.durable_commit_ns).into(),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -321,12 +327,15 @@ impl Thread {
         // Numbered before it commits: a reader that sees it holds its mark.
         let mark = self.marks.visible.fetch_add(1, Ordering::AcqRel) + 1;
         txn.commit()?;
-        if durable {
-            self.marks.durable.store(mark, Ordering::Release);
-            self.stats.durable_commits.fetch_add(1, Ordering::Relaxed);
-        }
         let ns = |d: Duration| d.as_nanos() as u64;
         let stats = &self.stats;
+        if durable {
+            self.marks.durable.store(mark, Ordering::Release);
+            stats.durable_commits.fetch_add(1, Ordering::Relaxed);
+            stats
+                .durable_commit_ns
+                .fetch_add(ns(applied.elapsed()), Ordering::Relaxed);
+        }
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats
             .writes
