@@ -51,7 +51,7 @@ pub struct Entry {
 }
 
 /// What must hold of a key for an operation to apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Condition {
     None,
     Absent,
@@ -72,7 +72,7 @@ impl Condition {
 }
 
 /// One operation of a transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Op {
     Put {
         key: String,
@@ -242,7 +242,7 @@ impl Seen {
 }
 
 /// A message to enqueue.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NewMessage {
     pub tenant: String,
     pub topic: String,

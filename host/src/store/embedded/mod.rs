@@ -3,12 +3,15 @@
 //! redb is a pure-Rust, ACID, copy-on-write B-tree store with MVCC: readers
 //! never block the writer and see committed data only (see
 //! `docs/adr/0002-embedded-store-redb-with-group-commit.md`). All writes go through the
-//! group-commit [`writer`]; reads open their own read transaction.
+//! group-commit [`writer`], which makes a component's writes durable through
+//! the redo [`log`]; reads open their own read transaction.
 //!
 //! A kv value is stored as `version (u64 LE) | expires_at_ms (u64 LE, 0 = never) | bytes`.
 //! Versions keep counting through expiry, so a stale reader's version can never
 //! match a newer incarnation of the key.
 
+mod log;
+mod marks;
 mod queue;
 mod writer;
 
@@ -17,6 +20,7 @@ use super::{Entry, KvStore, Op, StoreError, StoreResult, Usage, validate_ops};
 use crate::foundations::clock::Clock;
 use anyhow::Context;
 use async_trait::async_trait;
+use log::{Record, Redo, RedoLog};
 use redb::{
     Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle, WriteTransaction,
 };
@@ -38,6 +42,9 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// lengths, not the record header), kept in the same transaction as the
 /// writes they count.
 const USAGE: TableDefinition<&str, (u64, u64)> = TableDefinition::new("usage");
+/// `applied`: the newest commit a durable commit covers; the redo log's
+/// records up to it need no replay.
+const LOG_TABLE: TableDefinition<&str, u64> = TableDefinition::new("redo_log");
 const HEADER: usize = 16;
 
 /// The embedded store (kv and queue).
@@ -113,9 +120,16 @@ impl EmbeddedStore {
             recount_usage(&txn)?;
         }
         queue::create_tables(&txn, &existing)?;
+        let log_path = dir.join("tacos.redo");
+        let (mut log, records) = RedoLog::open(&log_path)
+            .with_context(|| format!("reading redo log {}", log_path.display()))?;
+        let mark = replay(&txn, records)
+            .with_context(|| format!("redoing redo log {}", log_path.display()))?;
         txn.commit()?;
+        log.clear()?;
         let db = Arc::new(db);
-        let writer = Writer::start(db.clone()).context("starting store writer")?;
+        let writer =
+            Writer::start(db.clone(), log, mark, clock.clone()).context("starting store writer")?;
         Ok(EmbeddedStore { db, writer, clock })
     }
 
@@ -161,6 +175,41 @@ impl EmbeddedStore {
     }
 }
 
+/// Redo the log's records after the last durable commit in `txn`; returns
+/// the newest commit `txn` covers.
+fn replay(txn: &WriteTransaction, records: Vec<Record>) -> anyhow::Result<u64> {
+    let applied = txn
+        .open_table(LOG_TABLE)?
+        .get("applied")?
+        .map(|v| v.value())
+        .unwrap_or(0);
+    let mut mark = applied;
+    let mut redone = 0;
+    for (at, redo) in records {
+        if at <= mark {
+            continue;
+        }
+        for r in &redo {
+            // A transaction that failed when it ran was never logged.
+            if let Err(e) = apply_redo(txn, r)? {
+                anyhow::bail!("commit {at} no longer applies: {e}");
+            }
+            redone += 1;
+        }
+        mark = at;
+    }
+    if redone > 0 {
+        tracing::info!(
+            transactions = redone,
+            from = applied,
+            to = mark,
+            "redid the store's redo log"
+        );
+    }
+    txn.open_table(LOG_TABLE)?.insert("applied", mark)?;
+    Ok(mark)
+}
+
 /// Store a write's usage changes in [`USAGE`].
 fn apply_usage(usage: UsageDelta, txn: &WriteTransaction) -> Result<(), redb::Error> {
     let mut changed = usage.changed().peekable();
@@ -198,11 +247,10 @@ fn recount_usage(txn: &WriteTransaction) -> Result<(), redb::Error> {
     apply_usage(usage, txn)
 }
 
-fn apply_ops(
-    txn: &WriteTransaction,
-    ops: &[Op],
-    now: u64,
-) -> Result<StoreResult<Vec<u64>>, redb::Error> {
+/// Run one store transaction: check every condition, then write.
+fn apply_redo(txn: &WriteTransaction, redo: &Redo) -> Result<StoreResult<Vec<u64>>, redb::Error> {
+    let (ops, now) = (&redo.ops, redo.now_ms);
+    let mut ids = redo.ids.iter().copied();
     let mut kv = txn.open_table(KV)?;
     // Check every condition before writing anything.
     // Per operation: the last version and the stored record's length, if any.
@@ -269,7 +317,11 @@ fn apply_ops(
                 counters.insert(key.as_str(), next)?;
                 out.push(next as u64);
             }
-            Op::Send(msg) => out.push(queue::insert(txn, msg.clone())?),
+            Op::Send(msg) => {
+                let id = ids.next().unwrap_or_else(rand::random);
+                queue::insert(txn, msg, id)?;
+                out.push(id);
+            }
         }
     }
     drop((kv, counters, expiry));
@@ -335,18 +387,14 @@ impl KvStore for EmbeddedStore {
 
     async fn transact(&self, ops: Vec<Op>) -> StoreResult<Vec<u64>> {
         validate_ops(&ops)?;
-        let now = self.clock.now_ms();
-        self.writer
-            .write(move |txn| apply_ops(txn, &ops, now))
-            .await
+        let redo = Redo::new(ops, self.clock.now_ms());
+        self.writer.write(move |txn| apply_redo(txn, &redo)).await
     }
 
     async fn transact_early(&self, ops: Vec<Op>) -> StoreResult<Vec<u64>> {
         validate_ops(&ops)?;
-        let now = self.clock.now_ms();
-        self.writer
-            .write_early(move |txn| apply_ops(txn, &ops, now))
-            .await
+        let redo = Redo::new(ops, self.clock.now_ms());
+        self.writer.write_early(redo).await
     }
 
     fn visible(&self) -> u64 {

@@ -73,20 +73,19 @@ fn count_pending(txn: &WriteTransaction, tenant: &str, delta: i64) -> Result<(),
 }
 
 /// Add a message to the queue table (also used by transactions' outbox sends).
-pub(super) fn insert(txn: &WriteTransaction, msg: NewMessage) -> Result<u64, redb::Error> {
-    let id: u64 = rand::random();
+pub(super) fn insert(txn: &WriteTransaction, msg: &NewMessage, id: u64) -> Result<(), redb::Error> {
     count_pending(txn, &msg.tenant, 1)?;
     let record = Record {
-        tenant: msg.tenant,
-        topic: msg.topic,
-        payload: msg.payload,
+        tenant: msg.tenant.clone(),
+        topic: msg.topic.clone(),
+        payload: msg.payload.clone(),
         attempts: 0,
         reason: String::new(),
-        trace_id: msg.trace_id,
+        trace_id: msg.trace_id.clone(),
     };
     txn.open_table(QUEUE)?
         .insert((msg.due_at_ms, id), record.encode_to_vec().as_slice())?;
-    Ok(id)
+    Ok(())
 }
 
 /// Take the leased message out of the queue for good (delivered or dead).
@@ -111,7 +110,11 @@ fn take(txn: &WriteTransaction, msg: &Leased) -> Result<Option<Record>, redb::Er
 impl QueueStore for EmbeddedStore {
     async fn enqueue(&self, msg: NewMessage) -> StoreResult<u64> {
         self.writer
-            .write(move |txn| Ok(Ok(insert(txn, msg)?)))
+            .write(move |txn| {
+                let id = rand::random();
+                insert(txn, &msg, id)?;
+                Ok(Ok(id))
+            })
             .await
     }
 
