@@ -18,11 +18,9 @@ use std::collections::BTreeMap;
 pub struct Counters {
     stages: BTreeMap<String, f64>,
     entered: BTreeMap<String, f64>,
-    writer_apply: f64,
-    writer_commit: f64,
-    writer_durable_commit: f64,
-    writer_commits: f64,
-    writer_durable_commits: f64,
+    /// The store writer's numeric figures at `/readyz` (`commits`,
+    /// `commit_seconds`, `log_syncs`, ...).
+    writer: BTreeMap<String, f64>,
 }
 
 /// Read the counters of the host at `url`.
@@ -40,15 +38,16 @@ pub async fn read(http: &Http, url: &str) -> anyhow::Result<Counters> {
     let stages = family("tacos_stage_seconds_total{stage=\"");
     let entered = family("tacos_stage_entered_total{stage=\"");
     let (_, ready) = send(http, "GET", &format!("{url}/readyz"), None).await?;
-    let store = &ready["store"];
+    let writer = ready["store"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+        .collect();
     Ok(Counters {
         stages,
         entered,
-        writer_apply: store["apply_seconds"].as_f64().unwrap_or(0.0),
-        writer_commit: store["commit_seconds"].as_f64().unwrap_or(0.0),
-        writer_durable_commit: store["durable_commit_seconds"].as_f64().unwrap_or(0.0),
-        writer_commits: store["commits"].as_f64().unwrap_or(0.0),
-        writer_durable_commits: store["durable_commits"].as_f64().unwrap_or(0.0),
+        writer,
     })
 }
 
@@ -68,6 +67,10 @@ pub struct Budget {
     pub writer_commit_us: f64,
     /// Of it, the durable commits.
     pub writer_durable_us: f64,
+    /// The redo log: bytes appended and `fdatasync` time (wall, its own
+    /// thread) per request.
+    pub log_bytes: f64,
+    pub log_sync_us: f64,
     /// Waiting for group commits, ms per request (latency, not CPU).
     pub commit_wait_ms: f64,
     /// Waiting for them to be durable, ms per request.
@@ -89,20 +92,22 @@ impl Budget {
                 - before.entered.get(name).copied().unwrap_or(0.0))
                 / ops.max(1) as f64
         };
+        let writer = |name: &str| {
+            after.writer.get(name).copied().unwrap_or(0.0)
+                - before.writer.get(name).copied().unwrap_or(0.0)
+        };
         let counts = vec![
             ("instances", entered("instantiate")),
             ("host calls", entered("host_calls")),
             ("store reads", entered("store_read")),
             ("commits", entered("commit_wait")),
             ("rpcs", entered("rpc")),
-            (
-                "writer commits",
-                (after.writer_commits - before.writer_commits) / ops.max(1) as f64,
-            ),
+            ("writer commits", writer("commits") / ops.max(1) as f64),
             (
                 "of them durable",
-                (after.writer_durable_commits - before.writer_durable_commits) / ops.max(1) as f64,
+                writer("durable_commits") / ops.max(1) as f64,
             ),
+            ("log syncs", writer("log_syncs") / ops.max(1) as f64),
         ];
         let host_calls =
             stage("host_calls") - stage("store_read") - stage("commit_wait") - stage("rpc");
@@ -122,7 +127,7 @@ impl Budget {
             ("encode: protobuf → JSON", stage("encode")),
             (
                 "store writer: applying writes",
-                per(after.writer_apply - before.writer_apply),
+                per(writer("apply_seconds")),
             ),
         ];
         let host_us = cpu.host_us_per(ops);
@@ -135,8 +140,10 @@ impl Budget {
         }
         Budget {
             lines,
-            writer_commit_us: per(after.writer_commit - before.writer_commit),
-            writer_durable_us: per(after.writer_durable_commit - before.writer_durable_commit),
+            writer_commit_us: per(writer("commit_seconds")),
+            writer_durable_us: per(writer("durable_commit_seconds")),
+            log_bytes: writer("log_bytes") / ops.max(1) as f64,
+            log_sync_us: per(writer("log_sync_seconds")),
             commit_wait_ms: stage("commit_wait") / 1000.0,
             durable_wait_ms: stage("durable") / 1000.0,
             host_us,
@@ -157,6 +164,10 @@ impl Budget {
         println!(
             "    {:<40} {:>8.1} (writer thread, wall: CPU and disk; {:.1} of it durable)",
             "store writer: committing", self.writer_commit_us, self.writer_durable_us
+        );
+        println!(
+            "    {:<40} {:>8.1} (syncer thread, wall; {:.0} bytes appended)",
+            "redo log: fdatasync", self.log_sync_us, self.log_bytes
         );
         println!(
             "    {:<40} {:>8.2} ms (latency, not CPU)",
