@@ -145,3 +145,30 @@ async fn sweeping_removes_only_expired_values() {
         assert!(s.get(k).await.unwrap().is_some(), "{k}");
     }
 }
+
+#[tokio::test]
+async fn leasing_when_nothing_is_due_commits_nothing() {
+    use crate::store::{NewMessage, QueueStore};
+    use std::sync::atomic::Ordering::Relaxed;
+    let clock = Arc::new(Clock::virtual_at(10_000));
+    let (_d, s) = open(clock.clone());
+    let msg = |due_at_ms| NewMessage {
+        tenant: "t".into(),
+        topic: "expiry".into(),
+        payload: vec![],
+        due_at_ms,
+        trace_id: String::new(),
+    };
+    s.enqueue(msg(70_000)).await.unwrap();
+    let commits = s.stats().commits.load(Relaxed);
+    assert!(s.lease_due(10_000, 40_000, 8).await.unwrap().is_empty());
+    assert_eq!(
+        s.stats().commits.load(Relaxed),
+        commits,
+        "an empty lease commits"
+    );
+    // Once due, the message is leased by a commit.
+    let leased = s.lease_due(70_000, 100_000, 8).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    assert_eq!(s.stats().commits.load(Relaxed), commits + 1);
+}
