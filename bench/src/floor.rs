@@ -9,12 +9,13 @@
 //!
 //! - the reads: the event, the remaining-seats counter, a scan of the
 //!   free-seat index from a random seat, the picked seat;
-//! - as today, three transactions one after the other: the idempotency claim
-//!   with the admission it uses up; the seat, its index entry, the hold, two
-//!   counters and the expiry message; the reservation, the user's index and
-//!   the idempotency record's answer;
-//! - then, in the same run, all of those writes as one transaction: what a
-//!   hold would cost with a single commit.
+//! - as today, three transactions one after the other, each answered once
+//!   visible (early writes), then one wait until they are durable: the
+//!   idempotency claim with the admission it uses up; the seat, its index
+//!   entry, the hold, two counters and the expiry message; the reservation,
+//!   the user's index and the idempotency record's answer;
+//! - then, in the same run, all of those writes as one transaction and the
+//!   same one wait: what a hold would cost with a single commit.
 //!
 //! It prints holds/s, latency, this process's CPU per hold and the store
 //! writer's figures for both, each beside the other.
@@ -158,7 +159,8 @@ async fn seed(store: &EmbeddedStore, seats: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One hold: the reads, then the writes in three commits or one.
+/// One hold: the reads, then the writes in three commits or one, then the
+/// wait for durability a call makes before it answers.
 async fn one_hold(
     store: &EmbeddedStore,
     i: usize,
@@ -193,12 +195,13 @@ async fn one_hold(
             *condition = Condition::Absent;
         }
         all.extend(finish);
-        store.transact(all).await?;
+        store.transact_early(all).await?;
     } else {
         for ops in [claim, hold, finish] {
-            store.transact(ops).await?;
+            store.transact_early(ops).await?;
         }
     }
+    store.durable(store.visible()).await?;
     Ok(())
 }
 
@@ -206,6 +209,7 @@ struct Run {
     phase: Phase,
     commits: u64,
     writes: u64,
+    syncs: u64,
 }
 
 async fn run(
@@ -219,9 +223,10 @@ async fn run(
         (
             stats.commits.load(Ordering::Relaxed),
             stats.writes.load(Ordering::Relaxed),
+            stats.log_syncs.load(Ordering::Relaxed),
         )
     };
-    let (c0, w0) = counts();
+    let (c0, w0, s0) = counts();
     let seats = 2 * args.holds;
     let name = if single {
         "one commit"
@@ -234,11 +239,12 @@ async fn run(
         async move { one_hold(&s, offset + i, seats, single).await }
     })
     .await?;
-    let (c1, w1) = counts();
+    let (c1, w1, s1) = counts();
     Ok(Run {
         phase,
         commits: c1 - c0,
         writes: w1 - w0,
+        syncs: s1 - s0,
     })
 }
 
@@ -255,20 +261,21 @@ pub async fn floor(args: FloorArgs) -> anyhow::Result<()> {
     let three = run(&store, &args, 0, false).await?;
     let one = run(&store, &args, args.holds, true).await?;
     for (name, r) in [
-        ("three commits (today's writes)", &three),
-        ("one commit (the same writes)", &one),
+        ("three commits, one wait (today)", &three),
+        ("one commit, one wait", &one),
     ] {
         let p = &r.phase;
         // The store runs in this process: its CPU is the load's.
         println!(
-            "  {name:<32} {:>7.0} holds/s   p50 {:>6.2} ms   p99 {:>6.2} ms   {:>5.1} µs CPU/hold   {} writes in {} commits ({:.1} per commit)",
+            "  {name:<32} {:>7.0} holds/s   p50 {:>6.2} ms   p99 {:>6.2} ms   {:>5.1} µs CPU/hold   {} writes in {} commits ({:.1} per commit), {} log syncs",
             p.rate(),
             p.percentile(0.50).as_secs_f64() * 1e3,
             p.percentile(0.99).as_secs_f64() * 1e3,
             p.cpu.load * 1e6 / p.requests.max(1) as f64,
             r.writes,
             r.commits,
-            r.writes as f64 / r.commits.max(1) as f64
+            r.writes as f64 / r.commits.max(1) as f64,
+            r.syncs
         );
     }
     println!(

@@ -126,7 +126,7 @@ impl QueueStore for EmbeddedStore {
     ) -> StoreResult<Vec<Leased>> {
         // Most wakes find nothing due (a hold's expiry is minutes away): a
         // read answers them without a durable commit.
-        if !self.next_due().await?.is_some_and(|at| at <= now_ms) {
+        if self.next_due().await?.is_none_or(|at| at > now_ms) {
             return Ok(Vec::new());
         }
         self.writer
