@@ -82,9 +82,17 @@ pub fn claim_with(
 ) -> Result<Claim> {
     let kv_key = format!("idem:{scope}:{user}:{key}");
     let hash = Sha256::digest(request).to_vec();
-    for _ in 0..4 {
+    // The first try is blind: a key is almost always fresh, so it is claimed
+    // without reading it first. Whatever stops that try (the key is there, a
+    // take is gone, a quota), the tries that read the key first decide.
+    for attempt in 0..5 {
         let now = now_ms();
-        let existing = kv::get::<IdempotencyRecord>(&kv_key)?;
+        let blind = attempt == 0;
+        let existing = if blind {
+            None
+        } else {
+            kv::get::<IdempotencyRecord>(&kv_key)?
+        };
         let condition = match &existing {
             Some(rec) if rec.value.request_hash != hash => {
                 return Err(ServiceError::new(
@@ -128,6 +136,7 @@ pub fn claim_with(
                     taken: taken.collect(),
                 }));
             }
+            Err(_) if blind => continue,
             Err(TxError::Conflict(0)) => continue,
             Err(TxError::Conflict(_)) => return Err(taken()),
             Err(TxError::Failed(e)) => return Err(e),
