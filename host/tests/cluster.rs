@@ -12,9 +12,24 @@ use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ticket_flow_crosses_three_hosts_on_redis_and_dynamodb() {
-    let Some(cluster) = Cluster::start(Shared::RedisDynamoDb, 3) else {
-        return;
-    };
+    if let Some(cluster) = Cluster::start(Shared::RedisDynamoDb, 3) {
+        ticket_flow(&cluster).await;
+    }
+}
+
+/// The same flow with every host on a TLS-only Redis that wants a client
+/// certificate (`tls_trusts_only_what_it_is_told_to` in the store's tests
+/// tries what must not connect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ticket_flow_crosses_three_hosts_on_redis_over_tls() {
+    if let Some(cluster) = Cluster::start(Shared::RedisTls, 3) {
+        ticket_flow(&cluster).await;
+    }
+}
+
+/// Join, enter, hold, replay, pay, confirm and expire, each step on another
+/// host than the one before.
+async fn ticket_flow(cluster: &Cluster) {
     let [a, b, c] = [0, 1, 2].map(|i| cluster.client(i));
     a.create_event("concert", 10, 30_000, 1000).await;
     // Joined on one host, entered on another: the tenant's signing key is shared.
@@ -27,7 +42,7 @@ async fn the_ticket_flow_crosses_three_hosts_on_redis_and_dynamodb() {
     for h in [&a, &b, &c] {
         assert_eq!(h.seats("concert").await["A-1"], "SEAT_STATUS_RESERVED");
     }
-    let id = res["reservation_id"].as_str().unwrap();
+    let id = res["reservation_id"].as_str().expect("a reservation id");
     // The same idempotency key on another host replays the same hold.
     let (status, again) = c
         .hold("concert", "alice", &token, &["A-1", "A-2"], "k1")
@@ -45,7 +60,7 @@ async fn the_ticket_flow_crosses_three_hosts_on_redis_and_dynamodb() {
     // An unpaid hold expires once, wherever its expiry is delivered.
     let token = a.admitted("concert", "bob").await;
     let (_, res) = b.hold("concert", "bob", &token, &["A-7"], "k2").await;
-    let id = res["reservation_id"].as_str().unwrap();
+    let id = res["reservation_id"].as_str().expect("a reservation id");
     cluster.advance(61.0).await;
     for h in [&a, &b, &c] {
         let r = h.reservation(id, "bob").await;
@@ -153,7 +168,12 @@ async fn a_host_killed_mid_delivery_leaves_no_seat_held_forever() {
             .await
     });
     let clock = std::sync::Arc::new(tacos_host::foundations::clock::Clock::virtual_at(0));
-    let queue = tacos_host::store::redis::RedisStore::connect(&cluster.redis.url(), "test:", clock)
+    let settings = tacos_host::store::redis::RedisSettings {
+        url: Some(cluster.redis.url()),
+        prefix: Some("test:".into()),
+        ..Default::default()
+    };
+    let queue = tacos_host::store::redis::RedisStore::connect(&settings, clock)
         .await
         .unwrap();
     use tacos_host::store::QueueStore;

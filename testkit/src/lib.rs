@@ -13,6 +13,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod tls;
+pub use tls::Pki;
+
 /// Set to 1 to make a missing server fail a test instead of skipping it.
 pub const REQUIRE_ENV: &str = "TACOS_REQUIRE_TEST_SERVERS";
 
@@ -109,26 +112,62 @@ pub struct Redis {
     port: u16,
     dir: tempfile::TempDir,
     process: Process,
+    /// Set for a server that speaks TLS only and wants a client certificate.
+    tls: Option<Pki>,
 }
 
 impl Redis {
     pub fn start() -> anyhow::Result<Redis> {
+        Redis::start_with(None)
+    }
+
+    /// A server on TLS only (`rediss://`), with fresh certificates, that
+    /// accepts only clients with a certificate its CA signed.
+    pub fn start_tls() -> anyhow::Result<Redis> {
+        Redis::start_with(Some(Pki::new()?))
+    }
+
+    fn start_with(tls: Option<Pki>) -> anyhow::Result<Redis> {
         let mut redis = Redis {
             port: free_port()?,
             dir: tempfile::tempdir()?,
             process: Process { child: None },
+            tls,
         };
         redis.spawn()?;
         Ok(redis)
     }
 
+    /// The certificates of a TLS server.
+    pub fn pki(&self) -> Option<&Pki> {
+        self.tls.as_ref()
+    }
+
     fn spawn(&mut self) -> anyhow::Result<()> {
         let bin = on_path("redis-server")
             .context("redis-server is not installed (Debian package redis-server)")?;
-        let mut child = Command::new(bin)
-            .args(["--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "yes", "--appendfsync", "everysec"])
-            .args(["--port", &self.port.to_string()])
+        let mut cmd = Command::new(bin);
+        cmd.args(["--bind", "127.0.0.1", "--save", ""]).args([
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+        ]);
+        match &self.tls {
+            None => cmd.args(["--port", &self.port.to_string()]),
+            Some(pki) => {
+                let [cert, key] = pki.server();
+                cmd.args(["--port", "0", "--tls-port", &self.port.to_string()])
+                    .arg("--tls-cert-file")
+                    .arg(cert)
+                    .arg("--tls-key-file")
+                    .arg(key)
+                    .arg("--tls-ca-cert-file")
+                    .arg(pki.ca())
+                    .args(["--tls-auth-clients", "yes"])
+            }
+        };
+        let mut child = cmd
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -142,7 +181,12 @@ impl Redis {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
     }
 
     /// The server's process id, while it runs (to read its CPU time).

@@ -38,8 +38,8 @@ pub async fn store(cmd: StoreCommand) -> anyhow::Result<()> {
         );
     }
     if kv == Backend::Redis || queue == Backend::Redis {
-        let (url, shown) = (settings.redis.url(), settings.redis.shown_url());
-        let client = ::redis::Client::open(url.as_str())?;
+        let shown = settings.redis.shown_url();
+        let client = settings.redis.client()?;
         let mut con = client
             .get_multiplexed_async_connection()
             .await

@@ -17,7 +17,7 @@
 
 use super::dynamodb::{DynamoSettings, DynamoStore};
 use super::embedded::EmbeddedStore;
-use super::redis::RedisStore;
+use super::redis::{RedisSettings, RedisStore};
 use super::routed::Routed;
 use super::{KvStore, QueueStore};
 use crate::foundations::clock::Clock;
@@ -65,45 +65,6 @@ pub struct StoreSettings {
     pub redis: RedisSettings,
     #[serde(default, skip_serializing_if = "DynamoSettings::is_default")]
     pub dynamodb: DynamoSettings,
-}
-
-/// `[store.redis]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct RedisSettings {
-    /// `redis://host:port/db`; `TACOS_REDIS_URL` when not set, else
-    /// `redis://127.0.0.1:6379/`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// Prefix of every key; `tacos:` when not set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prefix: Option<String>,
-}
-
-impl RedisSettings {
-    fn is_default(&self) -> bool {
-        *self == RedisSettings::default()
-    }
-
-    pub fn url(&self) -> String {
-        self.url
-            .clone()
-            .or_else(|| std::env::var("TACOS_REDIS_URL").ok())
-            .unwrap_or_else(|| "redis://127.0.0.1:6379/".into())
-    }
-
-    /// The URL without a password, for banners and messages.
-    pub fn shown_url(&self) -> String {
-        let url = self.url();
-        match (url.split_once("://"), url.rsplit_once('@')) {
-            (Some((scheme, _)), Some((_, host))) => format!("{scheme}://…@{host}"),
-            _ => url,
-        }
-    }
-
-    pub fn prefix(&self) -> &str {
-        self.prefix.as_deref().unwrap_or("tacos:")
-    }
 }
 
 impl StoreSettings {
@@ -177,7 +138,7 @@ impl Stores {
         let redis = match uses(Backend::Redis) {
             true => {
                 let r = &settings.redis;
-                let store = RedisStore::connect(&r.url(), r.prefix(), clock.clone()).await;
+                let store = RedisStore::connect(r, clock.clone()).await;
                 Some(store.with_context(|| format!("redis at {}", r.shown_url()))?)
             }
             false => None,
@@ -336,7 +297,7 @@ mod tests {
     fn a_redis_password_stays_out_of_what_is_shown() {
         let r = RedisSettings {
             url: Some("redis://:hunter2@cache.internal:6379/0".into()),
-            prefix: None,
+            ..RedisSettings::default()
         };
         assert_eq!(r.shown_url(), "redis://…@cache.internal:6379/0");
         assert_eq!(r.prefix(), "tacos:");

@@ -10,6 +10,8 @@ use tacos_testkit::{self as servers, DynamoDb, Redis};
 pub enum Shared {
     /// kv and queue on Redis.
     Redis,
+    /// kv and queue on Redis over TLS, with a client certificate.
+    RedisTls,
     /// kv on DynamoDB, queue on Redis, and the waiting room's kv (the
     /// `queue` service's) on Redis, as the original platform has it.
     RedisDynamoDb,
@@ -51,9 +53,12 @@ pub fn shared_bundle(dir: &Path, name: &str, store: &str, policy: &str) -> PathB
 impl Cluster {
     /// `n` hosts on `shared`, or `None` (skipped) without the servers.
     pub fn start(shared: Shared, n: usize) -> Option<Cluster> {
-        let redis = servers::or_skip(Redis::start())?;
+        let redis = servers::or_skip(match shared {
+            Shared::RedisTls => Redis::start_tls(),
+            _ => Redis::start(),
+        })?;
         let dynamodb = match shared {
-            Shared::Redis => None,
+            Shared::Redis | Shared::RedisTls => None,
             Shared::RedisDynamoDb => Some(servers::or_skip(DynamoDb::start())?),
         };
         let mut cluster = Cluster {
@@ -81,10 +86,19 @@ impl Cluster {
 
     /// This cluster's `[store]` table.
     pub fn store_toml(&self) -> String {
-        let redis = format!(
+        let mut redis = format!(
             "[store.redis]\nurl = {:?}\nprefix = \"test:\"\n",
             self.redis.url()
         );
+        if let Some(pki) = self.redis.pki() {
+            let [cert, key] = pki.client();
+            redis += &format!(
+                "ca = {:?}\nclient_cert = {:?}\nclient_key = {:?}\n",
+                pki.ca(),
+                cert,
+                key
+            );
+        }
         match &self.dynamodb {
             None => format!("[store]\nkind = \"redis\"\n\n{redis}"),
             Some(d) => format!(

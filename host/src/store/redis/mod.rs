@@ -25,12 +25,16 @@
 //! | `q:dead:<tenant>`, `q:d:<id>`, `q:dead` | sorted set, hash, count | dead letters |
 //!
 //! Scripts build their keys from the prefix, which a single Redis server
-//! allows; Redis Cluster is not supported. The connection is one multiplexed,
+//! allows; Redis Cluster is not supported. TLS (`rediss://`, a private CA, a
+//! client certificate) is as [`RedisSettings`] say. The connection is one multiplexed,
 //! pipelined connection per host ([`ConnectionManager`]) that reconnects by
 //! itself; while Redis is down, calls fail as `Unavailable` within
 //! [`RESPONSE_TIMEOUT`] instead of hanging.
 
 mod queue;
+mod settings;
+
+pub use settings::RedisSettings;
 
 use super::{Condition, Entry, KvStore, Op, StoreError, StoreResult, Usage, validate_ops};
 use crate::foundations::clock::Clock;
@@ -112,9 +116,12 @@ fn entry_of(key: &str, (value, version, exp): Record, now_ms: u64) -> Option<Ent
 }
 
 impl RedisStore {
-    /// Connect to `url` (`redis://host:port/db`), keeping keys under `prefix`.
-    pub async fn connect(url: &str, prefix: &str, clock: Arc<Clock>) -> anyhow::Result<RedisStore> {
-        let client = ::redis::Client::open(url).context("parsing the redis url")?;
+    /// Connect as `settings` say, keeping keys under their prefix.
+    pub async fn connect(
+        settings: &RedisSettings,
+        clock: Arc<Clock>,
+    ) -> anyhow::Result<RedisStore> {
+        let client = settings.client()?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -128,7 +135,7 @@ impl RedisStore {
                 inner,
                 trips: Arc::default(),
             },
-            prefix: prefix.to_string(),
+            prefix: settings.prefix().to_string(),
             clock,
         })
     }
