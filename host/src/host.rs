@@ -86,6 +86,9 @@ pub struct HostOptions {
     /// Serve the demo sign-in (`POST /api/v1/demo/sign-in`): `None` means
     /// only on a loopback listener with no trusted proxy in front.
     pub demo_sign_in: Option<bool>,
+    /// CA certificates (PEM) that `https://` webhooks trust besides the
+    /// system's roots.
+    pub webhook_ca: Option<PathBuf>,
 }
 
 impl HostOptions {
@@ -106,6 +109,7 @@ impl HostOptions {
             connections: ConnLimits::default(),
             trusted_proxies: Vec::new(),
             demo_sign_in: None,
+            webhook_ca: None,
         }
     }
 }
@@ -184,6 +188,7 @@ impl Host {
                     .cache_dir
                     .clone()
                     .unwrap_or_else(|| opts.data_dir.join("compiled")),
+                http: crate::capabilities::webhook::http_client(opts.webhook_ca.as_deref())?,
             },
         )?;
         runtime.self_check_all().await?;

@@ -3,7 +3,8 @@
 //! port its policy does not name; a signature header of thousands of entries
 //! is refused at once, before any HMAC; a rotated secret signs beside the old
 //! one (checked with the reference `standardwebhooks` library) until the
-//! overlap ends.
+//! overlap ends; an `https://` webhook reaches a receiver whose CA the
+//! operator trusts, and never one posing with another CA's certificate.
 
 #![allow(clippy::unwrap_used)]
 
@@ -94,8 +95,16 @@ async fn a_huge_signature_header_is_refused_at_once() {
 async fn one_delivery(
     listener: tokio::net::TcpListener,
 ) -> (std::collections::HashMap<String, String>, String) {
+    let (socket, _) = listener.accept().await.unwrap();
+    read_delivery(socket).await
+}
+
+/// Read one HTTP request from `socket` and answer 200: its headers
+/// (lowercase) and body.
+async fn read_delivery(
+    mut socket: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+) -> (std::collections::HashMap<String, String>, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (mut socket, _) = listener.accept().await.unwrap();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -235,4 +244,104 @@ async fn a_rotated_secret_signs_beside_the_old_one_until_the_overlap_ends() {
     let (_, after) = t.get("/admin/v1/tenants/default/webhook-secret").await;
     assert_eq!(after["secret"], new.as_str());
     assert_eq!(after["previous"], serde_json::Value::Null);
+}
+
+/// A TLS receiver on a loopback port with the certificate and key `cert`:
+/// its `https://` URL, and how many requests it read over a finished
+/// handshake (each answered 200).
+async fn tls_receiver(
+    cert: [std::path::PathBuf; 2],
+) -> (
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tokio::sync::mpsc::UnboundedReceiver<(std::collections::HashMap<String, String>, String)>,
+) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    use std::sync::Arc;
+    let [cert, key] = cert;
+    let certs = CertificateDer::pem_file_iter(&cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(&key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}/hook", listener.local_addr().unwrap());
+    let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let count = served.clone();
+    tokio::spawn(async move {
+        loop {
+            let (socket, _) = listener.accept().await.unwrap();
+            // A client that does not trust the certificate ends the handshake.
+            if let Ok(tls) = acceptor.accept(socket).await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = tx.send(read_delivery(tls).await);
+            }
+        }
+    });
+    (url, served, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_webhooks_reach_only_a_receiver_the_operator_trusts() {
+    let pki = tacos_testkit::Pki::new().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let bundle = tenants::bundle_posting_to(files.path(), "", "127.0.0.1:*");
+    let ca = pki.ca();
+    let t = start_with(|o| {
+        o.bundle = Some(bundle);
+        o.webhook_ca = Some(ca);
+    })
+    .await;
+    let (good, good_served, mut deliveries) = tls_receiver(pki.server()).await;
+    let (posing, posing_served, _) = tls_receiver(pki.stranger_server()).await;
+    t.create_event("e", 3, 1_000, 1000).await;
+    let users = ["ann".to_string(), "bob".to_string()];
+    let tokens = t.admitted_all("e", &users).await;
+    for (i, url) in [&good, &posing].into_iter().enumerate() {
+        let seat = format!("A-{}", i + 1);
+        let (_, held) = t.hold("e", &users[i], &tokens[i], &[&seat], "k").await;
+        let (status, body) = t
+            .post(
+                "/api/v1/payments/intent",
+                json!({"reservation_id": held["reservation_id"], "user_id": users[i],
+                       "amount": held["total_amount"], "scenario": "PAYMENT_SCENARIO_APPROVE",
+                       "webhook_url": url}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    t.advance(5.0).await;
+    let (headers, body) =
+        tokio::time::timeout(std::time::Duration::from_secs(30), deliveries.recv())
+            .await
+            .expect("the webhook arrives in time")
+            .unwrap();
+    assert!(
+        headers["webhook-signature"].starts_with("v1,"),
+        "{headers:?}"
+    );
+    assert!(
+        body.contains("PAYMENT_WEBHOOK_TYPE_APPROVED") && body.contains("ann"),
+        "{body}"
+    );
+    // The one posing with another CA's certificate never reads a request:
+    // every try ends in the handshake, and the message is dead-lettered.
+    for _ in 0..6 {
+        t.advance(10.0).await;
+    }
+    let reasons = dead_letter_reasons(&t).await;
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].contains("certificate"), "{reasons:?}");
+    assert_eq!(posing_served.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(good_served.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

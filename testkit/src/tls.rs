@@ -66,6 +66,10 @@ impl Pki {
         let (stranger, stranger_pem) = Ca::new("a stranger's CA")?;
         let [s_client, s_client_key] =
             stranger.sign(&["a-stranger"], ExtendedKeyUsagePurpose::ClientAuth)?;
+        let [s_server, s_server_key] = stranger.sign(
+            &["127.0.0.1", "localhost"],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )?;
         for (name, pem) in [
             ("ca.pem", ca_pem),
             ("server.pem", server),
@@ -75,6 +79,8 @@ impl Pki {
             ("stranger-ca.pem", stranger_pem),
             ("stranger-client.pem", s_client),
             ("stranger-client.key", s_client_key),
+            ("stranger-server.pem", s_server),
+            ("stranger-server.key", s_server_key),
         ] {
             let path = pki.path(name);
             std::fs::write(&path, pem).with_context(|| format!("writing {}", path.display()))?;
@@ -103,6 +109,15 @@ impl Pki {
     /// A CA that signed neither the server nor the client.
     pub fn stranger_ca(&self) -> PathBuf {
         self.path("stranger-ca.pem")
+    }
+
+    /// A server certificate and key for `127.0.0.1` from the stranger's CA:
+    /// someone in the middle, posing as the server.
+    pub fn stranger_server(&self) -> [PathBuf; 2] {
+        [
+            self.path("stranger-server.pem"),
+            self.path("stranger-server.key"),
+        ]
     }
 
     /// A client certificate and key from the stranger's CA.

@@ -1,4 +1,6 @@
-//! `tacos:platform/webhook`: signed outbound webhooks to hosts the policy allows.
+//! `tacos:platform/webhook`: signed outbound webhooks to hosts the policy allows,
+//! over `http://` or `https://` (the server's certificate checked against the
+//! system's roots plus the operator's `--webhook-ca`).
 //!
 //! A component posts only where its policy says (`self`, or `host:port`),
 //! and never to an operator route: not to this host's own anything but its
@@ -18,10 +20,13 @@ use super::bindings::platform::webhook::{self, Request};
 use super::{Caller, Has};
 use crate::foundations::clock::Clock;
 use crate::foundations::json::Codec;
+use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::Linker;
@@ -30,7 +35,47 @@ const MAX_PAYLOAD: usize = 256 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The outbound HTTP client webhooks go through.
-pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The webhook client: `http://`, and `https://` trusting the system's roots
+/// and the CA certificates (PEM) in `ca`, when given.
+pub fn http_client(ca: Option<&Path>) -> anyhow::Result<HttpClient> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for e in &native.errors {
+        tracing::warn!(error = %e, "loading the system's root certificates");
+    }
+    roots.add_parsable_certificates(native.certs);
+    if let Some(ca) = ca {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        let certs = CertificateDer::pem_file_iter(ca)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .with_context(|| format!("reading the webhook CA {}", ca.display()))?;
+        anyhow::ensure!(
+            !certs.is_empty(),
+            "the webhook CA {} holds no certificate",
+            ca.display()
+        );
+        for cert in certs {
+            roots
+                .add(cert)
+                .with_context(|| format!("the webhook CA {}", ca.display()))?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS for webhooks")?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector))
+}
 
 /// The webhook capability's state: the caller (whose tenant's keys sign),
 /// the HTTP client, the codec that renders the payload, and this host's own
@@ -133,13 +178,17 @@ impl WebhookCtx {
             .url
             .parse()
             .map_err(|e| WebhookError::Invalid(format!("invalid url: {e}")))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(WebhookError::Invalid(
-                "only http:// webhook urls are supported by this host".into(),
-            ));
-        }
+        let default_port = match uri.scheme_str() {
+            Some("http") => 80,
+            Some("https") => 443,
+            _ => {
+                return Err(WebhookError::Invalid(
+                    "webhook urls are http:// or https://".into(),
+                ));
+            }
+        };
         let host = uri.host().unwrap_or_default();
-        let port = uri.port_u16().unwrap_or(80);
+        let port = uri.port_u16().unwrap_or(default_port);
         let path = normalized(uri.path());
         let is_self = self.is_own_address(host, port);
         let operator_route = path.starts_with("/admin") || path.starts_with("/metrics");
@@ -199,7 +248,9 @@ impl WebhookCtx {
         let budget = self.caller.remaining().min(TIMEOUT);
         match tokio::time::timeout(budget, self.http.request(req)).await {
             Ok(Ok(resp)) => Ok(resp.status().as_u16()),
-            Ok(Err(e)) => Err(WebhookError::Failed(e.to_string())),
+            // With its causes: "client error (Connect)" alone hides a
+            // refused certificate or connection.
+            Ok(Err(e)) => Err(WebhookError::Failed(format!("{:#}", anyhow::Error::new(e)))),
             Err(_) => Err(WebhookError::NoAnswer(budget)),
         }
     }

@@ -172,6 +172,10 @@ struct UpArgs {
     /// How long a response to an `Idempotency-Key` is replayed, in seconds.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     idempotency_window: u64,
+    /// CA certificates (PEM) that `https://` webhooks trust besides the
+    /// system's roots (a receiver with a private CA).
+    #[arg(long, value_name = "FILE", env = "TACOS_WEBHOOK_CA")]
+    webhook_ca: Option<PathBuf>,
 }
 
 pub fn main() -> ExitCode {
@@ -282,6 +286,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         _ => None,
     };
     opts.watch = args.watch;
+    opts.webhook_ca = args.webhook_ca;
     opts.idempotency_window = std::time::Duration::from_secs(args.idempotency_window);
     for proxy in &args.trusted_proxies {
         let net = proxy

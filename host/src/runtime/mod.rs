@@ -38,7 +38,6 @@ use crate::tenancy::Quotas;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use bindings::consumer::exports::tacos::platform::message_handler::Delivery;
-use hyper_util::client::legacy::Client;
 use instance::Invoke;
 use state::CallState;
 use std::collections::{BTreeMap, HashMap};
@@ -125,6 +124,8 @@ pub struct RuntimeParts {
     pub clock: Arc<Clock>,
     pub settings: Settings,
     pub cache_dir: std::path::PathBuf,
+    /// The client webhooks go out through.
+    pub http: HttpClient,
 }
 
 impl Runtime {
@@ -193,7 +194,7 @@ impl Runtime {
             public_url: parts.settings.public_url.as_str().into(),
             settings: parts.settings,
             codec: Codec::new()?,
-            http: Client::builder(hyper_util::rt::TokioExecutor::new()).build_http(),
+            http: parts.http,
             queue_wakeup: Arc::new(Notify::new()),
             permits: Semaphore::new(top_level),
             metrics,
