@@ -6,6 +6,7 @@
 pub mod budget;
 pub mod cpu;
 pub mod flash_sale;
+pub mod fleet;
 pub mod floor;
 pub mod live;
 pub mod protocols;

@@ -9,6 +9,7 @@
 //! is an in-memory emulator in Python: its latency is moto's, not DynamoDB's;
 //! the round trips per hold are what carries over to DynamoDB.
 
+use crate::fleet::CommandStats;
 use crate::{Http, Phase, bearer, client, enter_phase, field, join_phase, phase, send, send_as};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -51,6 +52,8 @@ struct Figures {
     trips: Option<f64>,
     /// Redis's own CPU per hold, µs (from `/proc`; background included).
     redis_us: Option<f64>,
+    /// Redis's commands per hold: (command, calls, µs inside it).
+    commands: Vec<(String, f64, f64)>,
 }
 
 fn bundle(dir: &std::path::Path, store: &str) -> anyhow::Result<std::path::PathBuf> {
@@ -139,7 +142,7 @@ async fn measure(
     setup: &Setup,
     holds: usize,
     concurrency: usize,
-    redis: Option<u32>,
+    redis: Option<&Redis>,
 ) -> anyhow::Result<Figures> {
     let http = client(concurrency);
     let urls = &setup.urls;
@@ -185,7 +188,10 @@ async fn measure(
         _ => None,
     };
     let before = round_trips(&http, urls).await?;
-    let redis_before = redis.and_then(crate::cpu::seconds);
+    let pid = redis.and_then(Redis::pid);
+    let redis_before = pid.and_then(crate::cpu::seconds);
+    let stats = || redis.map(|r| CommandStats::read(&r.url())).transpose();
+    let commands_before = stats()?;
     let ctx = Arc::new((
         http.clone(),
         urls.clone(),
@@ -213,7 +219,11 @@ async fn measure(
     })
     .await?;
     let after = round_trips(&http, urls).await?;
-    let redis_us = match (redis_before, redis.and_then(crate::cpu::seconds)) {
+    let commands = match (commands_before, stats()?) {
+        (Some(a), Some(b)) => b.per_hold(&a, holds),
+        _ => Vec::new(),
+    };
+    let redis_us = match (redis_before, pid.and_then(crate::cpu::seconds)) {
         (Some(a), Some(b)) => Some((b - a) * 1e6 / holds as f64),
         _ => None,
     };
@@ -231,6 +241,7 @@ async fn measure(
         holds: held,
         trips,
         redis_us,
+        commands,
     })
 }
 
@@ -302,8 +313,8 @@ pub async fn stores(args: StoresArgs) -> anyhow::Result<()> {
         let run_dir = dir.path().join(i.to_string());
         std::fs::create_dir_all(&run_dir)?;
         let setup = start(name, hosts, store, &run_dir, &cache)?;
-        let redis_pid = if i == 0 { None } else { redis.pid() };
-        let figures = measure(&setup, holds, concurrency, redis_pid).await?;
+        let on_redis = (i > 0).then_some(&redis);
+        let figures = measure(&setup, holds, concurrency, on_redis).await?;
         let baseline = match i {
             0 => None,
             2 => all.get(1),
@@ -315,5 +326,13 @@ pub async fn stores(args: StoresArgs) -> anyhow::Result<()> {
     println!(
         "  the floor: 1 store request per hold (one script or TransactWriteItems that checks the seat, takes it, records the hold and enqueues its expiry)"
     );
+    println!(
+        "  the shared Redis, per hold, and the ceiling it implies (INFO commandstats, /proc):"
+    );
+    for f in &all {
+        if let Some(us) = f.redis_us {
+            crate::fleet::print_model(f.name, &f.commands, us, f.holds.rate());
+        }
+    }
     Ok(())
 }
