@@ -84,7 +84,10 @@ pub fn claim_with(
     let hash = Sha256::digest(request).to_vec();
     // The first try is blind: a key is almost always fresh, so it is claimed
     // without reading it first. Whatever stops that try (the key is there, a
-    // take is gone, a quota), the tries that read the key first decide.
+    // take is gone, a quota), the tries that read the key first decide; a
+    // failure that is not a conflict stands if the key is still fresh (so a
+    // quota refuses once, and a replay is still a replay).
+    let mut blind_failure = None;
     for attempt in 0..5 {
         let now = now_ms();
         let blind = attempt == 0;
@@ -111,7 +114,10 @@ pub fn claim_with(
                 ));
             }
             Some(rec) => Condition::Version(rec.version),
-            None => Condition::Absent,
+            None => match blind_failure.take() {
+                Some(e) => return Err(e),
+                None => Condition::Absent,
+            },
         };
         let record = IdempotencyRecord {
             request_hash: hash.clone(),
@@ -136,6 +142,7 @@ pub fn claim_with(
                     taken: taken.collect(),
                 }));
             }
+            Err(TxError::Failed(e)) if blind => blind_failure = Some(e),
             Err(_) if blind => continue,
             Err(TxError::Conflict(0)) => continue,
             Err(TxError::Conflict(_)) => return Err(taken()),
