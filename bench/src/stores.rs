@@ -329,7 +329,8 @@ pub async fn stores(args: StoresArgs) -> anyhow::Result<()> {
     println!(
         "  the shared Redis, per hold, and the ceiling it implies (INFO commandstats, /proc):"
     );
-    for f in &all {
+    // kv on Redis: the configurations named for it (see `fleet`).
+    for f in all.iter().filter(|f| f.name.starts_with("redis")) {
         if let Some(us) = f.redis_us {
             crate::fleet::print_model(f.name, &f.commands, us, f.holds.rate());
         }
