@@ -4,7 +4,8 @@
 //! is refused at once, before any HMAC; a rotated secret signs beside the old
 //! one (checked with the reference `standardwebhooks` library) until the
 //! overlap ends; an `https://` webhook reaches a receiver whose CA the
-//! operator trusts, and never one posing with another CA's certificate.
+//! operator trusts, and never one posing with another CA's certificate,
+//! nor one whose private CA the operator did not name.
 
 #![allow(clippy::unwrap_used)]
 
@@ -298,10 +299,12 @@ async fn https_webhooks_reach_only_a_receiver_the_operator_trusts() {
     let bundle = tenants::bundle_posting_to(files.path(), "", "127.0.0.1:*");
     let ca = pki.ca();
     let t = start_with(|o| {
-        o.bundle = Some(bundle);
+        o.bundle = Some(bundle.clone());
         o.webhook_ca = Some(ca);
     })
     .await;
+    // Without `--webhook-ca`, only the system's roots are trusted.
+    let roots_only = start_with(|o| o.bundle = Some(bundle)).await;
     let (good, good_served, mut deliveries) = tls_receiver(pki.server()).await;
     let (posing, posing_served, _) = tls_receiver(pki.stranger_server()).await;
     t.create_event("e", 3, 1_000, 1000).await;
@@ -343,5 +346,29 @@ async fn https_webhooks_reach_only_a_receiver_the_operator_trusts() {
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(reasons[0].contains("certificate"), "{reasons:?}");
     assert_eq!(posing_served.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(good_served.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // The host that was not told to trust the private CA does not.
+    roots_only.create_event("e", 3, 1_000, 1000).await;
+    let token = roots_only
+        .admitted_all("e", &["cy".to_string()])
+        .await
+        .remove(0);
+    let (_, held) = roots_only.hold("e", "cy", &token, &["A-1"], "k").await;
+    let (status, body) = roots_only
+        .post(
+            "/api/v1/payments/intent",
+            json!({"reservation_id": held["reservation_id"], "user_id": "cy",
+                   "amount": held["total_amount"], "scenario": "PAYMENT_SCENARIO_APPROVE",
+                   "webhook_url": good}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for _ in 0..7 {
+        roots_only.advance(10.0).await;
+    }
+    let reasons = dead_letter_reasons(&roots_only).await;
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].contains("certificate"), "{reasons:?}");
     assert_eq!(good_served.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
