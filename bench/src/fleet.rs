@@ -5,11 +5,13 @@
 //! Redis executes commands on one thread, so one primary's ceiling is about
 //! one core divided by its CPU per hold (`/proc`, network included). Its own
 //! account of the commands, `INFO commandstats` (calls and µs inside each
-//! command), says which requests that CPU goes to. Only configurations with
-//! kv on Redis get the model: with kv on DynamoDB, Redis holds the queue
-//! only, and its CPU per hold is mostly its idle polling over a slow run. A cluster of N primaries
+//! command), says which requests that CPU goes to. A cluster of N primaries
 //! multiplies the ceiling by N only while each hold's keys fall in one slot
 //! and the holds spread over the slots.
+//!
+//! Only configurations with kv on Redis get the model: with kv on DynamoDB,
+//! Redis holds the queue only, and its CPU per hold is mostly its idle
+//! polling over a slow run.
 
 use anyhow::Context;
 use std::collections::BTreeMap;

@@ -29,6 +29,22 @@ async fn dead_letter_reasons(t: &TestHost) -> Vec<String> {
         .collect()
 }
 
+/// Hold `seat` for `user` and start an approved payment whose completion
+/// webhook goes to `webhook_url`.
+async fn hold_and_pay(t: &TestHost, user: &str, token: &str, seat: &str, webhook_url: &str) {
+    let (status, held) = t.hold("e", user, token, &[seat], "k").await;
+    assert_eq!(status, 200, "{held}");
+    let (status, body) = t
+        .post(
+            "/api/v1/payments/intent",
+            json!({"reservation_id": held["reservation_id"], "user_id": user,
+                   "amount": held["total_amount"], "scenario": "PAYMENT_SCENARIO_APPROVE",
+                   "webhook_url": webhook_url}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_url_cannot_reach_the_admin_api_or_an_unnamed_port() {
     let t = start().await;
@@ -42,19 +58,7 @@ async fn a_webhook_url_cannot_reach_the_admin_api_or_an_unnamed_port() {
     let users: Vec<String> = (0..targets.len()).map(|i| format!("u{i}")).collect();
     let tokens = t.admitted_all("e", &users).await;
     for (i, url) in targets.iter().enumerate() {
-        let (user, token) = (&users[i], &tokens[i]);
-        let seat = format!("A-{}", i + 1);
-        let (status, held) = t.hold("e", user, token, &[&seat], "k").await;
-        assert_eq!(status, 200, "{held}");
-        let (status, body) = t
-            .post(
-                "/api/v1/payments/intent",
-                json!({"reservation_id": held["reservation_id"], "user_id": user,
-                       "amount": held["total_amount"], "scenario": "PAYMENT_SCENARIO_APPROVE",
-                       "webhook_url": url}),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
+        hold_and_pay(&t, &users[i], &tokens[i], &format!("A-{}", i + 1), url).await;
     }
     // The completions come due and retry with backoff (1+2+4+8 s) until
     // they are dead-lettered: every delivery was refused by the host.
@@ -311,17 +315,7 @@ async fn https_webhooks_reach_only_a_receiver_the_operator_trusts() {
     let users = ["ann".to_string(), "bob".to_string()];
     let tokens = t.admitted_all("e", &users).await;
     for (i, url) in [&good, &posing].into_iter().enumerate() {
-        let seat = format!("A-{}", i + 1);
-        let (_, held) = t.hold("e", &users[i], &tokens[i], &[&seat], "k").await;
-        let (status, body) = t
-            .post(
-                "/api/v1/payments/intent",
-                json!({"reservation_id": held["reservation_id"], "user_id": users[i],
-                       "amount": held["total_amount"], "scenario": "PAYMENT_SCENARIO_APPROVE",
-                       "webhook_url": url}),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
+        hold_and_pay(&t, &users[i], &tokens[i], &format!("A-{}", i + 1), url).await;
     }
     t.advance(5.0).await;
     let (headers, body) =
@@ -354,16 +348,7 @@ async fn https_webhooks_reach_only_a_receiver_the_operator_trusts() {
         .admitted_all("e", &["cy".to_string()])
         .await
         .remove(0);
-    let (_, held) = roots_only.hold("e", "cy", &token, &["A-1"], "k").await;
-    let (status, body) = roots_only
-        .post(
-            "/api/v1/payments/intent",
-            json!({"reservation_id": held["reservation_id"], "user_id": "cy",
-                   "amount": held["total_amount"], "scenario": "PAYMENT_SCENARIO_APPROVE",
-                   "webhook_url": good}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    hold_and_pay(&roots_only, "cy", &token, "A-1", &good).await;
     for _ in 0..7 {
         roots_only.advance(10.0).await;
     }
