@@ -48,12 +48,15 @@ async fn hold_and_pay(t: &TestHost, user: &str, token: &str, seat: &str, webhook
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_url_cannot_reach_the_admin_api_or_an_unnamed_port() {
     let t = start().await;
-    t.create_event("e", 3, 1_000, 1000).await;
+    t.create_event("e", 5, 1_000, 1000).await;
     let port = t.host.addr.port();
     let targets = [
         format!("http://127.0.0.1:{port}/admin/v1/events"),
         format!("http://localhost:{port}/metrics"),
         "http://127.0.0.1:1/hook".to_string(),
+        // TLS changes nothing about where a webhook may go.
+        format!("https://127.0.0.1:{port}/admin/v1/tenants"),
+        "https://127.0.0.1/hook".to_string(),
     ];
     let users: Vec<String> = (0..targets.len()).map(|i| format!("u{i}")).collect();
     let tokens = t.admitted_all("e", &users).await;
@@ -66,10 +69,10 @@ async fn a_webhook_url_cannot_reach_the_admin_api_or_an_unnamed_port() {
         t.advance(10.0).await;
     }
     let reasons = dead_letter_reasons(&t).await;
-    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert_eq!(reasons.len(), 5, "{reasons:?}");
     let refused = |what: &str| reasons.iter().filter(|r| r.contains(what)).count();
-    assert_eq!(refused("only webhook receivers"), 2, "{reasons:?}");
-    assert_eq!(refused("(policy)"), 1, "{reasons:?}");
+    assert_eq!(refused("only webhook receivers"), 3, "{reasons:?}");
+    assert_eq!(refused("(policy)"), 2, "{reasons:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
